@@ -1,0 +1,63 @@
+//! The account and its pipelines: `GET /api/v4/account`, `GET /api/v4/leads/pipelines[/{id}]`.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use super::{Base, entity_id, hal, hal::links};
+use crate::Shared;
+use crate::problem::Problem;
+
+pub async fn show(Base(base): Base) -> Response {
+    hal(super::hal::account(&base))
+}
+
+pub async fn pipelines(State(shared): State<Arc<Shared>>, Base(base): Base) -> Response {
+    let state = shared.lock();
+    let pipelines: Vec<Value> = state
+        .crm
+        .pipelines
+        .iter()
+        .map(|pipeline| super::hal::pipeline(&base, pipeline))
+        .collect();
+    hal(json!({
+        "_total_items": pipelines.len(),
+        "_links": links(&base, "/api/v4/leads/pipelines"),
+        "_embedded": {"pipelines": pipelines},
+    }))
+}
+
+/// An unknown pipeline id is a 404 here: unlike leads and contacts, amoCRM is not known to
+/// answer 204 for pipelines.
+pub async fn pipeline(
+    State(shared): State<Arc<Shared>>,
+    Base(base): Base,
+    Path(raw_id): Path<String>,
+) -> Result<Response, Problem> {
+    let id = entity_id(&raw_id)?;
+    let state = shared.lock();
+    let pipeline = state.crm.pipeline(id).ok_or(Problem::NotFound)?;
+    Ok(hal(super::hal::pipeline(&base, pipeline)))
+}
+
+pub async fn statuses(
+    State(shared): State<Arc<Shared>>,
+    Base(base): Base,
+    Path(raw_id): Path<String>,
+) -> Result<Response, Problem> {
+    let id = entity_id(&raw_id)?;
+    let state = shared.lock();
+    let pipeline = state.crm.pipeline(id).ok_or(Problem::NotFound)?;
+    let statuses: Vec<Value> = pipeline
+        .statuses
+        .iter()
+        .map(|status| super::hal::status(&base, pipeline.id, status))
+        .collect();
+    Ok(hal(json!({
+        "_total_items": statuses.len(),
+        "_links": links(&base, &format!("/api/v4/leads/pipelines/{id}/statuses")),
+        "_embedded": {"statuses": statuses},
+    })))
+}

@@ -1,0 +1,382 @@
+//! In-memory CRM records (contacts, leads, companies, notes, tags) and their id counters.
+
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+use crate::catalog::{FieldDefinition, Pipeline};
+
+const FIRST_CONTACT_ID: u64 = 1001;
+const FIRST_LEAD_ID: u64 = 5001;
+const FIRST_COMPANY_ID: u64 = 7001;
+const FIRST_NOTE_ID: u64 = 9001;
+const FIRST_TAG_ID: u64 = 301;
+
+pub fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs() as i64)
+}
+
+#[derive(Clone, Debug)]
+pub struct FieldValue {
+    pub value: Value,
+    pub enum_id: Option<u64>,
+    pub enum_code: Option<&'static str>,
+}
+
+#[derive(Clone, Debug)]
+pub struct CustomField {
+    pub definition: &'static FieldDefinition,
+    pub values: Vec<FieldValue>,
+}
+
+impl CustomField {
+    /// Values as the search index sees them: numbers and booleans as their text.
+    pub fn texts(&self) -> impl Iterator<Item = String> + '_ {
+        self.values
+            .iter()
+            .map(|field_value| match &field_value.value {
+                Value::String(text) => text.clone(),
+                other => other.to_string(),
+            })
+    }
+}
+
+/// Applies an update the way amoCRM does: a field named in the update replaces that
+/// field's values, fields not named stay, and an empty value list removes the field.
+pub fn merge_fields(existing: &mut Vec<CustomField>, updates: Vec<CustomField>) {
+    for update in updates {
+        existing.retain(|field| field.definition.id != update.definition.id);
+        if !update.values.is_empty() {
+            existing.push(update);
+        }
+    }
+}
+
+/// A tag reference from a request body: amoCRM accepts either an existing id or a name.
+#[derive(Clone, Debug)]
+pub enum TagRef {
+    Id(u64),
+    Name(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct Tag {
+    pub id: u64,
+    pub name: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Contact {
+    pub id: u64,
+    pub name: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub responsible_user_id: u64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub custom_fields: Vec<CustomField>,
+    pub tag_ids: Vec<u64>,
+    pub company_ids: Vec<u64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeadContact {
+    pub contact_id: u64,
+    pub is_main: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct Lead {
+    pub id: u64,
+    pub name: String,
+    pub price: u64,
+    pub responsible_user_id: u64,
+    pub status_id: u64,
+    pub pipeline_id: u64,
+    pub loss_reason_id: Option<u64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub closed_at: Option<i64>,
+    pub custom_fields: Vec<CustomField>,
+    pub tag_ids: Vec<u64>,
+    pub contacts: Vec<LeadContact>,
+    pub company_ids: Vec<u64>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Company {
+    pub id: u64,
+    pub name: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub custom_fields: Vec<CustomField>,
+}
+
+/// The entity types notes can be attached to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntityKind {
+    Leads,
+    Contacts,
+}
+
+impl EntityKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntityKind::Leads => "leads",
+            EntityKind::Contacts => "contacts",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Note {
+    pub id: u64,
+    pub entity_kind: EntityKind,
+    pub entity_id: u64,
+    pub note_type: String,
+    pub params: Value,
+    pub created_at: i64,
+}
+
+fn contains_folded(haystack: &str, folded_needle: &str) -> bool {
+    haystack.to_lowercase().contains(folded_needle)
+}
+
+fn fields_contain(fields: &[CustomField], folded_needle: &str) -> bool {
+    fields
+        .iter()
+        .flat_map(CustomField::texts)
+        .any(|text| contains_folded(&text, folded_needle))
+}
+
+impl Contact {
+    /// amoCRM's `query` search is deliberately fuzzy: any substring of the name or of any
+    /// field value matches, so a phone query can also hit an e-mail or another phone.
+    pub fn matches(&self, folded_query: &str) -> bool {
+        [&self.name, &self.first_name, &self.last_name]
+            .iter()
+            .any(|text| contains_folded(text, folded_query))
+            || fields_contain(&self.custom_fields, folded_query)
+    }
+}
+
+impl Lead {
+    pub fn matches(&self, folded_query: &str) -> bool {
+        contains_folded(&self.name, folded_query)
+            || fields_contain(&self.custom_fields, folded_query)
+    }
+}
+
+#[derive(Debug)]
+struct Counters {
+    contact: u64,
+    lead: u64,
+    company: u64,
+    note: u64,
+    tag: u64,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            contact: FIRST_CONTACT_ID,
+            lead: FIRST_LEAD_ID,
+            company: FIRST_COMPANY_ID,
+            note: FIRST_NOTE_ID,
+            tag: FIRST_TAG_ID,
+        }
+    }
+}
+
+fn take(counter: &mut u64) -> u64 {
+    let id = *counter;
+    *counter += 1;
+    id
+}
+
+/// Everything the account holds. Links between leads and contacts live on the lead only,
+/// so a contact's lead list is always derived and can never disagree with it.
+#[derive(Debug)]
+pub struct Crm {
+    pub pipelines: Vec<Pipeline>,
+    pub contacts: BTreeMap<u64, Contact>,
+    pub leads: BTreeMap<u64, Lead>,
+    pub companies: BTreeMap<u64, Company>,
+    pub notes: BTreeMap<u64, Note>,
+    pub tags: Vec<Tag>,
+    counters: Counters,
+}
+
+impl Crm {
+    pub fn new(pipelines: Vec<Pipeline>) -> Self {
+        Crm {
+            pipelines,
+            contacts: BTreeMap::new(),
+            leads: BTreeMap::new(),
+            companies: BTreeMap::new(),
+            notes: BTreeMap::new(),
+            tags: Vec::new(),
+            counters: Counters::default(),
+        }
+    }
+
+    /// Drops every record and restarts the id counters; pipelines stay.
+    pub fn clear(&mut self) {
+        *self = Crm::new(std::mem::take(&mut self.pipelines));
+    }
+
+    pub fn next_contact_id(&mut self) -> u64 {
+        take(&mut self.counters.contact)
+    }
+
+    pub fn next_lead_id(&mut self) -> u64 {
+        take(&mut self.counters.lead)
+    }
+
+    pub fn next_company_id(&mut self) -> u64 {
+        take(&mut self.counters.company)
+    }
+
+    pub fn next_note_id(&mut self) -> u64 {
+        take(&mut self.counters.note)
+    }
+
+    pub fn pipeline(&self, id: u64) -> Option<&Pipeline> {
+        self.pipelines.iter().find(|pipeline| pipeline.id == id)
+    }
+
+    pub fn pipeline_named(&self, name: &str) -> Option<&Pipeline> {
+        self.pipelines.iter().find(|pipeline| pipeline.name == name)
+    }
+
+    pub fn main_pipeline(&self) -> Option<&Pipeline> {
+        self.pipelines.iter().find(|pipeline| pipeline.is_main)
+    }
+
+    /// The pipeline a bare `status_id` belongs to. 142/143 exist in every pipeline; the
+    /// main pipeline comes first in the list, so it wins for them.
+    pub fn pipeline_owning(&self, status_id: u64) -> Option<&Pipeline> {
+        self.pipelines
+            .iter()
+            .find(|pipeline| pipeline.status(status_id).is_some())
+    }
+
+    pub fn tag_exists(&self, id: u64) -> bool {
+        self.tags.iter().any(|tag| tag.id == id)
+    }
+
+    /// Resolves tag references, creating tags given by a new name.
+    pub fn resolve_tags(&mut self, refs: &[TagRef]) -> Vec<u64> {
+        let mut ids = Vec::new();
+        for tag_ref in refs {
+            let id = match tag_ref {
+                TagRef::Id(id) => *id,
+                TagRef::Name(name) => match self.tags.iter().find(|tag| &tag.name == name) {
+                    Some(tag) => tag.id,
+                    None => {
+                        let id = take(&mut self.counters.tag);
+                        self.tags.push(Tag {
+                            id,
+                            name: name.clone(),
+                        });
+                        id
+                    }
+                },
+            };
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        ids
+    }
+
+    pub fn tag(&self, id: u64) -> Option<&Tag> {
+        self.tags.iter().find(|tag| tag.id == id)
+    }
+
+    pub fn lead_ids_of_contact(&self, contact_id: u64) -> Vec<u64> {
+        self.leads
+            .values()
+            .filter(|lead| {
+                lead.contacts
+                    .iter()
+                    .any(|link| link.contact_id == contact_id)
+            })
+            .map(|lead| lead.id)
+            .collect()
+    }
+
+    pub fn entity_exists(&self, kind: EntityKind, id: u64) -> bool {
+        match kind {
+            EntityKind::Leads => self.leads.contains_key(&id),
+            EntityKind::Contacts => self.contacts.contains_key(&id),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{CONTACT_FIELDS, EMAIL_FIELD_ID, PHONE_FIELD_ID};
+
+    fn field(id: u64, values: &[&str]) -> CustomField {
+        CustomField {
+            definition: CONTACT_FIELDS.iter().find(|d| d.id == id).unwrap(),
+            values: values
+                .iter()
+                .map(|v| FieldValue {
+                    value: Value::String((*v).to_owned()),
+                    enum_id: None,
+                    enum_code: Some("WORK"),
+                })
+                .collect(),
+        }
+    }
+
+    fn contact(name: &str, fields: Vec<CustomField>) -> Contact {
+        Contact {
+            id: 1,
+            name: name.to_owned(),
+            first_name: String::new(),
+            last_name: String::new(),
+            responsible_user_id: 1,
+            created_at: 0,
+            updated_at: 0,
+            custom_fields: fields,
+            tag_ids: Vec::new(),
+            company_ids: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn contact_search_matches_substrings_of_names_and_any_field_value() {
+        let anna = contact(
+            "Анна Иванова",
+            vec![
+                field(PHONE_FIELD_ID, &["+79991112233"]),
+                field(EMAIL_FIELD_ID, &["Anna@Example.com"]),
+            ],
+        );
+        assert!(anna.matches("9991112233"));
+        assert!(anna.matches("анна"));
+        assert!(anna.matches("anna@example"));
+        assert!(!anna.matches("89991112233"));
+    }
+
+    #[test]
+    fn merging_fields_replaces_named_ones_and_removes_emptied_ones() {
+        let mut fields = vec![
+            field(PHONE_FIELD_ID, &["1"]),
+            field(EMAIL_FIELD_ID, &["a@b"]),
+        ];
+        merge_fields(
+            &mut fields,
+            vec![field(PHONE_FIELD_ID, &["2"]), field(EMAIL_FIELD_ID, &[])],
+        );
+        assert_eq!(fields.len(), 1);
+        assert_eq!(fields[0].texts().collect::<Vec<_>>(), vec!["2".to_owned()]);
+    }
+}

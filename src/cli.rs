@@ -1,0 +1,179 @@
+//! The command line: `serve`, `config check`, `migrate`, `sandbox-crm`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, Problem};
+use crate::connectors::{Connector, DeliveryError, RouteProblem};
+use crate::startup::App;
+use crate::store::Store;
+
+#[derive(Parser)]
+#[command(name = "leadgate", version, about = "Self-hosted lead gateway: every lead reaches the CRM exactly once.")]
+struct Cli {
+    /// The configuration file (TOML). Without one, the embedded defaults apply.
+    #[arg(long, global = true, env = "LEADGATE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Accept leads over HTTP and deliver them to the CRM.
+    Serve,
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+    /// Create or upgrade the database, then exit.
+    Migrate,
+    /// Run the amoCRM emulator on its own, for demos and manual tests.
+    SandboxCrm {
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: SocketAddr,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigAction {
+    /// Report every problem of the configuration, including pipelines and stages missing from the CRM.
+    Check,
+}
+
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    crate::telemetry::init();
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime can be built");
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve => serve(cli.config).await,
+            Command::Config { action: ConfigAction::Check } => check(cli.config).await,
+            Command::Migrate => migrate(cli.config).await,
+            Command::SandboxCrm { listen } => sandbox_crm(listen).await,
+        }
+    });
+    result.unwrap_or_else(|error| {
+        eprintln!("leadgate: {error:#}");
+        ExitCode::FAILURE
+    })
+}
+
+fn load(path: Option<PathBuf>) -> Result<Config, ExitCode> {
+    Config::load(path.as_deref()).map_err(|error| {
+        eprint!("{error}");
+        ExitCode::from(2)
+    })
+}
+
+async fn serve(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let config = match load(path) {
+        Ok(config) => config,
+        Err(code) => return Ok(code),
+    };
+    let app = App::build(config).await?;
+    print_banner(&app);
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    app.run(shutdown).await?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_banner(app: &App) {
+    let base = format!("http://{}", app.address);
+    println!("leadgate is listening on {base}");
+    if let Some(sandbox) = &app.sandbox_url {
+        println!();
+        println!("*** SANDBOX CRM: no [destinations.*] is configured, so leads go to the built-in amoCRM emulator");
+        println!("*** at {sandbox}. It is NOT a real CRM. Its contents: {sandbox}/_emulator/state");
+    }
+    if let Some(key) = &app.demo_key {
+        println!();
+        println!("Demo source \"{}\" (key stored in the database, the same at every start): {key}", crate::startup::DEMO_SOURCE);
+        println!("Send a lead:");
+        println!(
+            "  curl -s {base}/api/v1/leads -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \
+             -d '{{\"name\":\"Иван Петров\",\"phone\":\"+7 999 123-45-67\",\"comment\":\"demo\"}}'"
+        );
+        println!("Then see what happened to it:");
+        println!("  curl -s {base}/api/v1/leads/1 -H 'Authorization: Bearer {key}'");
+    }
+}
+
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    let interrupt = tokio::signal::ctrl_c();
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM can be handled");
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate.recv() => {}
+    }
+    tracing::info!("shutting down: intake stops, in-flight deliveries finish or are released");
+    shutdown.cancel();
+}
+
+/// Checks the file, then every route against its CRM account; prints each problem by key.
+async fn check(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let config = match load(path) {
+        Ok(config) => config,
+        Err(code) => return Ok(code),
+    };
+    if config.destinations.is_empty() {
+        println!("configuration OK; no [destinations.*]: `serve` will use the built-in sandbox CRM");
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Renewing an OAuth token rotates it, so the check keeps tokens where `serve` will find them.
+    let store = Store::open(&config.store).await?;
+    let mut problems = Vec::new();
+    for source in config.sources.values() {
+        let destination = &config.destinations[&source.route.destination];
+        let connector = Connector::build(destination, store.clone(), config.phone_region, config.worker.blocked_pause);
+        let key = |field: &str| format!("sources.{}.{field}", source.id);
+        match connector.check_route(&source.route).await {
+            Ok(()) => {}
+            Err(RouteProblem::Pipeline(message)) => problems.push(Problem { key: key("pipeline"), message }),
+            Err(RouteProblem::Status(message)) => problems.push(Problem { key: key("status"), message }),
+            Err(RouteProblem::Destination(error)) => {
+                let field = if matches!(error, DeliveryError::Unauthorized(_)) { "access_token" } else { "base_url" };
+                let key = format!("destinations.{}.{field}", source.route.destination);
+                problems.push(Problem { key, message: error.to_string() });
+            }
+        }
+    }
+    if problems.is_empty() {
+        println!("configuration OK: {} destination(s), {} source(s), every pipeline and stage found", config.destinations.len(), config.sources.len());
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!("the configuration has {} problem(s):", problems.len());
+    for problem in problems {
+        eprintln!("  {problem}");
+    }
+    Ok(ExitCode::from(2))
+}
+
+async fn migrate(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let config = match load(path) {
+        Ok(config) => config,
+        Err(code) => return Ok(code),
+    };
+    Store::open(&config.store).await?;
+    println!("the database at {} is up to date", config.store.url);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn sandbox_crm(listen: SocketAddr) -> anyhow::Result<ExitCode> {
+    let config = amocrm_emulator::EmulatorConfig::default();
+    let token = config.long_lived_token.clone().unwrap_or_default();
+    let emulator = amocrm_emulator::spawn(config, listen).await?;
+    println!("amoCRM emulator (NOT a real CRM) on {}", emulator.base_url());
+    println!("  long-lived token: {token}");
+    println!("  state: {}/_emulator/state", emulator.base_url());
+    tokio::signal::ctrl_c().await?;
+    emulator.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}

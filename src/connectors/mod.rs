@@ -1,0 +1,86 @@
+//! Deliver: the CRM connectors, one interface for every kind of destination.
+
+pub mod amocrm;
+pub mod rate_limit;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{DestinationConfig, Route};
+use crate::delivery::Journal;
+use crate::domain::{Lead, Outcome, PhoneRegion};
+use crate::store::{Store, StoreError};
+use amocrm::AmoCrm;
+
+/// A CRM account leads are delivered to. `session_crm` and `bitrix24` join as variants.
+pub enum Connector {
+    AmoCrm(AmoCrm),
+}
+
+/// Why a delivery attempt stopped, which decides what happens to the lead next.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// 429: the CRM wants fewer requests. Not the lead's fault; retried without counting.
+    #[error("the CRM asked us to slow down (429)")]
+    RateLimited { retry_in: Duration },
+    /// 403 with a non-JSON body: amoCRM blocked the account for exceeding its limits.
+    #[error("the CRM has blocked the account (403); calls stop for {}s", retry_in.as_secs())]
+    Blocked { retry_in: Duration },
+    /// 5xx, a timeout or a network error: retried with backoff.
+    #[error("the CRM is unavailable: {0}")]
+    Unavailable(String),
+    /// The token is refused and could not be renewed: someone must re-authorise.
+    #[error("the CRM refused our credentials: {0}")]
+    Unauthorized(String),
+    /// The account does not match the configuration (a pipeline or stage is missing).
+    #[error("{0}")]
+    Misconfigured(String),
+    /// The CRM refused this lead's data (400): retrying cannot help.
+    #[error("the CRM rejected the lead: {0}")]
+    Rejected(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What `config check` found wrong with a route, by the key it belongs to.
+#[derive(Debug, thiserror::Error)]
+pub enum RouteProblem {
+    #[error("{0}")]
+    Pipeline(String),
+    #[error("{0}")]
+    Status(String),
+    #[error("{0}")]
+    Destination(DeliveryError),
+}
+
+/// Every configured destination, built once at start-up and shared by all workers.
+pub type Connectors = Arc<BTreeMap<String, Connector>>;
+
+impl Connector {
+    pub fn build(config: &DestinationConfig, store: Store, phone_region: PhoneRegion, blocked_pause: Duration) -> Self {
+        match config {
+            DestinationConfig::AmoCrm(amocrm) => Self::AmoCrm(AmoCrm::new(amocrm, store, phone_region, blocked_pause)),
+        }
+    }
+
+    /// Takes the lead as far as it can, journaling each step before starting the next.
+    ///
+    /// # Errors
+    /// A `DeliveryError` saying why it stopped; finished steps stay journaled either way.
+    pub async fn deliver(&self, lead: &Lead, route: &Route, journal: &mut Journal<'_>) -> Result<Outcome, DeliveryError> {
+        match self {
+            Self::AmoCrm(amocrm) => amocrm.deliver(lead, route, journal).await,
+        }
+    }
+
+    /// Checks a route against the account: the pipeline and stage exist.
+    ///
+    /// # Errors
+    /// What is wrong, in words for `config check`.
+    pub async fn check_route(&self, route: &Route) -> Result<(), RouteProblem> {
+        match self {
+            Self::AmoCrm(amocrm) => amocrm.check_route(route).await,
+        }
+    }
+}

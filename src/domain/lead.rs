@@ -1,0 +1,147 @@
+//! A lead, its life cycle, and the history that records every step of it.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::{Email, Phone};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LeadId(pub i64);
+
+impl fmt::Display for LeadId {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(formatter)
+    }
+}
+
+/// The configured name of a source (`[sources.<id>]`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SourceId(pub String);
+
+impl fmt::Display for SourceId {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(&self.0)
+    }
+}
+
+/// `pending` → `processing` → `approved` | `rejected`; errors send a lead back to `pending`
+/// with a later `run_at`, and a lead the CRM refuses outright becomes `dead`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeadStatus {
+    Pending,
+    Processing,
+    Approved,
+    Rejected,
+    Skipped,
+    Dead,
+}
+
+impl LeadStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Processing => "processing",
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+            Self::Skipped => "skipped",
+            Self::Dead => "dead",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Some(match value {
+            "pending" => Self::Pending,
+            "processing" => Self::Processing,
+            "approved" => Self::Approved,
+            "rejected" => Self::Rejected,
+            "skipped" => Self::Skipped,
+            "dead" => Self::Dead,
+            _ => return None,
+        })
+    }
+}
+
+/// A lead as accepted at the edge, before it has an id.
+#[derive(Debug, Clone)]
+pub struct NewLead {
+    pub source: SourceId,
+    /// The sender's own identity for this lead (`Idempotency-Key`, a portal's lead id):
+    /// a second lead with the same one from the same source is the first lead again.
+    pub external_id: Option<String>,
+    pub name: String,
+    pub phone: Phone,
+    pub email: Option<Email>,
+    pub comment: Option<String>,
+    pub callback_url: Option<Url>,
+    /// The request body exactly as received, extra fields included.
+    pub payload: serde_json::Value,
+}
+
+/// A stored lead with its place in the life cycle.
+#[derive(Debug, Clone)]
+pub struct Lead {
+    pub id: LeadId,
+    pub fields: NewLead,
+    pub status: LeadStatus,
+    pub attempt: i64,
+    pub run_at: DateTime<Utc>,
+    pub outcome: Option<Outcome>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What the CRM told us about the client: the three cases of the partner flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Not in the CRM: a contact, a deal and a note were created.
+    NewClient,
+    /// In the CRM without a deal of the source's pipeline: nothing created.
+    KnownClientWithoutDeal,
+    /// In the CRM with a deal of the source's pipeline: that deal moved to the source's stage.
+    KnownClientDealMoved,
+}
+
+impl Decision {
+    pub fn status(self) -> LeadStatus {
+        match self {
+            Self::NewClient => LeadStatus::Approved,
+            Self::KnownClientWithoutDeal | Self::KnownClientDealMoved => LeadStatus::Rejected,
+        }
+    }
+
+    pub fn is_unique_client(self) -> bool {
+        self == Self::NewClient
+    }
+}
+
+/// The final answer for a lead, committed together with the feedback it owes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub decision: Decision,
+    pub contact_id: Option<i64>,
+    pub deal_id: Option<i64>,
+}
+
+/// One entry of a lead's append-only history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEvent {
+    pub at: DateTime<Utc>,
+    /// `received`, `claimed`, `crm_call`, `decision`, `step`, `retry_scheduled`, `approved`, …
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub detail: serde_json::Value,
+}
+
+impl HistoryEvent {
+    pub fn now(kind: &str, detail: serde_json::Value) -> Self {
+        Self { at: Utc::now(), kind: kind.to_owned(), detail }
+    }
+}

@@ -1,0 +1,52 @@
+//! The one place where errors become HTTP answers.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::store::StoreError;
+
+/// The partner contract's two fixed answers (seed `000_…`), byte for byte.
+pub const MISSING_NAME_OR_PHONE: &str = "Ошибка! Имя пользователя или номер телефона не заполнены";
+pub const INTERNAL_ERROR: &str = "Произошла внутренняя ошибка сервера";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{MISSING_NAME_OR_PHONE}")]
+    MissingNameOrPhone,
+    /// Input we cannot accept; the message names the field and the problem.
+    #[error("Ошибка! {0}")]
+    Invalid(String),
+    #[error("Ошибка! Неверный или отсутствующий ключ источника")]
+    Unauthorized,
+    #[error("Ошибка! Тело запроса больше {} байт", crate::http::MAX_BODY_BYTES)]
+    PayloadTooLarge,
+    #[error("Ошибка! Idempotency-Key «{0}» уже использован для другой заявки")]
+    IdempotencyKeyReused(String),
+    #[error("Заявка не найдена")]
+    NotFound,
+    #[error("{INTERNAL_ERROR}")]
+    Internal(#[from] StoreError),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            Self::MissingNameOrPhone | Self::Invalid(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::IdempotencyKeyReused(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Internal(error) => {
+                tracing::error!(?error, "request failed on our side");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        let mut response = (status, Json(json!({ "error": self.to_string() }))).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert("www-authenticate", axum::http::HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

@@ -1,0 +1,50 @@
+//! Report: `GET /api/v1/leads/{id}`, a lead's status, outcome and history for its own source.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+use super::source_auth::AuthenticatedSource;
+use crate::domain::{LeadId, LeadStatus};
+
+pub async fn show(
+    State(state): State<AppState>,
+    AuthenticatedSource(source): AuthenticatedSource,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = id.parse::<i64>().map(LeadId).map_err(|_| ApiError::NotFound)?;
+    // Another source's lead answers exactly like a missing one, so ids reveal nothing.
+    let lead = state.store.find_lead(id).await?.filter(|lead| lead.fields.source == source.id).ok_or(ApiError::NotFound)?;
+    let history = state.store.history(id).await?;
+    let fields = &lead.fields;
+    let outcome = lead.outcome.as_ref().map(|outcome| {
+        json!({
+            "decision": outcome.decision,
+            "unique": outcome.decision.is_unique_client(),
+            "contact_id": outcome.contact_id,
+            "deal_id": outcome.deal_id,
+        })
+    });
+    let waiting = matches!(lead.status, LeadStatus::Pending);
+    Ok(Json(json!({
+        "id": lead.id,
+        "source": fields.source,
+        "status": lead.status,
+        "outcome": outcome,
+        "name": fields.name,
+        "phone": fields.phone.e164(),
+        "phone_raw": fields.phone.raw(),
+        "email": fields.email.as_ref().map(|email| email.as_str()),
+        "comment": fields.comment,
+        "callback_url": fields.callback_url,
+        "failed_attempts": lead.attempt,
+        "next_attempt_at": waiting.then_some(lead.run_at),
+        "last_error": lead.last_error,
+        "created_at": lead.created_at,
+        "updated_at": lead.updated_at,
+        "received": fields.payload,
+        "history": history,
+    })))
+}

@@ -1,0 +1,49 @@
+//! The HTTP surface: routes, shared state, and the request limits every endpoint shares.
+
+pub mod error;
+mod lead_status;
+pub mod source_auth;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::routing::{get, post};
+
+use crate::config::SourceConfig;
+use crate::domain::PhoneRegion;
+use crate::intake;
+use crate::store::{LeadWriter, Store};
+use source_auth::SourceKeys;
+
+/// Larger bodies are refused with 413 before they are read.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub writer: LeadWriter,
+    pub phone_region: PhoneRegion,
+    pub source_keys: SourceKeys,
+}
+
+impl FromRef<AppState> for SourceKeys {
+    fn from_ref(state: &AppState) -> Self {
+        state.source_keys.clone()
+    }
+}
+
+impl AppState {
+    pub fn new(store: Store, writer: LeadWriter, phone_region: PhoneRegion, sources: Vec<SourceConfig>) -> Self {
+        Self { store, writer, phone_region, source_keys: SourceKeys(Arc::new(sources)) }
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/leads", post(intake::partner::accept))
+        .route("/api/v1/leads/{id}", get(lead_status::show))
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}

@@ -1,0 +1,51 @@
+//! Which source is calling: its key from `Authorization: Bearer`, `X-Api-Key` or `?key=`.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRef, FromRequestParts, Query};
+use axum::http::request::Parts;
+use secrecy::ExposeSecret;
+use subtle::ConstantTimeEq;
+
+use super::error::ApiError;
+use crate::config::SourceConfig;
+
+/// The configured sources, for matching keys.
+#[derive(Clone)]
+pub struct SourceKeys(pub Arc<Vec<SourceConfig>>);
+
+/// A request whose key matched a source.
+pub struct AuthenticatedSource(pub SourceConfig);
+
+#[derive(serde::Deserialize)]
+struct KeyQuery {
+    key: Option<String>,
+}
+
+impl<S> FromRequestParts<S> for AuthenticatedSource
+where
+    SourceKeys: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let header = |name: &str| parts.headers.get(name).and_then(|value| value.to_str().ok()).map(str::trim);
+        let from_query = || Query::<KeyQuery>::try_from_uri(&parts.uri).ok().and_then(|query| query.0.key);
+        let presented = header("authorization")
+            .and_then(|value| value.strip_prefix("Bearer ").map(str::trim).map(str::to_owned))
+            .or_else(|| header("x-api-key").map(str::to_owned))
+            .or_else(from_query)
+            .ok_or(ApiError::Unauthorized)?;
+        let SourceKeys(sources) = SourceKeys::from_ref(state);
+        // Every key is compared, each in constant time, so timing tells nothing about which
+        // source came close.
+        let mut matched = None;
+        for source in sources.iter() {
+            if bool::from(source.key.expose_secret().as_bytes().ct_eq(presented.as_bytes())) {
+                matched = Some(source.clone());
+            }
+        }
+        matched.map(AuthenticatedSource).ok_or(ApiError::Unauthorized)
+    }
+}

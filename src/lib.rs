@@ -1,0 +1,14 @@
+//! leadgate: accept a lead, store it, decide against the CRM, deliver it exactly once, report back.
+
+pub mod cli;
+pub mod config;
+pub mod connectors;
+pub mod delivery;
+pub mod domain;
+pub mod http;
+pub mod intake;
+pub mod sandbox;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+pub mod worker;

@@ -1,0 +1,5 @@
+//! The `leadgate` binary.
+
+fn main() -> std::process::ExitCode {
+    leadgate::cli::run()
+}

@@ -1,0 +1,67 @@
+//! Group commit: concurrent intake requests are committed together, one transaction per batch.
+//!
+//! Each commit costs one fsync under `synchronous = FULL`; sharing it between every request that
+//! arrived meanwhile is what lets the durable setting keep up with many clients.
+
+use std::sync::Arc;
+
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::{Inserted, Store, StoreError};
+use crate::domain::NewLead;
+
+/// The most leads one transaction takes; enough to amortise the commit, small enough to keep it short.
+const MAX_BATCH: usize = 256;
+
+type Reply = oneshot::Sender<Result<Inserted, StoreError>>;
+
+/// The intake's handle for committing leads. Cheap to clone.
+#[derive(Clone)]
+pub struct LeadWriter {
+    requests: mpsc::Sender<(NewLead, Reply)>,
+}
+
+impl LeadWriter {
+    /// Starts the committing task. It ends once every `LeadWriter` is dropped and the queue is
+    /// drained, so no accepted request is abandoned at shutdown. `committed` is notified after
+    /// each commit that stored a new lead.
+    pub fn start(store: Store, committed: Arc<Notify>) -> (Self, JoinHandle<()>) {
+        let (requests, receiver) = mpsc::channel(4 * MAX_BATCH);
+        let task = tokio::spawn(commit_batches(store, receiver, committed));
+        (Self { requests }, task)
+    }
+
+    /// Returns once the lead is committed (or found to be a repeat of a committed one).
+    ///
+    /// # Errors
+    /// When the transaction carrying the lead failed; then nothing of it was stored.
+    pub async fn insert(&self, lead: NewLead) -> Result<Inserted, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests.send((lead, reply)).await.map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+async fn commit_batches(store: Store, mut receiver: mpsc::Receiver<(NewLead, Reply)>, committed: Arc<Notify>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let (leads, replies): (Vec<NewLead>, Vec<Reply>) = batch.drain(..).unzip();
+        match store.insert_leads(&leads).await {
+            Ok(results) => {
+                if results.iter().any(|result| matches!(result, Inserted::New(_))) {
+                    committed.notify_one();
+                }
+                for (reply, result) in replies.into_iter().zip(results) {
+                    let _ = reply.send(Ok(result));
+                }
+            }
+            Err(error) => {
+                tracing::error!(?error, leads = leads.len(), "could not commit a batch of leads");
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::BatchFailed(error.to_string())));
+                }
+            }
+        }
+    }
+}

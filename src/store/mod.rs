@@ -1,0 +1,220 @@
+//! Store: where a lead is committed before it is acknowledged, and the queue the worker claims from.
+//!
+//! One contract in domain terms; `Store` is an enum over the backends so callers never carry
+//! database generics. SQLite is the embedded default; PostgreSQL joins as a second variant.
+
+mod group_commit;
+mod rows;
+mod sqlite;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::config::StoreConfig;
+use crate::domain::{HistoryEvent, Lead, LeadId, NewLead, Outcome, SourceId};
+pub use group_commit::LeadWriter;
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    #[error("could not apply the database migrations")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// Another worker owns the lead now (our lease expired and it was claimed again):
+    /// whatever we were doing must stop without writing.
+    #[error("the lease on lead {0} was lost")]
+    LeaseLost(LeadId),
+    #[error("the store is shutting down")]
+    Closed,
+    #[error("the transaction committing this lead failed: {0}")]
+    BatchFailed(String),
+    #[error("stored data could not be read: {0}")]
+    Corrupt(String),
+}
+
+/// The result of committing a new lead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    New(LeadId),
+    /// The source had already sent a lead with this external id.
+    Existing { id: LeadId, same_payload: bool },
+}
+
+/// A lead taken by a worker, and the proof (`token`) that it is still ours.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub lead: Lead,
+    pub lease: Lease,
+    /// The connector's journal of finished steps from earlier attempts.
+    pub progress: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub lead_id: LeadId,
+    pub token: String,
+}
+
+/// Feedback an outcome owes, written in the same transaction as the outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OwedFeedback {
+    pub kind: FeedbackKind,
+    pub payload: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeedbackKind {
+    Callback,
+    Email,
+}
+
+/// An OAuth2 token pair as persisted for a destination.
+#[derive(Debug, Clone)]
+pub struct StoredTokens {
+    pub seeded_from: String,
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// How a retry is recorded: CRM throttling and blocks are not the lead's failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptCount {
+    Counted,
+    NotCounted,
+}
+
+#[derive(Clone)]
+pub enum Store {
+    Sqlite(SqliteStore),
+}
+
+impl Store {
+    /// Opens (creating if needed) the database and applies the embedded migrations.
+    ///
+    /// # Errors
+    /// When the database cannot be opened or migrated.
+    pub async fn open(config: &StoreConfig) -> Result<Self, StoreError> {
+        Ok(Self::Sqlite(SqliteStore::open(config).await?))
+    }
+
+    /// Commits every lead of `leads` in one transaction (group commit), in order.
+    pub async fn insert_leads(&self, leads: &[NewLead]) -> Result<Vec<Inserted>, StoreError> {
+        match self {
+            Self::Sqlite(store) => store.insert_leads(leads).await,
+        }
+    }
+
+    pub async fn find_lead(&self, id: LeadId) -> Result<Option<Lead>, StoreError> {
+        match self {
+            Self::Sqlite(store) => store.find_lead(id).await,
+        }
+    }
+
+    pub async fn history(&self, id: LeadId) -> Result<Vec<HistoryEvent>, StoreError> {
+        match self {
+            Self::Sqlite(store) => store.history(id).await,
+        }
+    }
+
+    /// Takes up to `limit` due leads (pending and due, or processing with an expired lease),
+    /// at most one per phone and none whose phone another worker is processing: two leads of
+    /// one client decided at once would both find "no contact" and create two.
+    pub async fn claim_due(&self, limit: usize, lease: Duration) -> Result<Vec<Claim>, StoreError> {
+        match self {
+            Self::Sqlite(store) => store.claim_due(limit, lease).await,
+        }
+    }
+
+    /// Journals a finished CRM step (and the events since the last one) and extends the lease.
+    ///
+    /// # Errors
+    /// `LeaseLost` when the lead is no longer ours; the caller must stop.
+    pub async fn record_step(
+        &self,
+        lease: &Lease,
+        progress: &serde_json::Value,
+        events: &[HistoryEvent],
+        extend_by: Duration,
+    ) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(store) => store.record_step(lease, progress, events, extend_by).await,
+        }
+    }
+
+    /// Returns the lead to the queue, due at `run_at`.
+    pub async fn reschedule(
+        &self,
+        lease: &Lease,
+        run_at: DateTime<Utc>,
+        count: AttemptCount,
+        error: &str,
+        events: &[HistoryEvent],
+    ) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(store) => store.reschedule(lease, run_at, count, error, events).await,
+        }
+    }
+
+    /// Commits the outcome and the feedback it owes, atomically.
+    pub async fn complete(
+        &self,
+        lease: &Lease,
+        outcome: &Outcome,
+        events: &[HistoryEvent],
+        feedback: &[OwedFeedback],
+    ) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(store) => store.complete(lease, outcome, events, feedback).await,
+        }
+    }
+
+    pub async fn mark_dead(&self, lease: &Lease, error: &str, events: &[HistoryEvent]) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(store) => store.mark_dead(lease, error, events).await,
+        }
+    }
+
+    pub async fn owed_feedback(&self, id: LeadId) -> Result<Vec<OwedFeedback>, StoreError> {
+        match self {
+            Self::Sqlite(store) => store.owed_feedback(id).await,
+        }
+    }
+
+    /// Returns the value stored under `name`, storing `generate()` first if there is none.
+    pub async fn generated_setting(&self, name: &str, generate: impl FnOnce() -> String) -> Result<String, StoreError> {
+        match self {
+            Self::Sqlite(store) => store.generated_setting(name, generate).await,
+        }
+    }
+
+    pub async fn load_tokens(&self, destination: &str) -> Result<Option<StoredTokens>, StoreError> {
+        match self {
+            Self::Sqlite(store) => store.load_tokens(destination).await,
+        }
+    }
+
+    pub async fn save_tokens(&self, destination: &str, tokens: &StoredTokens) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(store) => store.save_tokens(destination, tokens).await,
+        }
+    }
+
+    pub async fn count_by_status(&self, source: Option<&SourceId>) -> Result<Vec<(String, i64)>, StoreError> {
+        match self {
+            Self::Sqlite(store) => store.count_by_status(source).await,
+        }
+    }
+}
+
+pub(crate) fn to_millis(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+pub(crate) fn from_millis(millis: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(millis).unwrap_or_default()
+}

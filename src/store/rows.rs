@@ -1,0 +1,95 @@
+//! Row structs as the database returns them, and their conversion into domain types.
+
+use sqlx::FromRow;
+
+use super::{StoreError, from_millis};
+use crate::domain::{
+    Decision, Email, HistoryEvent, Lead, LeadId, LeadStatus, NewLead, Outcome, Phone, SourceId,
+};
+
+#[derive(Debug, FromRow)]
+pub struct LeadRow {
+    pub id: i64,
+    pub source_id: String,
+    pub external_id: Option<String>,
+    pub name: String,
+    pub phone: String,
+    pub phone_raw: String,
+    pub email: Option<String>,
+    pub comment: Option<String>,
+    pub callback_url: Option<String>,
+    pub payload: String,
+    pub status: String,
+    pub run_at: i64,
+    pub attempt: i64,
+    pub lease_token: Option<String>,
+    pub progress: Option<String>,
+    pub decision: Option<String>,
+    pub contact_id: Option<i64>,
+    pub deal_id: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, FromRow)]
+pub struct HistoryRow {
+    pub at: i64,
+    pub kind: String,
+    pub detail: Option<String>,
+}
+
+impl TryFrom<LeadRow> for Lead {
+    type Error = StoreError;
+
+    fn try_from(row: LeadRow) -> Result<Self, StoreError> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("lead {}: {what}", row.id));
+        let status = LeadStatus::parse(&row.status).ok_or_else(|| corrupt("unknown status"))?;
+        let decision = row
+            .decision
+            .as_deref()
+            .map(|text| serde_json::from_value::<Decision>(serde_json::Value::String(text.to_owned())))
+            .transpose()
+            .map_err(|_| corrupt("unknown decision"))?;
+        let payload = serde_json::from_str(&row.payload).map_err(|_| corrupt("payload is not JSON"))?;
+        let callback_url = row.callback_url.as_deref().map(url::Url::parse).transpose().map_err(|_| corrupt("callback URL"))?;
+        Ok(Lead {
+            id: LeadId(row.id),
+            fields: NewLead {
+                source: SourceId(row.source_id),
+                external_id: row.external_id,
+                name: row.name,
+                phone: Phone::from_stored(row.phone, row.phone_raw),
+                email: row.email.map(Email::from_stored),
+                comment: row.comment,
+                callback_url,
+                payload,
+            },
+            status,
+            attempt: row.attempt,
+            run_at: from_millis(row.run_at),
+            outcome: decision.map(|decision| Outcome { decision, contact_id: row.contact_id, deal_id: row.deal_id }),
+            last_error: row.last_error,
+            created_at: from_millis(row.created_at),
+            updated_at: from_millis(row.updated_at),
+        })
+    }
+}
+
+impl From<HistoryRow> for HistoryEvent {
+    fn from(row: HistoryRow) -> Self {
+        Self {
+            at: from_millis(row.at),
+            kind: row.kind,
+            detail: row.detail.and_then(|text| serde_json::from_str(&text).ok()).unwrap_or_default(),
+        }
+    }
+}
+
+pub fn decision_text(decision: Decision) -> &'static str {
+    match decision {
+        Decision::NewClient => "new_client",
+        Decision::KnownClientWithoutDeal => "known_client_without_deal",
+        Decision::KnownClientDealMoved => "known_client_deal_moved",
+    }
+}

@@ -1,0 +1,345 @@
+//! The SQLite backend: a real file in WAL mode, short write transactions, a single-statement claim.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, Transaction};
+
+use super::rows::{HistoryRow, LeadRow, decision_text};
+use super::{
+    AttemptCount, Claim, FeedbackKind, Inserted, Lease, OwedFeedback, StoreError, StoredTokens, from_millis, to_millis,
+};
+use crate::config::{Durability, StoreConfig};
+use crate::domain::{HistoryEvent, Lead, LeadId, LeadStatus, NewLead, Outcome, SourceId};
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+const LEAD_COLUMNS: &str = "id, source_id, external_id, name, phone, phone_raw, email, comment, callback_url, payload, \
+     status, run_at, attempt, lease_token, progress, decision, contact_id, deal_id, last_error, created_at, updated_at";
+
+impl SqliteStore {
+    pub async fn open(config: &StoreConfig) -> Result<Self, StoreError> {
+        let synchronous = match config.durability {
+            Durability::ProcessCrash => SqliteSynchronous::Normal,
+            Durability::PowerLoss => SqliteSynchronous::Full,
+        };
+        let options = SqliteConnectOptions::from_str(&config.url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(synchronous)
+            .foreign_keys(true)
+            // Writers queue on SQLite's single write lock instead of failing at once.
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    pub async fn insert_leads(&self, leads: &[NewLead]) -> Result<Vec<Inserted>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut results = Vec::with_capacity(leads.len());
+        for lead in leads {
+            results.push(insert_lead(&mut tx, lead).await?);
+        }
+        tx.commit().await?;
+        Ok(results)
+    }
+
+    pub async fn find_lead(&self, id: LeadId) -> Result<Option<Lead>, StoreError> {
+        let row: Option<LeadRow> = sqlx::query_as(&format!("select {LEAD_COLUMNS} from leads where id = ?1"))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(Lead::try_from).transpose()
+    }
+
+    pub async fn history(&self, id: LeadId) -> Result<Vec<HistoryEvent>, StoreError> {
+        let rows: Vec<HistoryRow> = sqlx::query_as("select at, kind, detail from lead_history where lead_id = ?1 order by id")
+            .bind(id.0)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(HistoryEvent::from).collect())
+    }
+
+    pub async fn claim_due(&self, limit: usize, lease: Duration) -> Result<Vec<Claim>, StoreError> {
+        let now = Utc::now();
+        let token = lease_token();
+        // One statement, so SQLite's write lock makes concurrent claimers take disjoint leads.
+        let sql = format!(
+            "update leads set status = 'processing', lease_until = ?1, lease_token = ?2, updated_at = ?3
+             where id in (
+                 select min(candidate.id) from leads candidate
+                 where ((candidate.status = 'pending' and candidate.run_at <= ?3)
+                        or (candidate.status = 'processing' and candidate.lease_until <= ?3))
+                   and not exists (
+                       select 1 from leads busy
+                       where busy.phone = candidate.phone and busy.status = 'processing' and busy.lease_until > ?3)
+                 group by candidate.phone
+                 order by min(candidate.run_at)
+                 limit ?4)
+             returning {LEAD_COLUMNS}"
+        );
+        let rows: Vec<LeadRow> = sqlx::query_as(&sql)
+            .bind(to_millis(now + lease))
+            .bind(&token)
+            .bind(to_millis(now))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|mut row| {
+                let progress = row.progress.take().map(|text| serde_json::from_str(&text)).transpose();
+                let progress = progress.map_err(|_| StoreError::Corrupt(format!("lead {}: progress is not JSON", row.id)))?;
+                let lead = Lead::try_from(row)?;
+                Ok(Claim { lease: Lease { lead_id: lead.id, token: token.clone() }, lead, progress })
+            })
+            .collect()
+    }
+
+    pub async fn record_step(
+        &self,
+        lease: &Lease,
+        progress: &serde_json::Value,
+        events: &[HistoryEvent],
+        extend_by: Duration,
+    ) -> Result<(), StoreError> {
+        let now = Utc::now();
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "update leads set progress = ?1, lease_until = ?2, updated_at = ?3
+             where id = ?4 and lease_token = ?5 and status = 'processing'",
+        )
+        .bind(progress.to_string())
+        .bind(to_millis(now + extend_by))
+        .bind(to_millis(now))
+        .bind(lease.lead_id.0)
+        .bind(&lease.token)
+        .execute(&mut *tx)
+        .await?;
+        finish_owned_write(tx, lease, updated.rows_affected(), events).await
+    }
+
+    pub async fn reschedule(
+        &self,
+        lease: &Lease,
+        run_at: DateTime<Utc>,
+        count: AttemptCount,
+        error: &str,
+        events: &[HistoryEvent],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "update leads set status = 'pending', run_at = ?1, attempt = attempt + ?2, last_error = ?3,
+                 lease_until = null, lease_token = null, updated_at = ?4
+             where id = ?5 and lease_token = ?6 and status = 'processing'",
+        )
+        .bind(to_millis(run_at))
+        .bind(i64::from(count == AttemptCount::Counted))
+        .bind(error)
+        .bind(to_millis(Utc::now()))
+        .bind(lease.lead_id.0)
+        .bind(&lease.token)
+        .execute(&mut *tx)
+        .await?;
+        finish_owned_write(tx, lease, updated.rows_affected(), events).await
+    }
+
+    pub async fn complete(
+        &self,
+        lease: &Lease,
+        outcome: &Outcome,
+        events: &[HistoryEvent],
+        feedback: &[OwedFeedback],
+    ) -> Result<(), StoreError> {
+        let now = to_millis(Utc::now());
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "update leads set status = ?1, decision = ?2, contact_id = ?3, deal_id = ?4, last_error = null,
+                 lease_until = null, lease_token = null, updated_at = ?5
+             where id = ?6 and lease_token = ?7 and status = 'processing'",
+        )
+        .bind(outcome.decision.status().as_str())
+        .bind(decision_text(outcome.decision))
+        .bind(outcome.contact_id)
+        .bind(outcome.deal_id)
+        .bind(now)
+        .bind(lease.lead_id.0)
+        .bind(&lease.token)
+        .execute(&mut *tx)
+        .await?;
+        for owed in feedback {
+            let kind = match owed.kind {
+                FeedbackKind::Callback => "callback",
+                FeedbackKind::Email => "email",
+            };
+            sqlx::query("insert into outbox (lead_id, kind, payload, run_at, created_at) values (?1, ?2, ?3, ?4, ?4)")
+                .bind(lease.lead_id.0)
+                .bind(kind)
+                .bind(owed.payload.to_string())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        finish_owned_write(tx, lease, updated.rows_affected(), events).await
+    }
+
+    pub async fn mark_dead(&self, lease: &Lease, error: &str, events: &[HistoryEvent]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "update leads set status = ?1, last_error = ?2, lease_until = null, lease_token = null, updated_at = ?3
+             where id = ?4 and lease_token = ?5 and status = 'processing'",
+        )
+        .bind(LeadStatus::Dead.as_str())
+        .bind(error)
+        .bind(to_millis(Utc::now()))
+        .bind(lease.lead_id.0)
+        .bind(&lease.token)
+        .execute(&mut *tx)
+        .await?;
+        finish_owned_write(tx, lease, updated.rows_affected(), events).await
+    }
+
+    pub async fn owed_feedback(&self, id: LeadId) -> Result<Vec<OwedFeedback>, StoreError> {
+        let rows: Vec<(String, String)> = sqlx::query_as("select kind, payload from outbox where lead_id = ?1 order by id")
+            .bind(id.0)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|(kind, payload)| {
+                let kind = if kind == "email" { FeedbackKind::Email } else { FeedbackKind::Callback };
+                let payload = serde_json::from_str(&payload).map_err(|_| StoreError::Corrupt(format!("outbox of lead {id}")))?;
+                Ok(OwedFeedback { kind, payload })
+            })
+            .collect()
+    }
+
+    pub async fn generated_setting(&self, name: &str, generate: impl FnOnce() -> String) -> Result<String, StoreError> {
+        sqlx::query("insert into generated_settings (name, value) values (?1, ?2) on conflict (name) do nothing")
+            .bind(name)
+            .bind(generate())
+            .execute(&self.pool)
+            .await?;
+        let value = sqlx::query_scalar("select value from generated_settings where name = ?1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(value)
+    }
+
+    pub async fn load_tokens(&self, destination: &str) -> Result<Option<StoredTokens>, StoreError> {
+        let row: Option<(String, String, String, i64)> = sqlx::query_as(
+            "select seeded_from, access_token, refresh_token, expires_at from destination_tokens where destination = ?1",
+        )
+        .bind(destination)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(seeded_from, access_token, refresh_token, expires_at)| StoredTokens {
+            seeded_from,
+            access_token,
+            refresh_token,
+            expires_at: from_millis(expires_at),
+        }))
+    }
+
+    pub async fn save_tokens(&self, destination: &str, tokens: &StoredTokens) -> Result<(), StoreError> {
+        sqlx::query(
+            "insert into destination_tokens (destination, seeded_from, access_token, refresh_token, expires_at)
+             values (?1, ?2, ?3, ?4, ?5)
+             on conflict (destination) do update set seeded_from = excluded.seeded_from,
+                 access_token = excluded.access_token, refresh_token = excluded.refresh_token,
+                 expires_at = excluded.expires_at",
+        )
+        .bind(destination)
+        .bind(&tokens.seeded_from)
+        .bind(&tokens.access_token)
+        .bind(&tokens.refresh_token)
+        .bind(to_millis(tokens.expires_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn count_by_status(&self, source: Option<&SourceId>) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query_as(
+            "select status, count(*) from leads where ?1 is null or source_id = ?1 group by status order by status",
+        )
+        .bind(source.map(|source| source.0.as_str()))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+}
+
+async fn insert_lead(tx: &mut Transaction<'_, Sqlite>, lead: &NewLead) -> Result<Inserted, StoreError> {
+    let now = to_millis(Utc::now());
+    let id: Option<i64> = sqlx::query_scalar(
+        "insert into leads (source_id, external_id, name, phone, phone_raw, email, comment, callback_url, payload,
+                            status, run_at, created_at, updated_at)
+         values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10, ?10, ?10)
+         on conflict (source_id, external_id) where external_id is not null do nothing
+         returning id",
+    )
+    .bind(&lead.source.0)
+    .bind(&lead.external_id)
+    .bind(&lead.name)
+    .bind(lead.phone.e164())
+    .bind(lead.phone.raw())
+    .bind(lead.email.as_ref().map(|email| email.as_str()))
+    .bind(&lead.comment)
+    .bind(lead.callback_url.as_ref().map(url::Url::as_str))
+    .bind(lead.payload.to_string())
+    .bind(now)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(id) = id {
+        let received = HistoryEvent::now("received", serde_json::json!({ "source": lead.source.0 }));
+        insert_history(tx, LeadId(id), std::slice::from_ref(&received)).await?;
+        return Ok(Inserted::New(LeadId(id)));
+    }
+    let (id, payload): (i64, String) =
+        sqlx::query_as("select id, payload from leads where source_id = ?1 and external_id = ?2")
+            .bind(&lead.source.0)
+            .bind(&lead.external_id)
+            .fetch_one(&mut **tx)
+            .await?;
+    let same_payload = serde_json::from_str::<serde_json::Value>(&payload).is_ok_and(|stored| stored == lead.payload);
+    Ok(Inserted::Existing { id: LeadId(id), same_payload })
+}
+
+async fn insert_history(tx: &mut Transaction<'_, Sqlite>, id: LeadId, events: &[HistoryEvent]) -> Result<(), StoreError> {
+    for event in events {
+        sqlx::query("insert into lead_history (lead_id, at, kind, detail) values (?1, ?2, ?3, ?4)")
+            .bind(id.0)
+            .bind(to_millis(event.at))
+            .bind(&event.kind)
+            .bind((!event.detail.is_null()).then(|| event.detail.to_string()))
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Ends a write that only the lease holder may make: nothing is committed if the lease is gone.
+async fn finish_owned_write(
+    mut tx: Transaction<'_, Sqlite>,
+    lease: &Lease,
+    rows_affected: u64,
+    events: &[HistoryEvent],
+) -> Result<(), StoreError> {
+    if rows_affected == 0 {
+        tx.rollback().await?;
+        return Err(StoreError::LeaseLost(lease.lead_id));
+    }
+    insert_history(&mut tx, lease.lead_id, events).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+fn lease_token() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
