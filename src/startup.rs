@@ -41,16 +41,36 @@ impl App {
     /// # Errors
     /// When the database cannot be opened or the address cannot be bound.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let Config { listen, store: store_config, worker: worker_config, phone_region, mut destinations, mut sources } = config;
+        let Config {
+            listen,
+            store: store_config,
+            worker: worker_config,
+            phone_region,
+            mut destinations,
+            mut sources,
+        } = config;
         let store = Store::open(&store_config).await?;
-        let sandbox = if destinations.is_empty() { Some(Sandbox::start().await?) } else { None };
+        let sandbox = if destinations.is_empty() {
+            Some(Sandbox::start().await?)
+        } else {
+            None
+        };
         let mut demo_key = None;
         if let Some(sandbox) = &sandbox {
-            destinations.insert(crate::sandbox::DESTINATION.to_owned(), sandbox.destination());
+            destinations.insert(
+                crate::sandbox::DESTINATION.to_owned(),
+                sandbox.destination(),
+            );
             if sources.is_empty() {
-                let key = store.generated_setting("demo_source_key", generate_key).await?;
+                let key = store
+                    .generated_setting("demo_source_key", generate_key)
+                    .await?;
                 let id = SourceId(DEMO_SOURCE.to_owned());
-                let demo = SourceConfig { id: id.clone(), key: SecretString::from(key.clone()), route: Sandbox::demo_route() };
+                let demo = SourceConfig {
+                    id: id.clone(),
+                    key: SecretString::from(key.clone()),
+                    route: Sandbox::demo_route(),
+                };
                 sources.insert(id, demo);
                 demo_key = Some(key);
             }
@@ -58,12 +78,25 @@ impl App {
         let connectors: BTreeMap<String, Connector> = destinations
             .iter()
             .map(|(name, destination)| {
-                (name.clone(), Connector::build(destination, store.clone(), phone_region, worker_config.blocked_pause))
+                (
+                    name.clone(),
+                    Connector::build(
+                        destination,
+                        store.clone(),
+                        phone_region,
+                        worker_config.blocked_pause,
+                    ),
+                )
             })
             .collect();
         let wake = Arc::new(Notify::new());
         let (writer, writer_task) = LeadWriter::start(store.clone(), Arc::clone(&wake));
-        let state = AppState::new(store.clone(), writer, phone_region, sources.values().cloned().collect());
+        let state = AppState::new(
+            store.clone(),
+            writer,
+            phone_region,
+            sources.values().cloned().collect(),
+        );
         let deliverer = Deliverer {
             store: store.clone(),
             connectors: Arc::new(connectors),
@@ -90,9 +123,17 @@ impl App {
     /// # Errors
     /// When the HTTP server fails.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let Self { listener, state, worker, writer_task, sandbox, .. } = self;
+        let Self {
+            listener,
+            state,
+            worker,
+            writer_task,
+            sandbox,
+            ..
+        } = self;
         let worker_task = tokio::spawn(worker.run(shutdown.clone()));
-        let server = axum::serve(listener, http::router(state)).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let server = axum::serve(listener, http::router(state))
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let served = server.await;
         // The router held the last handles to the lead writer: once it is gone, the writer
         // commits what is queued and stops.
@@ -106,5 +147,9 @@ impl App {
 }
 
 fn generate_key() -> String {
-    format!("{:032x}{:016x}", rand::random::<u128>(), rand::random::<u64>())
+    format!(
+        "{:032x}{:016x}",
+        rand::random::<u128>(),
+        rand::random::<u64>()
+    )
 }

@@ -117,7 +117,11 @@ impl fmt::Display for Problem {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(formatter, "the configuration has {} problem(s):", self.problems.len())?;
+        writeln!(
+            formatter,
+            "the configuration has {} problem(s):",
+            self.problems.len()
+        )?;
         for problem in &self.problems {
             writeln!(formatter, "  {problem}")?;
         }
@@ -127,7 +131,10 @@ impl fmt::Display for ConfigError {
 
 impl Problem {
     fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { key: key.into(), message: message.into() }
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -141,8 +148,13 @@ impl Config {
         let mut figment = Figment::from(Toml::string(DEFAULTS));
         if let Some(path) = path {
             if !path.is_file() {
-                let problem = Problem::new("--config", format!("{} is not a readable file", path.display()));
-                return Err(ConfigError { problems: vec![problem] });
+                let problem = Problem::new(
+                    "--config",
+                    format!("{} is not a readable file", path.display()),
+                );
+                return Err(ConfigError {
+                    problems: vec![problem],
+                });
             }
             figment = figment.merge(Toml::file_exact(path));
         }
@@ -156,8 +168,15 @@ impl Config {
             Ok(raw) => check(raw, &mut problems),
             Err(error) => {
                 problems.extend(error.into_iter().map(|error| {
-                    let key = if error.path.is_empty() { "(file)".to_owned() } else { error.path.join(".") };
-                    let origin = error.metadata.as_ref().map(|metadata| format!(" (from {})", metadata.name));
+                    let key = if error.path.is_empty() {
+                        "(file)".to_owned()
+                    } else {
+                        error.path.join(".")
+                    };
+                    let origin = error
+                        .metadata
+                        .as_ref()
+                        .map(|metadata| format!(" (from {})", metadata.name));
                     Problem::new(key, format!("{}{}", error.kind, origin.unwrap_or_default()))
                 }));
                 None
@@ -179,29 +198,52 @@ fn unknown_keys(figment: &Figment) -> Vec<Problem> {
     let mut unknown = Vec::new();
     let _ = serde_ignored::deserialize(&value, |path| unknown.push(path.to_string()))
         .map(|_: RawSettings| ());
-    unknown.into_iter().map(|key| Problem::new(key, "unknown key")).collect()
+    unknown
+        .into_iter()
+        .map(|key| Problem::new(key, "unknown key"))
+        .collect()
 }
 
 fn check(raw: RawSettings, problems: &mut Vec<Problem>) -> Option<Config> {
     let listen = raw.server.listen.parse::<SocketAddr>().map_err(|_| {
-        Problem::new("server.listen", format!("«{}» is not an address such as 127.0.0.1:8080", raw.server.listen))
+        Problem::new(
+            "server.listen",
+            format!(
+                "«{}» is not an address such as 127.0.0.1:8080",
+                raw.server.listen
+            ),
+        )
     });
     let durability = match raw.store.synchronous.as_str() {
         "normal" => Ok(Durability::ProcessCrash),
         "full" => Ok(Durability::PowerLoss),
-        other => Err(Problem::new("store.synchronous", format!("«{other}» must be \"normal\" or \"full\""))),
+        other => Err(Problem::new(
+            "store.synchronous",
+            format!("«{other}» must be \"normal\" or \"full\""),
+        )),
     };
     let store_url = if raw.store.url.starts_with("sqlite:") {
         Ok(raw.store.url.clone())
     } else {
-        Err(Problem::new("store.url", format!("«{}» is not a sqlite:// URL", raw.store.url)))
+        Err(Problem::new(
+            "store.url",
+            format!("«{}» is not a sqlite:// URL", raw.store.url),
+        ))
     };
-    let phone_region = raw.phone.default_region.parse::<PhoneRegion>().map_err(|message| Problem::new("phone.default_region", message));
+    let phone_region = raw
+        .phone
+        .default_region
+        .parse::<PhoneRegion>()
+        .map_err(|message| Problem::new("phone.default_region", message));
     let worker = &raw.worker;
     if worker.batch_size == 0 {
         problems.push(Problem::new("worker.batch_size", "must be at least 1"));
     }
-    for (key, value) in [("worker.interval", worker.interval), ("worker.lease", worker.lease), ("worker.retry_initial", worker.retry_initial)] {
+    for (key, value) in [
+        ("worker.interval", worker.interval),
+        ("worker.lease", worker.lease),
+        ("worker.retry_initial", worker.retry_initial),
+    ] {
         if value.is_zero() {
             problems.push(Problem::new(key, "must be longer than zero"));
         }
@@ -209,7 +251,9 @@ fn check(raw: RawSettings, problems: &mut Vec<Problem>) -> Option<Config> {
     let destinations: BTreeMap<_, _> = raw
         .destinations
         .into_iter()
-        .filter_map(|(name, destination)| check_destination(&name, destination, problems).map(|checked| (name, checked)))
+        .filter_map(|(name, destination)| {
+            check_destination(&name, destination, problems).map(|checked| (name, checked))
+        })
         .collect();
     let sources = raw
         .sources
@@ -224,7 +268,10 @@ fn check(raw: RawSettings, problems: &mut Vec<Problem>) -> Option<Config> {
     let phone_region = phone_region.map_err(|problem| problems.push(problem)).ok();
     Some(Config {
         listen: listen?,
-        store: StoreConfig { url: store_url?, durability: durability? },
+        store: StoreConfig {
+            url: store_url?,
+            durability: durability?,
+        },
         worker: WorkerConfig {
             interval: worker.interval,
             batch_size: worker.batch_size as usize,
@@ -239,12 +286,19 @@ fn check(raw: RawSettings, problems: &mut Vec<Problem>) -> Option<Config> {
     })
 }
 
-fn check_destination(name: &str, raw: RawDestination, problems: &mut Vec<Problem>) -> Option<DestinationConfig> {
+fn check_destination(
+    name: &str,
+    raw: RawDestination,
+    problems: &mut Vec<Problem>,
+) -> Option<DestinationConfig> {
     let key = |field: &str| format!("destinations.{name}.{field}");
     match raw.kind.as_deref() {
         Some("amocrm") => {}
         Some(other) => {
-            problems.push(Problem::new(key("kind"), format!("«{other}» is not a known kind (known: amocrm)")));
+            problems.push(Problem::new(
+                key("kind"),
+                format!("«{other}» is not a known kind (known: amocrm)"),
+            ));
             return None;
         }
         None => {
@@ -253,23 +307,40 @@ fn check_destination(name: &str, raw: RawDestination, problems: &mut Vec<Problem
         }
     }
     let base_url = match raw.base_url.as_deref().map(Url::parse) {
-        Some(Ok(url)) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Some(url),
+        Some(Ok(url)) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+            Some(url)
+        }
         Some(_) => {
             let value = raw.base_url.unwrap_or_default();
-            problems.push(Problem::new(key("base_url"), format!("«{value}» is not an http(s) URL such as https://example.amocrm.ru")));
+            problems.push(Problem::new(
+                key("base_url"),
+                format!("«{value}» is not an http(s) URL such as https://example.amocrm.ru"),
+            ));
             None
         }
         None => {
-            problems.push(Problem::new(key("base_url"), "missing: the account's address, such as https://example.amocrm.ru"));
+            problems.push(Problem::new(
+                key("base_url"),
+                "missing: the account's address, such as https://example.amocrm.ru",
+            ));
             None
         }
     };
-    let auth = check_amocrm_auth(raw.access_token, raw.client_id, raw.client_secret, raw.redirect_uri, raw.refresh_token)
-        .map_err(|(field, message)| problems.push(Problem::new(key(field), message)))
-        .ok();
+    let auth = check_amocrm_auth(
+        raw.access_token,
+        raw.client_id,
+        raw.client_secret,
+        raw.redirect_uri,
+        raw.refresh_token,
+    )
+    .map_err(|(field, message)| problems.push(Problem::new(key(field), message)))
+    .ok();
     let requests_per_second = raw.requests_per_second.unwrap_or(7);
     if requests_per_second == 0 {
-        problems.push(Problem::new(key("requests_per_second"), "must be at least 1"));
+        problems.push(Problem::new(
+            key("requests_per_second"),
+            "must be at least 1",
+        ));
     }
     Some(DestinationConfig::AmoCrm(AmoCrmConfig {
         name: name.to_owned(),
@@ -293,9 +364,16 @@ fn check_amocrm_auth(
             .map(AmoCrmAuth::LongLivedToken)
             .ok_or(("access_token", "missing: a long-lived token, or OAuth2 client_id, client_secret, redirect_uri and refresh_token".to_owned()));
     }
-    let missing = |field: &'static str| (field, "missing: OAuth2 needs client_id, client_secret, redirect_uri and refresh_token".to_owned());
+    let missing = |field: &'static str| {
+        (
+            field,
+            "missing: OAuth2 needs client_id, client_secret, redirect_uri and refresh_token"
+                .to_owned(),
+        )
+    };
     let redirect_text = redirect_uri.ok_or_else(|| missing("redirect_uri"))?;
-    let redirect_uri = Url::parse(&redirect_text).map_err(|_| ("redirect_uri", format!("«{redirect_text}» is not a URL")))?;
+    let redirect_uri = Url::parse(&redirect_text)
+        .map_err(|_| ("redirect_uri", format!("«{redirect_text}» is not a URL")))?;
     Ok(AmoCrmAuth::OAuth(OAuthConfig {
         client_id: client_id.ok_or_else(|| missing("client_id"))?,
         client_secret: client_secret.ok_or_else(|| missing("client_secret"))?,
@@ -315,28 +393,38 @@ fn check_source(
     let before = problems.len();
     match raw.kind.as_deref() {
         Some("partner") => {}
-        Some(other) => problems.push(Problem::new(key("kind"), format!("«{other}» is not a known kind (known: partner)"))),
+        Some(other) => problems.push(Problem::new(
+            key("kind"),
+            format!("«{other}» is not a known kind (known: partner)"),
+        )),
         None => problems.push(Problem::new(key("kind"), "missing (known: partner)")),
     }
-    let mut required = |field: &str, value: Option<String>| match value.filter(|value| !value.trim().is_empty()) {
-        Some(value) => Some(value),
-        None => {
-            problems.push(Problem::new(key(field), "missing"));
-            None
-        }
-    };
+    let mut required =
+        |field: &str, value: Option<String>| match value.filter(|value| !value.trim().is_empty()) {
+            Some(value) => Some(value),
+            None => {
+                problems.push(Problem::new(key(field), "missing"));
+                None
+            }
+        };
     let destination = required("destination", raw.destination);
     let pipeline = required("pipeline", raw.pipeline);
     let status = required("status", raw.status);
     use secrecy::ExposeSecret;
     let source_key = raw.key.filter(|secret| secret.expose_secret().len() >= 16);
     if source_key.is_none() {
-        problems.push(Problem::new(key("key"), "missing or shorter than 16 characters"));
+        problems.push(Problem::new(
+            key("key"),
+            "missing or shorter than 16 characters",
+        ));
     }
-    if let Some(destination) = &destination {
-        if !destinations.contains_key(destination) {
-            problems.push(Problem::new(key("destination"), format!("«{destination}» is not a [destinations.*] entry")));
-        }
+    if let Some(destination) = &destination
+        && !destinations.contains_key(destination)
+    {
+        problems.push(Problem::new(
+            key("destination"),
+            format!("«{destination}» is not a [destinations.*] entry"),
+        ));
     }
     if problems.len() > before {
         return None;
@@ -344,7 +432,11 @@ fn check_source(
     Some(SourceConfig {
         id: SourceId(name.to_owned()),
         key: source_key?,
-        route: Route { destination: destination?, pipeline: pipeline?, status: status? },
+        route: Route {
+            destination: destination?,
+            pipeline: pipeline?,
+            status: status?,
+        },
     })
 }
 
@@ -357,7 +449,11 @@ mod tests {
     }
 
     fn keys(error: ConfigError) -> Vec<String> {
-        error.problems.into_iter().map(|problem| problem.key).collect()
+        error
+            .problems
+            .into_iter()
+            .map(|problem| problem.key)
+            .collect()
     }
 
     #[test]
@@ -422,7 +518,10 @@ mod tests {
             "sources.trendagent.status",
             "sources.trendagent.destination",
         ] {
-            assert!(keys.iter().any(|key| key == expected), "{expected} missing from {keys:?}");
+            assert!(
+                keys.iter().any(|key| key == expected),
+                "{expected} missing from {keys:?}"
+            );
         }
     }
 

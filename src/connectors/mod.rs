@@ -58,9 +58,16 @@ pub enum RouteProblem {
 pub type Connectors = Arc<BTreeMap<String, Connector>>;
 
 impl Connector {
-    pub fn build(config: &DestinationConfig, store: Store, phone_region: PhoneRegion, blocked_pause: Duration) -> Self {
+    pub fn build(
+        config: &DestinationConfig,
+        store: Store,
+        phone_region: PhoneRegion,
+        blocked_pause: Duration,
+    ) -> Self {
         match config {
-            DestinationConfig::AmoCrm(amocrm) => Self::AmoCrm(AmoCrm::new(amocrm, store, phone_region, blocked_pause)),
+            DestinationConfig::AmoCrm(amocrm) => {
+                Self::AmoCrm(AmoCrm::new(amocrm, store, phone_region, blocked_pause))
+            }
         }
     }
 
@@ -68,7 +75,12 @@ impl Connector {
     ///
     /// # Errors
     /// A `DeliveryError` saying why it stopped; finished steps stay journaled either way.
-    pub async fn deliver(&self, lead: &Lead, route: &Route, journal: &mut Journal<'_>) -> Result<Outcome, DeliveryError> {
+    pub async fn deliver(
+        &self,
+        lead: &Lead,
+        route: &Route,
+        journal: &mut Journal<'_>,
+    ) -> Result<Outcome, DeliveryError> {
         match self {
             Self::AmoCrm(amocrm) => amocrm.deliver(lead, route, journal).await,
         }

@@ -8,7 +8,10 @@ use crate::config::WorkerConfig;
 /// failed by one outage do not all return in the same second.
 pub fn backoff(worker: &WorkerConfig, failed_attempts: i64) -> Duration {
     let exponent = u32::try_from(failed_attempts.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
-    let base = worker.retry_initial.saturating_mul(2u32.saturating_pow(exponent)).min(worker.retry_max);
+    let base = worker
+        .retry_initial
+        .saturating_mul(2u32.saturating_pow(exponent))
+        .min(worker.retry_max);
     base.mul_f64(rand::random_range(0.8..1.2))
 }
 
@@ -31,7 +34,10 @@ mod tests {
     fn delays_double_with_each_failure_within_the_jitter() {
         for (attempts, base) in [(1, 5.0), (2, 10.0), (3, 20.0), (5, 80.0)] {
             let delay = backoff(&worker(), attempts).as_secs_f64();
-            assert!((base * 0.8..=base * 1.2).contains(&delay), "attempt {attempts}: {delay}");
+            assert!(
+                (base * 0.8..=base * 1.2).contains(&delay),
+                "attempt {attempts}: {delay}"
+            );
         }
     }
 

@@ -5,7 +5,5 @@ pub mod lead;
 pub mod phone;
 
 pub use email::Email;
-pub use lead::{
-    Decision, HistoryEvent, Lead, LeadId, LeadStatus, NewLead, Outcome, SourceId,
-};
+pub use lead::{Decision, HistoryEvent, Lead, LeadId, LeadStatus, NewLead, Outcome, SourceId};
 pub use phone::{Phone, PhoneRegion};

@@ -14,9 +14,17 @@ pub async fn show(
     AuthenticatedSource(source): AuthenticatedSource,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = id.parse::<i64>().map(LeadId).map_err(|_| ApiError::NotFound)?;
+    let id = id
+        .parse::<i64>()
+        .map(LeadId)
+        .map_err(|_| ApiError::NotFound)?;
     // Another source's lead answers exactly like a missing one, so ids reveal nothing.
-    let lead = state.store.find_lead(id).await?.filter(|lead| lead.fields.source == source.id).ok_or(ApiError::NotFound)?;
+    let lead = state
+        .store
+        .find_lead(id)
+        .await?
+        .filter(|lead| lead.fields.source == source.id)
+        .ok_or(ApiError::NotFound)?;
     let history = state.store.history(id).await?;
     let fields = &lead.fields;
     let outcome = lead.outcome.as_ref().map(|outcome| {

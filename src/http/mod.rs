@@ -34,8 +34,18 @@ impl FromRef<AppState> for SourceKeys {
 }
 
 impl AppState {
-    pub fn new(store: Store, writer: LeadWriter, phone_region: PhoneRegion, sources: Vec<SourceConfig>) -> Self {
-        Self { store, writer, phone_region, source_keys: SourceKeys(Arc::new(sources)) }
+    pub fn new(
+        store: Store,
+        writer: LeadWriter,
+        phone_region: PhoneRegion,
+        sources: Vec<SourceConfig>,
+    ) -> Self {
+        Self {
+            store,
+            writer,
+            phone_region,
+            source_keys: SourceKeys(Arc::new(sources)),
+        }
     }
 }
 

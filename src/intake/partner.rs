@@ -31,13 +31,24 @@ pub async fn accept(
     let external_id = idempotency_key(&headers)?;
     let lead = parse_lead(&body, source.id, external_id.clone(), state.phone_region)?;
     match state.writer.insert(lead).await? {
-        Inserted::New(id) | Inserted::Existing { id, same_payload: true } => Ok(Json(json!({ "id": id }))),
-        Inserted::Existing { same_payload: false, .. } => Err(ApiError::IdempotencyKeyReused(external_id.unwrap_or_default())),
+        Inserted::New(id)
+        | Inserted::Existing {
+            id,
+            same_payload: true,
+        } => Ok(Json(json!({ "id": id }))),
+        Inserted::Existing {
+            same_payload: false,
+            ..
+        } => Err(ApiError::IdempotencyKeyReused(
+            external_id.unwrap_or_default(),
+        )),
     }
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
     let key = value.to_str().map(str::trim).unwrap_or_default();
     if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LENGTH {
         return Err(ApiError::Invalid(format!(
@@ -49,23 +60,40 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 
 /// The partner's JSON, parsed once into a `NewLead`. Fields beyond the known ones are kept in
 /// the payload untouched.
-fn parse_lead(body: &[u8], source: SourceId, external_id: Option<String>, region: PhoneRegion) -> Result<NewLead, ApiError> {
-    let payload: Value = serde_json::from_slice(body)
-        .map_err(|error| ApiError::Invalid(format!("тело запроса не является корректным JSON: {error}")))?;
+fn parse_lead(
+    body: &[u8],
+    source: SourceId,
+    external_id: Option<String>,
+    region: PhoneRegion,
+) -> Result<NewLead, ApiError> {
+    let payload: Value = serde_json::from_slice(body).map_err(|error| {
+        ApiError::Invalid(format!("тело запроса не является корректным JSON: {error}"))
+    })?;
     let Value::Object(fields) = &payload else {
-        return Err(ApiError::Invalid("ожидался JSON-объект с полями name и phone".to_owned()));
+        return Err(ApiError::Invalid(
+            "ожидался JSON-объект с полями name и phone".to_owned(),
+        ));
     };
     let name = text_field(fields, "name")?;
     let phone_text = text_field(fields, "phone")?;
     let (Some(name), Some(phone_text)) = (name, phone_text) else {
         return Err(ApiError::MissingNameOrPhone);
     };
-    let phone = Phone::parse(&phone_text, region)
-        .map_err(|_| ApiError::Invalid(format!("«{phone_text}» в поле phone не является номером телефона")))?;
+    let phone = Phone::parse(&phone_text, region).map_err(|_| {
+        ApiError::Invalid(format!(
+            "«{phone_text}» в поле phone не является номером телефона"
+        ))
+    })?;
     let email = text_field(fields, "email")?
-        .map(|text| Email::parse(&text).map_err(|_| ApiError::Invalid(format!("«{text}» в поле email не является адресом e-mail"))))
+        .map(|text| {
+            Email::parse(&text).map_err(|_| {
+                ApiError::Invalid(format!("«{text}» в поле email не является адресом e-mail"))
+            })
+        })
         .transpose()?;
-    let callback_url = text_field(fields, "callbackUrl")?.map(|text| parse_callback_url(&text)).transpose()?;
+    let callback_url = text_field(fields, "callbackUrl")?
+        .map(|text| parse_callback_url(&text))
+        .transpose()?;
     Ok(NewLead {
         source,
         external_id,
@@ -83,16 +111,22 @@ fn parse_lead(body: &[u8], source: SourceId, external_id: Option<String>, region
 fn text_field(fields: &Map<String, Value>, name: &str) -> Result<Option<String>, ApiError> {
     match fields.get(name) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) => Ok(Some(text.trim().to_owned()).filter(|text| !text.is_empty())),
+        Some(Value::String(text)) => {
+            Ok(Some(text.trim().to_owned()).filter(|text| !text.is_empty()))
+        }
         Some(Value::Number(number)) => Ok(Some(number.to_string())),
-        Some(_) => Err(ApiError::Invalid(format!("поле {name} должно быть строкой"))),
+        Some(_) => Err(ApiError::Invalid(format!(
+            "поле {name} должно быть строкой"
+        ))),
     }
 }
 
 fn parse_callback_url(text: &str) -> Result<Url, ApiError> {
     match Url::parse(text) {
         Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Ok(url),
-        _ => Err(ApiError::Invalid(format!("«{text}» в поле callbackUrl не является адресом http(s)"))),
+        _ => Err(ApiError::Invalid(format!(
+            "«{text}» в поле callbackUrl не является адресом http(s)"
+        ))),
     }
 }
 
@@ -101,7 +135,12 @@ mod tests {
     use super::*;
 
     fn parse(body: &str) -> Result<NewLead, ApiError> {
-        parse_lead(body.as_bytes(), SourceId("partner".into()), None, PhoneRegion::RUSSIA)
+        parse_lead(
+            body.as_bytes(),
+            SourceId("partner".into()),
+            None,
+            PhoneRegion::RUSSIA,
+        )
     }
 
     #[test]
@@ -115,22 +154,41 @@ mod tests {
 
     #[test]
     fn missing_blank_or_null_name_or_phone_gives_the_seed_error() {
-        for body in [r#"{"phone":"+79991234567"}"#, r#"{"name":"  ","phone":"+79991234567"}"#, r#"{"name":"Иван","phone":null}"#, "{}"] {
-            assert!(matches!(parse(body), Err(ApiError::MissingNameOrPhone)), "{body}");
+        for body in [
+            r#"{"phone":"+79991234567"}"#,
+            r#"{"name":"  ","phone":"+79991234567"}"#,
+            r#"{"name":"Иван","phone":null}"#,
+            "{}",
+        ] {
+            assert!(
+                matches!(parse(body), Err(ApiError::MissingNameOrPhone)),
+                "{body}"
+            );
         }
     }
 
     #[test]
     fn a_numeric_phone_is_accepted() {
-        assert_eq!(parse(r#"{"name":"Иван","phone":79991234567}"#).unwrap().phone.e164(), "+79991234567");
+        assert_eq!(
+            parse(r#"{"name":"Иван","phone":79991234567}"#)
+                .unwrap()
+                .phone
+                .e164(),
+            "+79991234567"
+        );
     }
 
     #[test]
     fn hostile_or_malformed_values_are_named_in_the_error() {
         let message = |body: &str| parse(body).unwrap_err().to_string();
         assert!(message(r#"{"name":"Иван","phone":"123"}"#).contains("phone"));
-        assert!(message(r#"{"name":"Иван","phone":"+79991234567","email":"nope"}"#).contains("email"));
-        assert!(message(r#"{"name":"Иван","phone":"+79991234567","callbackUrl":"file:///etc/passwd"}"#).contains("callbackUrl"));
+        assert!(
+            message(r#"{"name":"Иван","phone":"+79991234567","email":"nope"}"#).contains("email")
+        );
+        assert!(
+            message(r#"{"name":"Иван","phone":"+79991234567","callbackUrl":"file:///etc/passwd"}"#)
+                .contains("callbackUrl")
+        );
         assert!(message(r#"{"name":["Иван"],"phone":"+79991234567"}"#).contains("name"));
         assert!(message(r#"{"name":"Иван","#).contains("JSON"));
         assert!(message(r#"[1,2]"#).contains("JSON-объект"));

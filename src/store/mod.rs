@@ -40,7 +40,10 @@ pub enum StoreError {
 pub enum Inserted {
     New(LeadId),
     /// The source had already sent a lead with this external id.
-    Existing { id: LeadId, same_payload: bool },
+    Existing {
+        id: LeadId,
+        same_payload: bool,
+    },
 }
 
 /// A lead taken by a worker, and the proof (`token`) that it is still ours.
@@ -173,7 +176,12 @@ impl Store {
         }
     }
 
-    pub async fn mark_dead(&self, lease: &Lease, error: &str, events: &[HistoryEvent]) -> Result<(), StoreError> {
+    pub async fn mark_dead(
+        &self,
+        lease: &Lease,
+        error: &str,
+        events: &[HistoryEvent],
+    ) -> Result<(), StoreError> {
         match self {
             Self::Sqlite(store) => store.mark_dead(lease, error, events).await,
         }
@@ -186,7 +194,11 @@ impl Store {
     }
 
     /// Returns the value stored under `name`, storing `generate()` first if there is none.
-    pub async fn generated_setting(&self, name: &str, generate: impl FnOnce() -> String) -> Result<String, StoreError> {
+    pub async fn generated_setting(
+        &self,
+        name: &str,
+        generate: impl FnOnce() -> String,
+    ) -> Result<String, StoreError> {
         match self {
             Self::Sqlite(store) => store.generated_setting(name, generate).await,
         }
@@ -198,13 +210,20 @@ impl Store {
         }
     }
 
-    pub async fn save_tokens(&self, destination: &str, tokens: &StoredTokens) -> Result<(), StoreError> {
+    pub async fn save_tokens(
+        &self,
+        destination: &str,
+        tokens: &StoredTokens,
+    ) -> Result<(), StoreError> {
         match self {
             Self::Sqlite(store) => store.save_tokens(destination, tokens).await,
         }
     }
 
-    pub async fn count_by_status(&self, source: Option<&SourceId>) -> Result<Vec<(String, i64)>, StoreError> {
+    pub async fn count_by_status(
+        &self,
+        source: Option<&SourceId>,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
         match self {
             Self::Sqlite(store) => store.count_by_status(source).await,
         }

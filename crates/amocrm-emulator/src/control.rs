@@ -113,7 +113,7 @@ async fn add_fault(
     }
     let limit = match (request.count, request.seconds) {
         (Some(_), Some(_)) => return rejected("give either count or seconds, not both"),
-        (Some(count), None) => FaultLimit::Requests(count),
+        (Some(count), None) => FaultLimit::Count(count),
         (None, Some(seconds)) => match Duration::try_from_secs_f64(seconds) {
             Ok(duration) => FaultLimit::For(duration),
             Err(_) => return rejected("seconds must be a non-negative number"),

@@ -149,7 +149,23 @@ fn fields_contain(fields: &[CustomField], folded_needle: &str) -> bool {
     fields
         .iter()
         .flat_map(CustomField::texts)
-        .any(|text| contains_folded(&text, folded_needle))
+        .any(|text| contains_folded(&text, folded_needle) || digits_contain(&text, folded_needle))
+}
+
+/// Phones are matched on their digits, so `8 (999) 100-00-03` is found by `9991000003`; the
+/// formatting a person typed does not hide a number from amoCRM's search (UNCONFIRMED in the
+/// facts, chosen because the documented advice "search by the last ten digits" presumes it).
+fn digits_contain(text: &str, needle: &str) -> bool {
+    let only_digits = |value: &str| {
+        value
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect::<String>()
+    };
+    let needle_digits = only_digits(needle);
+    needle_digits.len() >= 5
+        && needle_digits.len() == needle.len()
+        && only_digits(text).contains(&needle_digits)
 }
 
 impl Contact {

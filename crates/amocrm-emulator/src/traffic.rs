@@ -35,7 +35,7 @@ pub struct TrafficStats {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum FaultLimit {
     /// The next `n` matching requests.
-    Requests(u32),
+    Count(u32),
     /// Every matching request for this long after the fault is injected.
     For(Duration),
     /// Until the faults are cleared.
@@ -142,7 +142,7 @@ impl Traffic {
 
     pub fn inject(&mut self, fault: Fault, now: Instant) {
         let (until, remaining) = match fault.limit {
-            FaultLimit::Requests(count) => (None, Some(count)),
+            FaultLimit::Count(count) => (None, Some(count)),
             FaultLimit::For(duration) => (Some(now + duration), None),
             FaultLimit::UntilCleared => (None, None),
         };
@@ -238,7 +238,7 @@ mod tests {
     fn counted_fault_answers_that_many_requests() {
         let mut traffic = Traffic::default();
         let now = Instant::now();
-        traffic.inject(Fault::new(503, FaultLimit::Requests(2)), now);
+        traffic.inject(Fault::new(503, FaultLimit::Count(2)), now);
         assert!(traffic.take_fault("/api/v4/leads", now).is_some());
         assert!(traffic.take_fault("/api/v4/leads", now).is_some());
         assert!(traffic.take_fault("/api/v4/leads", now).is_none());

@@ -18,7 +18,7 @@ const RENEW_AHEAD: chrono::Duration = chrono::Duration::minutes(5);
 
 pub enum Credentials {
     LongLived(SecretString),
-    OAuth(OAuthTokens),
+    OAuth(Box<OAuthTokens>),
 }
 
 pub struct OAuthTokens {
@@ -35,13 +35,15 @@ impl Credentials {
     pub fn new(auth: &AmoCrmAuth, destination: &str, base_url: &Url, store: Store) -> Self {
         match auth {
             AmoCrmAuth::LongLivedToken(token) => Self::LongLived(token.clone()),
-            AmoCrmAuth::OAuth(config) => Self::OAuth(OAuthTokens {
+            AmoCrmAuth::OAuth(config) => Self::OAuth(Box::new(OAuthTokens {
                 destination: destination.to_owned(),
                 config: config.clone(),
-                token_url: base_url.join("/oauth2/access_token").expect("a fixed path joins any base URL"),
+                token_url: base_url
+                    .join("/oauth2/access_token")
+                    .expect("a fixed path joins any base URL"),
                 store,
                 current: Mutex::new(None),
-            }),
+            })),
         }
     }
 
@@ -50,7 +52,11 @@ impl Credentials {
     }
 
     /// The token to send now, renewed first if it is about to expire.
-    pub async fn bearer(&self, transport: &Transport, calls: &mut Vec<HistoryEvent>) -> Result<String, DeliveryError> {
+    pub async fn bearer(
+        &self,
+        transport: &Transport,
+        calls: &mut Vec<HistoryEvent>,
+    ) -> Result<String, DeliveryError> {
         match self {
             Self::LongLived(token) => Ok(token.expose_secret().to_owned()),
             Self::OAuth(tokens) => tokens.bearer(transport, calls).await,
@@ -61,7 +67,10 @@ impl Credentials {
     pub async fn refused(&self, token: &str) {
         if let Self::OAuth(tokens) = self {
             let mut current = tokens.current.lock().await;
-            if let Some(stored) = current.as_mut().filter(|stored| stored.access_token == token) {
+            if let Some(stored) = current
+                .as_mut()
+                .filter(|stored| stored.access_token == token)
+            {
                 stored.expires_at = Utc::now();
             }
         }
@@ -69,7 +78,11 @@ impl Credentials {
 }
 
 impl OAuthTokens {
-    async fn bearer(&self, transport: &Transport, calls: &mut Vec<HistoryEvent>) -> Result<String, DeliveryError> {
+    async fn bearer(
+        &self,
+        transport: &Transport,
+        calls: &mut Vec<HistoryEvent>,
+    ) -> Result<String, DeliveryError> {
         let mut current = self.current.lock().await;
         if current.is_none() {
             *current = Some(self.load_or_seed().await?);
@@ -85,14 +98,17 @@ impl OAuthTokens {
     /// stored pair grew from: that means someone authorised the integration again.
     async fn load_or_seed(&self) -> Result<StoredTokens, DeliveryError> {
         let configured = self.config.refresh_token.expose_secret();
-        if let Some(stored) = self.store.load_tokens(&self.destination).await? {
-            if stored.seeded_from == configured {
-                return Ok(stored);
-            }
+        if let Some(stored) = self.store.load_tokens(&self.destination).await?
+            && stored.seeded_from == configured
+        {
+            return Ok(stored);
         }
         let (access_token, expires_at) = match &self.config.access_token {
             // Its expiry is unknown; a 401 will tell, and a renewal follows.
-            Some(token) => (token.expose_secret().to_owned(), Utc::now() + chrono::Duration::hours(1)),
+            Some(token) => (
+                token.expose_secret().to_owned(),
+                Utc::now() + chrono::Duration::hours(1),
+            ),
             None => (String::new(), Utc::now()),
         };
         Ok(StoredTokens {
@@ -116,20 +132,35 @@ impl OAuthTokens {
             refresh_token: &stored.refresh_token,
             redirect_uri: self.config.redirect_uri.as_str(),
         };
-        let reply = transport.send(calls, Method::POST, self.token_url.clone(), None, Body::Form(&request)).await?;
+        let reply = transport
+            .send(
+                calls,
+                Method::POST,
+                self.token_url.clone(),
+                None,
+                Body::Form(&request),
+            )
+            .await?;
         match reply.status {
             StatusCode::OK => {}
             status if status.is_server_error() => {
-                return Err(DeliveryError::Unavailable(format!("the token endpoint answered {status}")));
+                return Err(DeliveryError::Unavailable(format!(
+                    "the token endpoint answered {status}"
+                )));
             }
             status => {
-                let detail = serde_json::from_slice::<ProblemBody>(&reply.bytes).map(|body| body.message()).unwrap_or_default();
+                let detail = serde_json::from_slice::<ProblemBody>(&reply.bytes)
+                    .map(|body| body.message())
+                    .unwrap_or_default();
                 tracing::error!(destination = %self.destination, %status, detail, "amoCRM refused to renew the OAuth token; authorise the integration again");
-                return Err(DeliveryError::Unauthorized(format!("the token endpoint answered {status}: {detail}")));
+                return Err(DeliveryError::Unauthorized(format!(
+                    "the token endpoint answered {status}: {detail}"
+                )));
             }
         }
-        let answer: TokenResponse = serde_json::from_slice(&reply.bytes)
-            .map_err(|error| DeliveryError::Unavailable(format!("unreadable token answer: {error}")))?;
+        let answer: TokenResponse = serde_json::from_slice(&reply.bytes).map_err(|error| {
+            DeliveryError::Unavailable(format!("unreadable token answer: {error}"))
+        })?;
         let renewed = StoredTokens {
             seeded_from: stored.seeded_from.clone(),
             access_token: answer.access_token,
@@ -152,4 +183,3 @@ impl Credentials {
         }
     }
 }
-

@@ -23,9 +23,12 @@ use wire::PipelinesPage;
 pub struct AmoCrm {
     client: AmoCrmClient,
     phone_region: PhoneRegion,
-    /// Pipeline name → (id, stage name → id), read from the account and refreshed on a miss.
-    pipelines: RwLock<HashMap<String, (i64, HashMap<String, i64>)>>,
+    /// Read from the account and refreshed on a miss.
+    pipelines: RwLock<HashMap<String, PipelineIds>>,
 }
+
+/// A pipeline's id and its stages' ids by name.
+type PipelineIds = (i64, HashMap<String, i64>);
 
 /// A route's pipeline and stage as the account numbers them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,12 +38,23 @@ pub struct Placement {
 }
 
 impl AmoCrm {
-    pub fn new(config: &AmoCrmConfig, store: Store, phone_region: PhoneRegion, blocked_pause: Duration) -> Self {
+    pub fn new(
+        config: &AmoCrmConfig,
+        store: Store,
+        phone_region: PhoneRegion,
+        blocked_pause: Duration,
+    ) -> Self {
         let credentials = Credentials::new(&config.auth, &config.name, &config.base_url, store);
         tracing::debug!(destination = %config.name, auth = credentials.describe(), "amoCRM destination ready");
         let transport = Transport::new(config.timeout, config.requests_per_second);
         Self {
-            client: AmoCrmClient::new(&config.name, config.base_url.clone(), transport, credentials, blocked_pause),
+            client: AmoCrmClient::new(
+                &config.name,
+                config.base_url.clone(),
+                transport,
+                credentials,
+                blocked_pause,
+            ),
             phone_region,
             pipelines: RwLock::default(),
         }
@@ -50,25 +64,45 @@ impl AmoCrm {
         self.resolve(route, &mut Vec::new()).await.map(|_| ())
     }
 
-    async fn placement(&self, route: &Route, calls: &mut Vec<HistoryEvent>) -> Result<Placement, DeliveryError> {
-        self.resolve(route, calls).await.map_err(|problem| match problem {
-            RouteProblem::Destination(error) => error,
-            RouteProblem::Pipeline(message) | RouteProblem::Status(message) => DeliveryError::Misconfigured(message),
-        })
+    async fn placement(
+        &self,
+        route: &Route,
+        calls: &mut Vec<HistoryEvent>,
+    ) -> Result<Placement, DeliveryError> {
+        self.resolve(route, calls)
+            .await
+            .map_err(|problem| match problem {
+                RouteProblem::Destination(error) => error,
+                RouteProblem::Pipeline(message) | RouteProblem::Status(message) => {
+                    DeliveryError::Misconfigured(message)
+                }
+            })
     }
 
-    async fn resolve(&self, route: &Route, calls: &mut Vec<HistoryEvent>) -> Result<Placement, RouteProblem> {
+    async fn resolve(
+        &self,
+        route: &Route,
+        calls: &mut Vec<HistoryEvent>,
+    ) -> Result<Placement, RouteProblem> {
         if let Some(found) = self.cached_placement(route).await {
             return Ok(found);
         }
-        let page: Option<PipelinesPage> =
-            self.client.get(calls, "/api/v4/leads/pipelines", &[]).await.map_err(RouteProblem::Destination)?;
+        let page: Option<PipelinesPage> = self
+            .client
+            .get(calls, "/api/v4/leads/pipelines", &[])
+            .await
+            .map_err(RouteProblem::Destination)?;
         let fresh = page
             .map(|page| page.embedded.pipelines)
             .unwrap_or_default()
             .into_iter()
             .map(|pipeline| {
-                let statuses = pipeline.embedded.statuses.into_iter().map(|status| (status.name, status.id)).collect();
+                let statuses = pipeline
+                    .embedded
+                    .statuses
+                    .into_iter()
+                    .map(|status| (status.name, status.id))
+                    .collect();
                 (pipeline.name, (pipeline.id, statuses))
             })
             .collect();
@@ -104,6 +138,9 @@ impl AmoCrm {
         let pipelines = self.pipelines.read().await;
         let (pipeline_id, statuses) = pipelines.get(&route.pipeline)?;
         let status_id = statuses.get(&route.status)?;
-        Some(Placement { pipeline_id: *pipeline_id, status_id: *status_id })
+        Some(Placement {
+            pipeline_id: *pipeline_id,
+            status_id: *status_id,
+        })
     }
 }

@@ -184,10 +184,10 @@ fn apply_update(crm: &mut Crm, id: u64, draft: ContactDraft) -> i64 {
             contact.responsible_user_id = responsible;
         }
         merge_fields(&mut contact.custom_fields, draft.custom_fields);
-        for tag_id in tag_ids {
-            if !contact.tag_ids.contains(&tag_id) {
-                contact.tag_ids.push(tag_id);
-            }
+        // `_embedded.tags` in an update replaces the tag set (unconfirmed choice); an absent or
+        // empty list leaves the tags alone.
+        if !tag_ids.is_empty() {
+            contact.tag_ids = tag_ids;
         }
         contact.updated_at = now;
     }

@@ -218,10 +218,10 @@ fn apply_update(crm: &mut Crm, id: u64, draft: LeadDraft) -> i64 {
         lead.closed_at = closed_at_for(status_id, now);
     }
     merge_fields(&mut lead.custom_fields, draft.custom_fields);
-    for tag_id in tag_ids {
-        if !lead.tag_ids.contains(&tag_id) {
-            lead.tag_ids.push(tag_id);
-        }
+    // `_embedded.tags` in an update replaces the tag set (unconfirmed choice); an absent or
+    // empty list leaves the tags alone.
+    if !tag_ids.is_empty() {
+        lead.tag_ids = tag_ids;
     }
     lead.updated_at = now;
     now

@@ -126,10 +126,10 @@ async fn fault_with_a_path_prefix_spares_other_paths_and_can_be_cleared() {
 async fn injected_400_carries_the_validation_body_and_a_custom_body_is_sent_verbatim() {
     let app = spawn_emulator().await;
     app.emulator()
-        .inject_fault(Fault::new(400, FaultLimit::Requests(1)));
+        .inject_fault(Fault::new(400, FaultLimit::Count(1)));
     app.emulator().inject_fault(Fault {
         body: Some("<html>blocked</html>".to_owned()),
-        ..Fault::new(403, FaultLimit::Requests(1))
+        ..Fault::new(403, FaultLimit::Count(1))
     });
 
     let validation = app.post("/api/v4/leads", json!([{"name": "x"}])).await;

@@ -1,0 +1,93 @@
+//! `leadgate config check`: every problem by key, exit code non-zero, the CRM account consulted.
+
+use std::process::{Command, Output};
+
+use crate::helpers::{TestProcess, config_file, spawn_emulator};
+
+fn check(dir: &std::path::Path, config: &str, env: &[(&str, &str)]) -> Output {
+    std::fs::write(dir.join("leadgate.toml"), config).unwrap();
+    Command::new(TestProcess::BINARY)
+        .args(["config", "check"])
+        .current_dir(dir)
+        .env("LEADGATE_CONFIG", "leadgate.toml")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn every_problem_of_a_broken_file_is_reported_by_key_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = check(
+        dir.path(),
+        r#"
+[worker]
+batch = 5
+[destinations.main]
+kind = "amocrm"
+base_url = "example.amocrm.ru"
+[sources.trendagent]
+kind = "partner"
+key = "0123456789abcdef"
+destination = "main"
+pipeline = "TrendAgent"
+"#,
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let report = String::from_utf8(output.stderr).unwrap();
+    for key in [
+        "worker.batch: unknown key",
+        "destinations.main.base_url",
+        "destinations.main.access_token",
+        "sources.trendagent.status",
+    ] {
+        assert!(report.contains(key), "{key} missing from:\n{report}");
+    }
+}
+
+// Multi-threaded: the emulator must answer while this thread waits for the child process.
+#[tokio::test(flavor = "multi_thread")]
+async fn pipelines_and_stages_missing_from_the_account_are_named_and_env_can_fix_them() {
+    let crm = spawn_emulator(100).await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = crm.base_url();
+    let good = config_file(&url, "");
+
+    let wrong_pipeline = good.replace("pipeline = \"TrendAgent\"", "pipeline = \"Партнёры\"");
+    let report = String::from_utf8(check(dir.path(), &wrong_pipeline, &[]).stderr).unwrap();
+    assert!(report.contains("sources.trendagent.pipeline"), "{report}");
+    assert!(report.contains("Партнёры"), "{report}");
+
+    let wrong_stage = good.replace("status = \"Объект выбран\"", "status = \"Объект выбран!\"");
+    let output = check(dir.path(), &wrong_stage, &[]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        String::from_utf8(output.stderr)
+            .unwrap()
+            .contains("sources.trendagent.status")
+    );
+
+    let fixed = check(
+        dir.path(),
+        &wrong_stage,
+        &[("LEADGATE_SOURCES__TRENDAGENT__STATUS", "Объект выбран")],
+    );
+    assert!(
+        fixed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fixed.stderr)
+    );
+
+    let bad_token = check(
+        dir.path(),
+        &good,
+        &[("LEADGATE_DESTINATIONS__MAIN__ACCESS_TOKEN", "expired")],
+    );
+    assert_eq!(bad_token.status.code(), Some(2));
+    assert!(
+        String::from_utf8(bad_token.stderr)
+            .unwrap()
+            .contains("destinations.main.access_token")
+    );
+}

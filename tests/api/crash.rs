@@ -1,0 +1,80 @@
+//! A gateway process killed between two CRM calls resumes from its journal without duplicates.
+
+use std::time::Duration;
+
+use amocrm_emulator::Latency;
+use serde_json::Value;
+
+use crate::helpers::{
+    SOURCE_KEY, TestProcess, config_file, lead, poll_until, spawn_emulator, wait_for_status,
+};
+
+#[tokio::test]
+async fn a_worker_killed_between_contact_and_deal_resumes_without_a_second_contact() {
+    let crm = spawn_emulator(200).await;
+    // The deal's creation hangs, so the process dies after "contact created", before "deal created".
+    crm.emulator.set_latency(Some(Latency {
+        delay: Duration::from_secs(30),
+        path_prefix: Some("/api/v4/leads".to_owned()),
+        method: Some("POST".to_owned()),
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_file(&crm.base_url(), "");
+    let http = reqwest::Client::new();
+
+    let first = TestProcess::serve(dir.path(), &config).await;
+    let answer: Value = http
+        .post(format!("http://{}/api/v1/leads", first.address))
+        .bearer_auth(SOURCE_KEY)
+        .json(&lead("Сергей", "+79995000001"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = answer["id"].as_i64().unwrap();
+    assert!(
+        poll_until(Duration::from_secs(10), || async {
+            crm.emulator.contacts_count() == 1
+        })
+        .await
+    );
+    first.kill();
+
+    crm.emulator.set_latency(None);
+    let second = TestProcess::serve(dir.path(), &config).await;
+    let lead_state = wait_for_status(
+        &http,
+        &format!("http://{}", second.address),
+        SOURCE_KEY,
+        id,
+        &["approved"],
+    )
+    .await;
+
+    assert_eq!(
+        crm.emulator.contacts_count(),
+        1,
+        "the resumed lead reused the journaled contact"
+    );
+    assert_eq!(crm.emulator.leads_count(), 1);
+    assert_eq!(crm.emulator.notes().len(), 1);
+    let deal = &crm.emulator.leads()[0];
+    assert_eq!(lead_state["outcome"]["deal_id"], deal.id);
+    assert_eq!(deal.contact_ids, [crm.emulator.contacts()[0].id]);
+    let claims = lead_state["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|event| event["kind"] == "claimed")
+        .count();
+    assert_eq!(claims, 2, "claimed once by each process");
+    let contact_posts = crm
+        .emulator
+        .requests()
+        .iter()
+        .filter(|call| call.method == "POST" && call.path.starts_with("/api/v4/contacts"))
+        .count();
+    assert_eq!(contact_posts, 1);
+}

@@ -1,0 +1,341 @@
+//! `TestApp` (the gateway in-process) and `TestProcess` (the real binary), each on a random port
+//! with a fresh database, talking HTTP to an amoCRM emulator.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use amocrm_emulator::{EmulatorConfig, RunningEmulator};
+use leadgate::config::{
+    AmoCrmAuth, AmoCrmConfig, Config, DestinationConfig, OAuthConfig, Route, SourceConfig,
+};
+use leadgate::domain::SourceId;
+use leadgate::startup::App;
+use leadgate::store::Store;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub const SOURCE_KEY: &str = "trendagent-test-key-0123456789";
+pub const OTHER_SOURCE_KEY: &str = "other-partner-key-0123456789";
+pub const PIPELINE: &str = "TrendAgent";
+pub const STAGE: &str = "Объект выбран";
+
+static TRACING: LazyLock<()> = LazyLock::new(|| {
+    if std::env::var_os("TEST_LOG").is_some() {
+        leadgate::telemetry::init();
+    }
+});
+
+/// How the emulator and the gateway are set up for one test.
+pub struct Setup {
+    pub emulator_rate: u32,
+    pub gateway_rate: u32,
+    pub oauth: bool,
+    pub retry_initial: Duration,
+    pub lease: Duration,
+    pub batch_size: usize,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Self {
+            emulator_rate: 200,
+            gateway_rate: 100,
+            oauth: false,
+            retry_initial: Duration::from_millis(200),
+            lease: Duration::from_secs(30),
+            batch_size: 50,
+        }
+    }
+}
+
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub http: reqwest::Client,
+    pub crm: RunningEmulator,
+    pub store: Store,
+    shutdown: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Setup::default()).await
+}
+
+pub async fn spawn_app_with(setup: Setup) -> TestApp {
+    LazyLock::force(&TRACING);
+    let crm = spawn_emulator(setup.emulator_rate).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::load(None).unwrap();
+    config.listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+    config.store.url = format!("sqlite://{}", dir.path().join("leadgate.db").display());
+    config.worker.retry_initial = setup.retry_initial;
+    config.worker.retry_max = Duration::from_secs(2);
+    config.worker.interval = Duration::from_millis(100);
+    config.worker.lease = setup.lease;
+    config.worker.batch_size = setup.batch_size;
+    config.worker.blocked_pause = Duration::from_secs(2);
+    let auth = if setup.oauth {
+        AmoCrmAuth::OAuth(OAuthConfig {
+            client_id: "sandbox-client".into(),
+            client_secret: SecretString::from("sandbox-secret"),
+            redirect_uri: "https://example.com/oauth".parse().unwrap(),
+            refresh_token: SecretString::from("sandbox-refresh-token-0"),
+            access_token: None,
+        })
+    } else {
+        AmoCrmAuth::LongLivedToken(SecretString::from("sandbox-long-lived-token"))
+    };
+    config.destinations = BTreeMap::from([(
+        "main".to_owned(),
+        DestinationConfig::AmoCrm(AmoCrmConfig {
+            name: "main".into(),
+            base_url: crm.base_url().parse().unwrap(),
+            auth,
+            requests_per_second: setup.gateway_rate,
+            timeout: Duration::from_secs(5),
+        }),
+    )]);
+    let route = Route {
+        destination: "main".into(),
+        pipeline: PIPELINE.into(),
+        status: STAGE.into(),
+    };
+    config.sources = [("trendagent", SOURCE_KEY), ("other", OTHER_SOURCE_KEY)]
+        .into_iter()
+        .map(|(id, key)| {
+            let id = SourceId(id.to_owned());
+            (
+                id.clone(),
+                SourceConfig {
+                    id,
+                    key: SecretString::from(key),
+                    route: route.clone(),
+                },
+            )
+        })
+        .collect();
+    let app = App::build(config).await.unwrap();
+    let (address, store) = (app.address, app.store.clone());
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(app.run(shutdown.clone()));
+    TestApp {
+        address,
+        http: reqwest::Client::new(),
+        crm,
+        store,
+        shutdown,
+        task,
+        _dir: dir,
+    }
+}
+
+pub async fn spawn_emulator(requests_per_second: u32) -> RunningEmulator {
+    let config = EmulatorConfig {
+        requests_per_second,
+        ..EmulatorConfig::default()
+    };
+    amocrm_emulator::spawn(config, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+        .await
+        .unwrap()
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    pub async fn post_lead(&self, body: &Value) -> reqwest::Response {
+        self.http
+            .post(self.url("/api/v1/leads"))
+            .bearer_auth(SOURCE_KEY)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Posts and returns the new lead's id, asserting the 200 answer.
+    pub async fn accept(&self, body: Value) -> i64 {
+        let response = self.post_lead(&body).await;
+        assert_eq!(response.status(), 200, "{body}");
+        response.json::<Value>().await.unwrap()["id"]
+            .as_i64()
+            .unwrap()
+    }
+
+    pub async fn get_lead(&self, id: i64) -> Value {
+        get_lead(&self.http, &self.url(""), SOURCE_KEY, id).await
+    }
+
+    /// Waits until the lead's status is one of `statuses`, and returns the lead.
+    pub async fn wait_for(&self, id: i64, statuses: &[&str]) -> Value {
+        wait_for_status(&self.http, &self.url(""), SOURCE_KEY, id, statuses).await
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+/// Polls `check` every 25 ms until it holds or `deadline` passes; returns whether it held.
+pub async fn poll_until<F, Fut>(deadline: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let until = tokio::time::Instant::now() + deadline;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= until {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+pub async fn get_lead(http: &reqwest::Client, base: &str, key: &str, id: i64) -> Value {
+    let response = http
+        .get(format!("{base}/api/v1/leads/{id}"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+/// Polls `GET /api/v1/leads/{id}` until its status is one of `statuses`; returns the lead.
+pub async fn wait_for_status(
+    http: &reqwest::Client,
+    base: &str,
+    key: &str,
+    id: i64,
+    statuses: &[&str],
+) -> Value {
+    let until = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let lead = get_lead(http, base, key, id).await;
+        if statuses.contains(&lead["status"].as_str().unwrap_or_default()) {
+            return lead;
+        }
+        assert!(
+            tokio::time::Instant::now() < until,
+            "lead {id} never reached {statuses:?}: {lead:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+pub fn lead(name: &str, phone: &str) -> Value {
+    json!({ "name": name, "phone": phone })
+}
+
+pub fn history_kinds(lead: &Value) -> Vec<String> {
+    lead["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| event["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The real `leadgate` binary, started with a configuration file in its own directory.
+pub struct TestProcess {
+    pub address: SocketAddr,
+    child: Child,
+}
+
+impl TestProcess {
+    pub const BINARY: &str = env!("CARGO_BIN_EXE_leadgate");
+
+    /// Writes `config` to `dir/leadgate.toml` and runs `leadgate serve` with it.
+    pub async fn serve(dir: &Path, config: &str) -> Self {
+        LazyLock::force(&TRACING);
+        let port = free_port();
+        std::fs::write(dir.join("leadgate.toml"), config).unwrap();
+        let child = Command::new(Self::BINARY)
+            .args(["serve", "--config", "leadgate.toml"])
+            .current_dir(dir)
+            .env("LEADGATE_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(if std::env::var_os("TEST_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .spawn()
+            .unwrap();
+        let process = Self {
+            address: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            child,
+        };
+        let http = reqwest::Client::new();
+        let up = poll_until(Duration::from_secs(20), || async {
+            http.get(format!("http://{}/healthz", process.address))
+                .send()
+                .await
+                .is_ok()
+        })
+        .await;
+        assert!(up, "leadgate did not start");
+        process
+    }
+
+    /// SIGKILL: no shutdown code runs, exactly like a crash.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for TestProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A configuration file for the binary, pointing at `crm`.
+pub fn config_file(crm_url: &str, extra: &str) -> String {
+    format!(
+        r#"
+[store]
+url = "sqlite://leadgate.db"
+[worker]
+interval = "100ms"
+lease = "1s"
+retry_initial = "200ms"
+[destinations.main]
+kind = "amocrm"
+base_url = "{crm_url}"
+access_token = "sandbox-long-lived-token"
+requests_per_second = 100
+[sources.trendagent]
+kind = "partner"
+key = "{SOURCE_KEY}"
+destination = "main"
+pipeline = "{PIPELINE}"
+status = "{STAGE}"
+{extra}
+"#
+    )
+}
