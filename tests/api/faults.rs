@@ -5,7 +5,7 @@ use std::time::Duration;
 use amocrm_emulator::{Fault, FaultLimit};
 use serde_json::Value;
 
-use crate::helpers::{Setup, history_kinds, lead, spawn_app, spawn_app_with};
+use crate::helpers::{Setup, history_kinds, lead, poll_until, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn a_crm_outage_of_several_seconds_loses_nothing_and_shows_the_backoff() {
@@ -92,7 +92,10 @@ async fn a_blocked_account_stops_all_calls_and_keeps_the_leads_queued() {
         .emulator
         .inject_fault(Fault::new(403, FaultLimit::Count(1)));
     let id = app.accept(lead("Глеб", "+79993000003")).await;
-    let waiting = app.wait_for(id, &["pending"]).await;
+    let blocked = poll_until(Duration::from_secs(10), || async { app.get_lead(id).await["last_error"].is_string() }).await;
+    assert!(blocked, "the attempt was recorded");
+    let waiting = app.get_lead(id).await;
+    assert_eq!(waiting["status"], "pending");
     assert!(
         waiting["last_error"].as_str().unwrap().contains("blocked"),
         "{waiting:#}"
