@@ -92,7 +92,10 @@ async fn a_blocked_account_stops_all_calls_and_keeps_the_leads_queued() {
         .emulator
         .inject_fault(Fault::new(403, FaultLimit::Count(1)));
     let id = app.accept(lead("Глеб", "+79993000003")).await;
-    let blocked = poll_until(Duration::from_secs(10), || async { app.get_lead(id).await["last_error"].is_string() }).await;
+    let blocked = poll_until(Duration::from_secs(10), || async {
+        app.get_lead(id).await["last_error"].is_string()
+    })
+    .await;
     assert!(blocked, "the attempt was recorded");
     let waiting = app.get_lead(id).await;
     assert_eq!(waiting["status"], "pending");

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -59,6 +59,7 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub crm: RunningEmulator,
     pub store: Store,
+    pub database: PathBuf,
     shutdown: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
     _dir: tempfile::TempDir,
@@ -74,7 +75,8 @@ pub async fn spawn_app_with(setup: Setup) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::load(None).unwrap();
     config.listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-    config.store.url = format!("sqlite://{}", dir.path().join("leadgate.db").display());
+    let database = dir.path().join("leadgate.db");
+    config.store.url = format!("sqlite://{}", database.display());
     config.worker.retry_initial = setup.retry_initial;
     config.worker.retry_max = Duration::from_secs(2);
     config.worker.interval = Duration::from_millis(100);
@@ -130,6 +132,7 @@ pub async fn spawn_app_with(setup: Setup) -> TestApp {
         http: reqwest::Client::new(),
         crm,
         store,
+        database,
         shutdown,
         task,
         _dir: dir,

@@ -212,3 +212,32 @@ async fn a_source_cannot_see_another_sources_lead() {
     assert_eq!(missing.status(), 404);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_failure_on_our_side_answers_the_seed_500_and_acknowledges_nothing() {
+    let app = spawn_app().await;
+    // Sabotage from outside, through a second connection to the same file.
+    let url = format!("sqlite://{}", app.database.display());
+    let mut saboteur = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::query("alter table leads rename to leads_elsewhere")
+        .execute(&mut saboteur)
+        .await
+        .unwrap();
+
+    let response = app.post_lead(&lead("Иван", "+79990000010")).await;
+    assert_eq!(response.status(), 500);
+    assert_eq!(
+        response.text().await.unwrap(),
+        r#"{"error":"Произошла внутренняя ошибка сервера"}"#
+    );
+
+    sqlx::query("alter table leads_elsewhere rename to leads")
+        .execute(&mut saboteur)
+        .await
+        .unwrap();
+    let stored = app.store.count_by_status(None).await.unwrap();
+    assert!(stored.is_empty(), "nothing half-stored: {stored:?}");
+    app.stop().await;
+}
