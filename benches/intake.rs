@@ -1,6 +1,6 @@
 //! The intake benchmark: durable partner intake against a no-op handler of the same server, then intake → CRM deal.
 //!
-//! `cargo bench --bench intake`; `BENCH_SECONDS` sets how long each load phase is measured. Clients
+//! `cargo bench --bench intake`; `BENCH_SECONDS` sets how long each intake case is measured. Clients
 //! and server share the machine, so the figures that travel between machines are the ratios.
 
 use std::collections::BTreeMap;
@@ -14,13 +14,14 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::routing::post;
 use leadgate::config::{
-    AmoCrmAuth, AmoCrmConfig, Config, DestinationConfig, Durability, Route, SourceConfig,
-    StoreConfig,
+    AmoCrmAuth, AmoCrmConfig, Config, DestinationConfig, Durability, RetryPolicy, Route, SecurityConfig, SourceConfig,
+    SourceFeedback, StoreConfig,
 };
 use leadgate::domain::{LeadId, LeadStatus, Phone, PhoneRegion, SourceId};
 use leadgate::http::AppState;
 use leadgate::http::error::ApiError;
 use leadgate::http::source_auth::AuthenticatedSource;
+use leadgate::notify::address_guard::AddressGuard;
 use leadgate::startup::App;
 use leadgate::store::{LeadWriter, Store};
 use secrecy::SecretString;
@@ -33,6 +34,9 @@ use tokio_util::sync::CancellationToken;
 const SOURCE_KEY: &str = "bench-partner-key-0123456789";
 const INTAKE_CLIENTS: usize = 64;
 const WARM_UP: Duration = Duration::from_secs(1);
+/// The intake cases take turns in slices this long, so a burst of background load on the
+/// shared machine lands on all of them instead of skewing the ratio between two.
+const SLICE: Duration = Duration::from_secs(1);
 const DEFAULT_SECONDS: u64 = 5;
 const END_TO_END_LEADS: usize = 500;
 const END_TO_END_CLIENTS: usize = 16;
@@ -47,35 +51,68 @@ static NEXT_PHONE: AtomicU64 = AtomicU64::new(0);
 
 fn main() -> anyhow::Result<()> {
     let seconds = match std::env::var("BENCH_SECONDS") {
-        Ok(text) => text.parse().map_err(|_| {
-            anyhow::anyhow!("BENCH_SECONDS=«{text}» is not a whole number of seconds")
-        })?,
+        Ok(text) => {
+            text.parse().map_err(|_| anyhow::anyhow!("BENCH_SECONDS=«{text}» is not a whole number of seconds"))?
+        }
         Err(_) => DEFAULT_SECONDS,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(run(Duration::from_secs(seconds)))
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    if std::env::var_os("BENCH_DIAGNOSE").is_some() {
+        return runtime.block_on(diagnose());
+    }
+    runtime.block_on(run(seconds))
 }
 
-async fn run(measured: Duration) -> anyhow::Result<()> {
+async fn run(seconds: u64) -> anyhow::Result<()> {
     println!(
-        "leadgate intake benchmark: {INTAKE_CLIENTS} clients, {} s measured after {} s warm-up, loopback, {} CPUs shared by clients and server",
-        measured.as_secs(),
+        "leadgate intake benchmark: {INTAKE_CLIENTS} clients; each case measured {seconds} x {} s, the cases taking turns, \
+         after {} s of warm-up; loopback; {} CPUs shared by clients and server",
+        SLICE.as_secs(),
         WARM_UP.as_secs(),
         std::thread::available_parallelism().map_or(0, usize::from),
     );
     let normal = IntakeServer::start(Durability::ProcessCrash).await?;
-    let noop = drive(&normal.url("/bench/noop"), measured).await;
-    let durable_normal = drive(&normal.url("/api/v1/leads"), measured).await;
-    normal.stop().await?;
     let full = IntakeServer::start(Durability::PowerLoss).await?;
-    let durable_full = drive(&full.url("/api/v1/leads"), measured).await;
+    let mut cases = [
+        LoadCase::new(normal.url("/bench/noop")),
+        LoadCase::new(normal.url("/api/v1/leads")),
+        LoadCase::new(full.url("/api/v1/leads")),
+    ];
+    for case in &cases {
+        drive(&case.http, &case.url, WARM_UP).await;
+    }
+    for _ in 0..seconds {
+        for case in &mut cases {
+            let slice = drive(&case.http, &case.url, SLICE).await;
+            case.measured.absorb(slice);
+        }
+    }
+    normal.stop().await?;
     full.stop().await?;
+    let [noop, durable_normal, durable_full] = cases.map(LoadCase::finish);
     print_intake(&noop, &durable_normal, &durable_full);
     let end_to_end = run_end_to_end().await?;
     end_to_end.print();
     Ok(())
+}
+
+/// One intake case: its endpoint, a client pool that keeps its connections open from one
+/// slice to the next, and what its slices have measured so far.
+struct LoadCase {
+    url: String,
+    http: reqwest::Client,
+    measured: Measured,
+}
+
+impl LoadCase {
+    fn new(url: String) -> Self {
+        Self { url, http: reqwest::Client::new(), measured: Measured::default() }
+    }
+
+    fn finish(mut self) -> Measured {
+        self.measured.latencies.sort_unstable();
+        self.measured
+    }
 }
 
 /// The partner router with one extra route that authenticates and parses like intake but stores nothing.
@@ -94,27 +131,20 @@ impl IntakeServer {
         let store = Store::open(&StoreConfig { url, durability }).await?;
         // No worker runs, so nobody listens for the commit notifications.
         let (writer, writer_task) = LeadWriter::start(store.clone(), Arc::new(Notify::new()));
-        let state = AppState::new(store, writer, PhoneRegion::RUSSIA, vec![bench_source()]);
+        // No callback is ever sent here; the guard is only a required part of the state.
+        let guard = AddressGuard::new(&SecurityConfig::default());
+        let state = AppState::new(store, writer, PhoneRegion::RUSSIA, vec![bench_source()], guard, None);
         // The router arrives with its state already applied, so the extra route gets the
         // source keys the authentication extractor needs on its own.
         let source_keys = state.source_keys.clone();
-        let router = leadgate::http::router(state).route(
-            "/bench/noop",
-            post(accept_without_storing).with_state(source_keys),
-        );
+        let router =
+            leadgate::http::router(state).route("/bench/noop", post(accept_without_storing).with_state(source_keys));
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
         let address = listener.local_addr()?;
         let shutdown = CancellationToken::new();
-        let server = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let server = axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let serving = tokio::spawn(async move { server.await });
-        Ok(Self {
-            address,
-            shutdown,
-            serving,
-            writer_task,
-            _dir: dir,
-        })
+        Ok(Self { address, shutdown, serving, writer_task, _dir: dir })
     }
 
     fn url(&self, path: &str) -> String {
@@ -130,18 +160,10 @@ impl IntakeServer {
 }
 
 /// Everything `partner::accept` does before it reaches the store, answered the same way.
-async fn accept_without_storing(
-    _source: AuthenticatedSource,
-    body: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    let payload: Value =
-        serde_json::from_slice(&body).map_err(|error| ApiError::Invalid(error.to_string()))?;
-    let phone = payload
-        .get("phone")
-        .and_then(Value::as_str)
-        .ok_or(ApiError::MissingNameOrPhone)?;
-    Phone::parse(phone, PhoneRegion::RUSSIA)
-        .map_err(|error| ApiError::Invalid(error.to_string()))?;
+async fn accept_without_storing(_source: AuthenticatedSource, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let payload: Value = serde_json::from_slice(&body).map_err(|error| ApiError::Invalid(error.to_string()))?;
+    let phone = payload.get("phone").and_then(Value::as_str).ok_or(ApiError::MissingNameOrPhone)?;
+    Phone::parse(phone, PhoneRegion::RUSSIA).map_err(|error| ApiError::Invalid(error.to_string()))?;
     Ok(Json(json!({ "id": 0 })))
 }
 
@@ -154,31 +176,23 @@ fn bench_source() -> SourceConfig {
             pipeline: "TrendAgent".to_owned(),
             status: "Объект выбран".to_owned(),
         },
+        retry: RetryPolicy::default(),
+        feedback: SourceFeedback::default(),
     }
 }
 
 /// `+7 99d ddd-dd-dd`: ten million distinct, possible Russian mobile numbers.
 fn next_phone() -> String {
     let serial = NEXT_PHONE.fetch_add(1, Ordering::Relaxed) % 10_000_000;
-    format!(
-        "+7 99{} {:03}-{:02}-{:02}",
-        serial / 1_000_000,
-        serial / 10_000 % 1000,
-        serial / 100 % 100,
-        serial % 100
-    )
+    format!("+7 99{} {:03}-{:02}-{:02}", serial / 1_000_000, serial / 10_000 % 1000, serial / 100 % 100, serial % 100)
 }
 
 /// Posts one lead and returns the id the server answered with.
 async fn post_lead(http: &reqwest::Client, url: &str) -> Result<i64, String> {
-    let body = json!({ "name": "Иван Бенчмарков", "phone": next_phone(), "comment": "ЖК Север, корпус 2, двухкомнатная" });
-    let response = http
-        .post(url)
-        .bearer_auth(SOURCE_KEY)
-        .json(&body)
-        .send()
-        .await
-        .map_err(|error| error.to_string())?;
+    let body =
+        json!({ "name": "Иван Бенчмарков", "phone": next_phone(), "comment": "ЖК Север, корпус 2, двухкомнатная" });
+    let response =
+        http.post(url).bearer_auth(SOURCE_KEY).json(&body).send().await.map_err(|error| error.to_string())?;
     let status = response.status();
     let answer: Value = response.json().await.map_err(|error| error.to_string())?;
     match answer["id"].as_i64() {
@@ -187,7 +201,8 @@ async fn post_lead(http: &reqwest::Client, url: &str) -> Result<i64, String> {
     }
 }
 
-/// Latencies of the successful requests, sorted, and what the run cost.
+/// Latencies of the successful requests (sorted once complete), and what the run cost.
+#[derive(Default)]
 struct Measured {
     latencies: Vec<Duration>,
     failures: usize,
@@ -203,56 +218,49 @@ impl Measured {
     fn percentile(&self, percent: f64) -> Duration {
         percentile(&self.latencies, percent)
     }
+
+    fn absorb(&mut self, other: Measured) {
+        self.latencies.extend(other.latencies);
+        self.failures += other.failures;
+        self.first_failure = self.first_failure.take().or(other.first_failure);
+        self.window += other.window;
+    }
 }
 
 /// Nearest-rank percentile of sorted durations; zero when there are none.
 fn percentile(sorted: &[Duration], percent: f64) -> Duration {
     let rank = (percent / 100.0 * sorted.len() as f64).ceil() as usize;
-    sorted
-        .get(rank.saturating_sub(1))
-        .copied()
-        .unwrap_or_default()
+    sorted.get(rank.saturating_sub(1)).copied().unwrap_or_default()
 }
 
-/// Closed-loop load: each client posts, waits for the answer, posts again. Requests started
-/// during the warm-up are not counted; the window closes when the last counted one is answered.
-async fn drive(url: &str, measured: Duration) -> Measured {
-    let http = reqwest::Client::new();
-    let window_start = Instant::now() + WARM_UP;
-    let window_end = window_start + measured;
+/// Closed-loop load for `duration`: each client posts, waits for the answer, posts again. The
+/// window closes when the last request started in it is answered.
+async fn drive(http: &reqwest::Client, url: &str, duration: Duration) -> Measured {
+    let started = Instant::now();
+    let window_end = started + duration;
     let mut clients = JoinSet::new();
     for _ in 0..INTAKE_CLIENTS {
         let (http, url) = (http.clone(), url.to_owned());
         clients.spawn(async move {
-            let (mut latencies, mut failures) = (Vec::new(), Vec::new());
-            loop {
+            let mut measured = Measured::default();
+            while Instant::now() < window_end {
                 let sent = Instant::now();
-                if sent >= window_end {
-                    break;
-                }
-                let result = post_lead(&http, &url).await;
-                match result {
-                    Ok(_) if sent >= window_start => latencies.push(sent.elapsed()),
-                    Err(error) if sent >= window_start => failures.push(error),
-                    _ => {}
+                match post_lead(&http, &url).await {
+                    Ok(_) => measured.latencies.push(sent.elapsed()),
+                    Err(error) => {
+                        measured.failures += 1;
+                        measured.first_failure.get_or_insert(error);
+                    }
                 }
             }
-            (latencies, failures)
+            measured
         });
     }
-    let mut all = Measured {
-        latencies: Vec::new(),
-        failures: 0,
-        first_failure: None,
-        window: Duration::ZERO,
-    };
-    while let Some(Ok((latencies, failures))) = clients.join_next().await {
-        all.latencies.extend(latencies);
-        all.failures += failures.len();
-        all.first_failure = all.first_failure.or(failures.into_iter().next());
+    let mut all = Measured::default();
+    while let Some(Ok(measured)) = clients.join_next().await {
+        all.absorb(measured);
     }
-    all.window = window_start.elapsed();
-    all.latencies.sort_unstable();
+    all.window = started.elapsed();
     all
 }
 
@@ -313,12 +321,8 @@ struct EndToEnd {
 }
 
 async fn run_end_to_end() -> anyhow::Result<EndToEnd> {
-    let emulator_config = EmulatorConfig {
-        requests_per_second: 1000,
-        ..EmulatorConfig::default()
-    };
-    let crm =
-        amocrm_emulator::spawn(emulator_config, SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
+    let emulator_config = EmulatorConfig { requests_per_second: 1000, ..EmulatorConfig::default() };
+    let crm = amocrm_emulator::spawn(emulator_config, SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
     let dir = tempfile::tempdir()?;
     let mut config = Config::load(None)?;
     config.listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
@@ -330,15 +334,11 @@ async fn run_end_to_end() -> anyhow::Result<EndToEnd> {
         requests_per_second: 1000,
         timeout: Duration::from_secs(10),
     };
-    config.destinations =
-        BTreeMap::from([("bench".to_owned(), DestinationConfig::AmoCrm(destination))]);
+    config.destinations = BTreeMap::from([("bench".to_owned(), DestinationConfig::AmoCrm(destination))]);
     let source = bench_source();
     config.sources = BTreeMap::from([(source.id.clone(), source)]);
     let app = App::build(config).await?;
-    let (url, store) = (
-        format!("http://{}/api/v1/leads", app.address),
-        app.store.clone(),
-    );
+    let (url, store) = (format!("http://{}/api/v1/leads", app.address), app.store.clone());
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(app.run(shutdown.clone()));
 
@@ -349,33 +349,16 @@ async fn run_end_to_end() -> anyhow::Result<EndToEnd> {
     let all_settled = started.elapsed();
     let mut delivery = Vec::with_capacity(ids.len());
     for id in ids {
-        if let Some(lead) = store
-            .find_lead(LeadId(id))
-            .await?
-            .filter(|lead| lead.status == LeadStatus::Approved)
-        {
-            delivery.push(
-                (lead.updated_at - lead.created_at)
-                    .to_std()
-                    .unwrap_or_default(),
-            );
+        if let Some(lead) = store.find_lead(LeadId(id)).await?.filter(|lead| lead.status == LeadStatus::Approved) {
+            delivery.push((lead.updated_at - lead.created_at).to_std().unwrap_or_default());
         }
     }
     delivery.sort_unstable();
-    let deals_in_crm = crm.emulator.snapshot()["leads"]
-        .as_array()
-        .map_or(0, Vec::len);
+    let deals_in_crm = crm.emulator.snapshot()["leads"].as_array().map_or(0, Vec::len);
     shutdown.cancel();
     running.await??;
     crm.shutdown().await;
-    Ok(EndToEnd {
-        intake,
-        all_posted,
-        all_settled,
-        statuses,
-        delivery,
-        deals_in_crm,
-    })
+    Ok(EndToEnd { intake, all_posted, all_settled, statuses, delivery, deals_in_crm })
 }
 
 /// Posts `count` leads from `clients` concurrent clients; returns their latencies and ids.
@@ -387,40 +370,31 @@ async fn post_batch(url: &str, count: usize, clients: usize) -> (Measured, Vec<i
     for _ in 0..clients {
         let (http, url, remaining) = (http.clone(), url.to_owned(), Arc::clone(&remaining));
         posters.spawn(async move {
-            let (mut posted, mut failures) = (Vec::new(), Vec::new());
-            while remaining
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
-                    left.checked_sub(1)
-                })
-                .is_ok()
-            {
+            let (mut measured, mut ids) = (Measured::default(), Vec::new());
+            while remaining.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| left.checked_sub(1)).is_ok() {
                 let sent = Instant::now();
                 match post_lead(&http, &url).await {
-                    Ok(id) => posted.push((id, sent.elapsed())),
-                    Err(error) => failures.push(error),
+                    Ok(id) => {
+                        measured.latencies.push(sent.elapsed());
+                        ids.push(id);
+                    }
+                    Err(error) => {
+                        measured.failures += 1;
+                        measured.first_failure.get_or_insert(error);
+                    }
                 }
             }
-            (posted, failures)
+            (measured, ids)
         });
     }
-    let mut measured = Measured {
-        latencies: Vec::new(),
-        failures: 0,
-        first_failure: None,
-        window: Duration::ZERO,
-    };
-    let mut ids = Vec::with_capacity(count);
-    while let Some(Ok((posted, failures))) = posters.join_next().await {
-        for (id, latency) in posted {
-            ids.push(id);
-            measured.latencies.push(latency);
-        }
-        measured.failures += failures.len();
-        measured.first_failure = measured.first_failure.or(failures.into_iter().next());
+    let (mut all, mut all_ids) = (Measured::default(), Vec::with_capacity(count));
+    while let Some(Ok((measured, ids))) = posters.join_next().await {
+        all.absorb(measured);
+        all_ids.extend(ids);
     }
-    measured.window = started.elapsed();
-    measured.latencies.sort_unstable();
-    (measured, ids)
+    all.window = started.elapsed();
+    all.latencies.sort_unstable();
+    (all, all_ids)
 }
 
 /// Waits until no lead is `pending` or `processing` and returns the count per status.
@@ -473,4 +447,42 @@ impl EndToEnd {
             self.delivery.len(),
         );
     }
+}
+
+async fn diagnose() -> anyhow::Result<()> {
+    for durability in [Durability::ProcessCrash, Durability::PowerLoss] {
+        let dir = tempfile::tempdir()?;
+        let url = format!("sqlite://{}", dir.path().join("d.db").display());
+        let store = Store::open(&StoreConfig { url, durability }).await?;
+        for size in [1usize, 8, 32, 64, 256] {
+            let rounds = 4000 / size;
+            let started = Instant::now();
+            for _ in 0..rounds {
+                let batch: Vec<leadgate::domain::NewLead> = (0..size)
+                    .map(|_| {
+                        let phone = next_phone();
+                        leadgate::domain::NewLead {
+                            source: SourceId("bench".into()),
+                            external_id: None,
+                            name: "Иван".into(),
+                            phone: Phone::parse(&phone, PhoneRegion::RUSSIA).unwrap(),
+                            email: None,
+                            comment: Some("ЖК".into()),
+                            callback_url: None,
+                            payload: json!({"name":"Иван","phone":phone,"comment":"ЖК Север, корпус 2, двухкомнатная"}),
+                        }
+                    })
+                    .collect();
+                store.insert_leads(&batch).await?;
+            }
+            let per_batch = started.elapsed() / rounds as u32;
+            println!(
+                "{durability:?} batch {size:>3}: {:.3} ms per commit, {:.1} us per lead, {:.0} leads/s",
+                milliseconds(per_batch),
+                per_batch.as_secs_f64() * 1e6 / size as f64,
+                (rounds * size) as f64 / started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    Ok(())
 }

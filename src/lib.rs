@@ -7,6 +7,7 @@ pub mod delivery;
 pub mod domain;
 pub mod http;
 pub mod intake;
+pub mod notify;
 pub mod sandbox;
 pub mod startup;
 pub mod store;

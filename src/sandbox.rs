@@ -24,8 +24,7 @@ impl Sandbox {
     pub async fn start() -> std::io::Result<Self> {
         let config = EmulatorConfig::default();
         let token = config.long_lived_token.clone().unwrap_or_default();
-        let emulator =
-            amocrm_emulator::spawn(config, SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
+        let emulator = amocrm_emulator::spawn(config, SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
         Ok(Self { emulator, token })
     }
 
@@ -36,10 +35,7 @@ impl Sandbox {
     pub fn destination(&self) -> DestinationConfig {
         DestinationConfig::AmoCrm(AmoCrmConfig {
             name: DESTINATION.to_owned(),
-            base_url: self
-                .base_url()
-                .parse()
-                .expect("the emulator's URL is valid"),
+            base_url: self.base_url().parse().expect("the emulator's URL is valid"),
             auth: AmoCrmAuth::LongLivedToken(SecretString::from(self.token.clone())),
             requests_per_second: 7,
             timeout: Duration::from_secs(10),

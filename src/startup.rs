@@ -1,4 +1,4 @@
-//! Start-up and shutdown: open the store, build connectors, bind the listener, run HTTP and the worker.
+//! Start-up and shutdown: open the store, build connectors, bind the listener, run HTTP and the workers.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -10,11 +10,15 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, SourceConfig};
+use crate::config::{Config, RetryPolicy, SourceConfig, SourceFeedback};
 use crate::connectors::Connector;
 use crate::delivery::Deliverer;
 use crate::domain::SourceId;
 use crate::http::{self, AppState};
+use crate::notify::address_guard::AddressGuard;
+use crate::notify::callback::CallbackSender;
+use crate::notify::email::Mailer;
+use crate::notify::outbox::FeedbackWorker;
 use crate::sandbox::Sandbox;
 use crate::store::{LeadWriter, Store};
 use crate::worker::Worker;
@@ -33,43 +37,42 @@ pub struct App {
     listener: TcpListener,
     state: AppState,
     worker: Worker,
+    feedback: FeedbackWorker,
     writer_task: JoinHandle<()>,
     sandbox: Option<Sandbox>,
 }
 
 impl App {
     /// # Errors
-    /// When the database cannot be opened or the address cannot be bound.
+    /// When the database cannot be opened, the SMTP settings are unusable, or the address
+    /// cannot be bound.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let Config {
             listen,
             store: store_config,
             worker: worker_config,
             phone_region,
+            security,
+            feedback: feedback_config,
+            smtp,
+            admin_token,
             mut destinations,
             mut sources,
         } = config;
         let store = Store::open(&store_config).await?;
-        let sandbox = if destinations.is_empty() {
-            Some(Sandbox::start().await?)
-        } else {
-            None
-        };
+        let sandbox = if destinations.is_empty() { Some(Sandbox::start().await?) } else { None };
         let mut demo_key = None;
         if let Some(sandbox) = &sandbox {
-            destinations.insert(
-                crate::sandbox::DESTINATION.to_owned(),
-                sandbox.destination(),
-            );
+            destinations.insert(crate::sandbox::DESTINATION.to_owned(), sandbox.destination());
             if sources.is_empty() {
-                let key = store
-                    .generated_setting("demo_source_key", generate_key)
-                    .await?;
+                let key = store.generated_setting("demo_source_key", generate_key).await?;
                 let id = SourceId(DEMO_SOURCE.to_owned());
                 let demo = SourceConfig {
                     id: id.clone(),
                     key: SecretString::from(key.clone()),
                     route: Sandbox::demo_route(),
+                    retry: RetryPolicy::default(),
+                    feedback: SourceFeedback::default(),
                 };
                 sources.insert(id, demo);
                 demo_key = Some(key);
@@ -78,30 +81,37 @@ impl App {
         let connectors: BTreeMap<String, Connector> = destinations
             .iter()
             .map(|(name, destination)| {
-                (
-                    name.clone(),
-                    Connector::build(
-                        destination,
-                        store.clone(),
-                        phone_region,
-                        worker_config.blocked_pause,
-                    ),
-                )
+                let connector = Connector::build(destination, store.clone(), phone_region, worker_config.blocked_pause);
+                (name.clone(), connector)
             })
             .collect();
-        let wake = Arc::new(Notify::new());
-        let (writer, writer_task) = LeadWriter::start(store.clone(), Arc::clone(&wake));
+        let sources = Arc::new(sources);
+        let guard = AddressGuard::new(&security);
+        let lead_wake = Arc::new(Notify::new());
+        let feedback_wake = Arc::new(Notify::new());
+        let (writer, writer_task) = LeadWriter::start(store.clone(), Arc::clone(&lead_wake));
         let state = AppState::new(
             store.clone(),
             writer,
             phone_region,
             sources.values().cloned().collect(),
+            guard.clone(),
+            admin_token,
         );
         let deliverer = Deliverer {
             store: store.clone(),
             connectors: Arc::new(connectors),
-            sources: Arc::new(sources),
+            sources: Arc::clone(&sources),
             worker: worker_config,
+            feedback_wake: Arc::clone(&feedback_wake),
+        };
+        let feedback = FeedbackWorker {
+            store: store.clone(),
+            callbacks: CallbackSender::new(guard, feedback_config.timeout),
+            mailer: smtp.as_ref().map(Mailer::new).transpose()?,
+            sources,
+            config: feedback_config,
+            wake: feedback_wake,
         };
         let listener = TcpListener::bind(listen).await?;
         Ok(Self {
@@ -111,34 +121,30 @@ impl App {
             demo_key,
             listener,
             state,
-            worker: Worker::new(deliverer, wake),
+            worker: Worker::new(deliverer, lead_wake),
+            feedback,
             writer_task,
             sandbox,
         })
     }
 
-    /// Serves until `shutdown` is cancelled, then stops intake first, lets the worker finish
-    /// or release what it holds, and returns once every accepted lead is committed.
+    /// Serves until `shutdown` is cancelled, then stops intake first, lets the workers finish
+    /// or release what they hold, and returns once every accepted lead is committed.
     ///
     /// # Errors
     /// When the HTTP server fails.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let Self {
-            listener,
-            state,
-            worker,
-            writer_task,
-            sandbox,
-            ..
-        } = self;
+        let Self { listener, state, worker, feedback, writer_task, sandbox, .. } = self;
         let worker_task = tokio::spawn(worker.run(shutdown.clone()));
-        let server = axum::serve(listener, http::router(state))
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let feedback_task = tokio::spawn(feedback.run(shutdown.clone()));
+        let server =
+            axum::serve(listener, http::router(state)).with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let served = server.await;
         // The router held the last handles to the lead writer: once it is gone, the writer
         // commits what is queued and stops.
         writer_task.await?;
         worker_task.await?;
+        feedback_task.await?;
         if let Some(sandbox) = sandbox {
             sandbox.stop().await;
         }
@@ -147,9 +153,5 @@ impl App {
 }
 
 fn generate_key() -> String {
-    format!(
-        "{:032x}{:016x}",
-        rand::random::<u128>(),
-        rand::random::<u64>()
-    )
+    format!("{:032x}{:016x}", rand::random::<u128>(), rand::random::<u64>())
 }

@@ -47,10 +47,8 @@ impl Worker {
             }
             maybe_more = self.claim_into(&slots, &mut in_flight).await;
         }
-        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
-            while in_flight.join_next().await.is_some() {}
-        })
-        .await;
+        let drained =
+            tokio::time::timeout(SHUTDOWN_GRACE, async { while in_flight.join_next().await.is_some() {} }).await;
         if drained.is_err() {
             tracing::warn!(
                 abandoned = in_flight.len(),
@@ -66,18 +64,11 @@ impl Worker {
         if free == 0 {
             return true;
         }
-        match self
-            .deliverer
-            .store
-            .claim_due(free, self.deliverer.worker.lease)
-            .await
-        {
+        match self.deliverer.store.claim_due(free, self.deliverer.worker.lease).await {
             Ok(claims) => {
                 let found = !claims.is_empty();
                 for claim in claims {
-                    let permit = Arc::clone(slots)
-                        .try_acquire_owned()
-                        .expect("claimed no more than the free slots");
+                    let permit = Arc::clone(slots).try_acquire_owned().expect("claimed no more than the free slots");
                     let deliverer = self.deliverer.clone();
                     in_flight.spawn(async move {
                         deliverer.deliver(claim).await;
@@ -96,21 +87,10 @@ impl Worker {
     /// Claims one batch and delivers it to the end; returns how many leads it took.
     /// Lets tests and tools drive the worker step by step.
     pub async fn process_next(&self) -> Result<usize, StoreError> {
-        let claims = self
-            .deliverer
-            .store
-            .claim_due(
-                self.deliverer.worker.batch_size,
-                self.deliverer.worker.lease,
-            )
-            .await?;
+        let claims =
+            self.deliverer.store.claim_due(self.deliverer.worker.batch_size, self.deliverer.worker.lease).await?;
         let count = claims.len();
-        futures::future::join_all(
-            claims
-                .into_iter()
-                .map(|claim| self.deliverer.deliver(claim)),
-        )
-        .await;
+        futures::future::join_all(claims.into_iter().map(|claim| self.deliverer.deliver(claim))).await;
         Ok(count)
     }
 }

@@ -1,5 +1,6 @@
 //! Configuration: embedded defaults, then the file, then `LEADGATE_*` variables, checked into typed settings.
 
+mod check;
 mod raw;
 
 use std::collections::BTreeMap;
@@ -13,8 +14,10 @@ use figment::providers::{Env, Format, Toml};
 use secrecy::SecretString;
 use url::Url;
 
-use crate::domain::{PhoneRegion, SourceId};
-use raw::{RawDestination, RawSettings, RawSource};
+use crate::domain::{Email, PhoneRegion, SourceId};
+pub use crate::notify::email::SmtpConfig;
+use crate::notify::templates::EmailTemplates;
+use raw::RawSettings;
 
 const DEFAULTS: &str = include_str!("default.toml");
 
@@ -25,8 +28,29 @@ pub struct Config {
     pub store: StoreConfig,
     pub worker: WorkerConfig,
     pub phone_region: PhoneRegion,
+    pub security: SecurityConfig,
+    pub feedback: FeedbackConfig,
+    pub smtp: Option<SmtpConfig>,
+    pub admin_token: Option<SecretString>,
     pub destinations: BTreeMap<String, DestinationConfig>,
     pub sources: BTreeMap<SourceId, SourceConfig>,
+}
+
+/// Where callbacks may go: public addresses only, unless allowed here.
+#[derive(Debug, Clone, Default)]
+pub struct SecurityConfig {
+    pub allow_private_callbacks: bool,
+    pub callback_allow_hosts: Vec<String>,
+}
+
+/// How owed feedback (callbacks, e-mails) is delivered and retried.
+#[derive(Debug, Clone)]
+pub struct FeedbackConfig {
+    pub timeout: Duration,
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+    /// After this long since the outcome, an undelivered callback or e-mail is marked failed.
+    pub max_age: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -87,6 +111,54 @@ pub struct SourceConfig {
     pub id: SourceId,
     pub key: SecretString,
     pub route: Route,
+    pub retry: RetryPolicy,
+    pub feedback: SourceFeedback,
+}
+
+/// When a failed lead is tried again, and when it is given up as `dead`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub schedule: RetrySchedule,
+    /// Measured from the lead's arrival: a retry that would fall later makes the lead `dead`.
+    pub max_age: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetrySchedule {
+    /// `[worker] retry_initial`, doubling up to `retry_max`, with jitter.
+    Exponential,
+    /// A fixed interval, with jitter (the seed's Roistat policy: every 30 minutes).
+    Every(Duration),
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self { schedule: RetrySchedule::Exponential, max_age: Duration::from_secs(48 * 3600) }
+    }
+}
+
+/// What a source's outcomes owe: a callback (signed when a secret is set) and e-mails.
+#[derive(Debug, Clone, Default)]
+pub struct SourceFeedback {
+    pub callback_secret: Option<SecretString>,
+    pub notify: Vec<Email>,
+    pub messages: CallbackMessages,
+    pub email: EmailTemplates,
+}
+
+/// The callback's `message` for each kind of outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackMessages {
+    pub unique: String,
+    pub not_unique: String,
+}
+
+impl Default for CallbackMessages {
+    fn default() -> Self {
+        Self {
+            unique: "Клиент уникальный".to_owned(), not_unique: "Клиент не уникален".to_owned()
+        }
+    }
 }
 
 /// Where a source's leads go: the CRM account and, by name, the pipeline and stage.
@@ -117,11 +189,7 @@ impl fmt::Display for Problem {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            formatter,
-            "the configuration has {} problem(s):",
-            self.problems.len()
-        )?;
+        writeln!(formatter, "the configuration has {} problem(s):", self.problems.len())?;
         for problem in &self.problems {
             writeln!(formatter, "  {problem}")?;
         }
@@ -131,10 +199,7 @@ impl fmt::Display for ConfigError {
 
 impl Problem {
     fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            key: key.into(),
-            message: message.into(),
-        }
+        Self { key: key.into(), message: message.into() }
     }
 }
 
@@ -148,13 +213,8 @@ impl Config {
         let mut figment = Figment::from(Toml::string(DEFAULTS));
         if let Some(path) = path {
             if !path.is_file() {
-                let problem = Problem::new(
-                    "--config",
-                    format!("{} is not a readable file", path.display()),
-                );
-                return Err(ConfigError {
-                    problems: vec![problem],
-                });
+                let problem = Problem::new("--config", format!("{} is not a readable file", path.display()));
+                return Err(ConfigError { problems: vec![problem] });
             }
             figment = figment.merge(Toml::file_exact(path));
         }
@@ -165,18 +225,11 @@ impl Config {
     fn from_figment(figment: &Figment) -> Result<Self, ConfigError> {
         let mut problems = unknown_keys(figment);
         let config = match figment.extract::<RawSettings>() {
-            Ok(raw) => check(raw, &mut problems),
+            Ok(raw) => check::check(raw, &mut problems),
             Err(error) => {
                 problems.extend(error.into_iter().map(|error| {
-                    let key = if error.path.is_empty() {
-                        "(file)".to_owned()
-                    } else {
-                        error.path.join(".")
-                    };
-                    let origin = error
-                        .metadata
-                        .as_ref()
-                        .map(|metadata| format!(" (from {})", metadata.name));
+                    let key = if error.path.is_empty() { "(file)".to_owned() } else { error.path.join(".") };
+                    let origin = error.metadata.as_ref().map(|metadata| format!(" (from {})", metadata.name));
                     Problem::new(key, format!("{}{}", error.kind, origin.unwrap_or_default()))
                 }));
                 None
@@ -196,248 +249,8 @@ fn unknown_keys(figment: &Figment) -> Vec<Problem> {
         return Vec::new();
     };
     let mut unknown = Vec::new();
-    let _ = serde_ignored::deserialize(&value, |path| unknown.push(path.to_string()))
-        .map(|_: RawSettings| ());
-    unknown
-        .into_iter()
-        .map(|key| Problem::new(key, "unknown key"))
-        .collect()
-}
-
-fn check(raw: RawSettings, problems: &mut Vec<Problem>) -> Option<Config> {
-    let listen = raw.server.listen.parse::<SocketAddr>().map_err(|_| {
-        Problem::new(
-            "server.listen",
-            format!(
-                "«{}» is not an address such as 127.0.0.1:8080",
-                raw.server.listen
-            ),
-        )
-    });
-    let durability = match raw.store.synchronous.as_str() {
-        "normal" => Ok(Durability::ProcessCrash),
-        "full" => Ok(Durability::PowerLoss),
-        other => Err(Problem::new(
-            "store.synchronous",
-            format!("«{other}» must be \"normal\" or \"full\""),
-        )),
-    };
-    let store_url = if raw.store.url.starts_with("sqlite:") {
-        Ok(raw.store.url.clone())
-    } else {
-        Err(Problem::new(
-            "store.url",
-            format!("«{}» is not a sqlite:// URL", raw.store.url),
-        ))
-    };
-    let phone_region = raw
-        .phone
-        .default_region
-        .parse::<PhoneRegion>()
-        .map_err(|message| Problem::new("phone.default_region", message));
-    let worker = &raw.worker;
-    if worker.batch_size == 0 {
-        problems.push(Problem::new("worker.batch_size", "must be at least 1"));
-    }
-    for (key, value) in [
-        ("worker.interval", worker.interval),
-        ("worker.lease", worker.lease),
-        ("worker.retry_initial", worker.retry_initial),
-    ] {
-        if value.is_zero() {
-            problems.push(Problem::new(key, "must be longer than zero"));
-        }
-    }
-    let destinations: BTreeMap<_, _> = raw
-        .destinations
-        .into_iter()
-        .filter_map(|(name, destination)| {
-            check_destination(&name, destination, problems).map(|checked| (name, checked))
-        })
-        .collect();
-    let sources = raw
-        .sources
-        .into_iter()
-        .filter_map(|(name, source)| check_source(&name, source, &destinations, problems))
-        .map(|source| (source.id.clone(), source))
-        .collect();
-
-    let listen = listen.map_err(|problem| problems.push(problem)).ok();
-    let durability = durability.map_err(|problem| problems.push(problem)).ok();
-    let store_url = store_url.map_err(|problem| problems.push(problem)).ok();
-    let phone_region = phone_region.map_err(|problem| problems.push(problem)).ok();
-    Some(Config {
-        listen: listen?,
-        store: StoreConfig {
-            url: store_url?,
-            durability: durability?,
-        },
-        worker: WorkerConfig {
-            interval: worker.interval,
-            batch_size: worker.batch_size as usize,
-            lease: worker.lease,
-            retry_initial: worker.retry_initial,
-            retry_max: worker.retry_max.max(worker.retry_initial),
-            blocked_pause: worker.blocked_pause,
-        },
-        phone_region: phone_region?,
-        destinations,
-        sources,
-    })
-}
-
-fn check_destination(
-    name: &str,
-    raw: RawDestination,
-    problems: &mut Vec<Problem>,
-) -> Option<DestinationConfig> {
-    let key = |field: &str| format!("destinations.{name}.{field}");
-    match raw.kind.as_deref() {
-        Some("amocrm") => {}
-        Some(other) => {
-            problems.push(Problem::new(
-                key("kind"),
-                format!("«{other}» is not a known kind (known: amocrm)"),
-            ));
-            return None;
-        }
-        None => {
-            problems.push(Problem::new(key("kind"), "missing (known: amocrm)"));
-            return None;
-        }
-    }
-    let base_url = match raw.base_url.as_deref().map(Url::parse) {
-        Some(Ok(url)) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
-            Some(url)
-        }
-        Some(_) => {
-            let value = raw.base_url.unwrap_or_default();
-            problems.push(Problem::new(
-                key("base_url"),
-                format!("«{value}» is not an http(s) URL such as https://example.amocrm.ru"),
-            ));
-            None
-        }
-        None => {
-            problems.push(Problem::new(
-                key("base_url"),
-                "missing: the account's address, such as https://example.amocrm.ru",
-            ));
-            None
-        }
-    };
-    let auth = check_amocrm_auth(
-        raw.access_token,
-        raw.client_id,
-        raw.client_secret,
-        raw.redirect_uri,
-        raw.refresh_token,
-    )
-    .map_err(|(field, message)| problems.push(Problem::new(key(field), message)))
-    .ok();
-    let requests_per_second = raw.requests_per_second.unwrap_or(7);
-    if requests_per_second == 0 {
-        problems.push(Problem::new(
-            key("requests_per_second"),
-            "must be at least 1",
-        ));
-    }
-    Some(DestinationConfig::AmoCrm(AmoCrmConfig {
-        name: name.to_owned(),
-        base_url: base_url?,
-        auth: auth?,
-        requests_per_second,
-        timeout: raw.timeout.unwrap_or(Duration::from_secs(30)),
-    }))
-}
-
-fn check_amocrm_auth(
-    access_token: Option<SecretString>,
-    client_id: Option<String>,
-    client_secret: Option<SecretString>,
-    redirect_uri: Option<String>,
-    refresh_token: Option<SecretString>,
-) -> Result<AmoCrmAuth, (&'static str, String)> {
-    let oauth_given = client_id.is_some() || client_secret.is_some() || refresh_token.is_some();
-    if !oauth_given {
-        return access_token
-            .map(AmoCrmAuth::LongLivedToken)
-            .ok_or(("access_token", "missing: a long-lived token, or OAuth2 client_id, client_secret, redirect_uri and refresh_token".to_owned()));
-    }
-    let missing = |field: &'static str| {
-        (
-            field,
-            "missing: OAuth2 needs client_id, client_secret, redirect_uri and refresh_token"
-                .to_owned(),
-        )
-    };
-    let redirect_text = redirect_uri.ok_or_else(|| missing("redirect_uri"))?;
-    let redirect_uri = Url::parse(&redirect_text)
-        .map_err(|_| ("redirect_uri", format!("«{redirect_text}» is not a URL")))?;
-    Ok(AmoCrmAuth::OAuth(OAuthConfig {
-        client_id: client_id.ok_or_else(|| missing("client_id"))?,
-        client_secret: client_secret.ok_or_else(|| missing("client_secret"))?,
-        redirect_uri,
-        refresh_token: refresh_token.ok_or_else(|| missing("refresh_token"))?,
-        access_token,
-    }))
-}
-
-fn check_source(
-    name: &str,
-    raw: RawSource,
-    destinations: &BTreeMap<String, DestinationConfig>,
-    problems: &mut Vec<Problem>,
-) -> Option<SourceConfig> {
-    let key = |field: &str| format!("sources.{name}.{field}");
-    let before = problems.len();
-    match raw.kind.as_deref() {
-        Some("partner") => {}
-        Some(other) => problems.push(Problem::new(
-            key("kind"),
-            format!("«{other}» is not a known kind (known: partner)"),
-        )),
-        None => problems.push(Problem::new(key("kind"), "missing (known: partner)")),
-    }
-    let mut required =
-        |field: &str, value: Option<String>| match value.filter(|value| !value.trim().is_empty()) {
-            Some(value) => Some(value),
-            None => {
-                problems.push(Problem::new(key(field), "missing"));
-                None
-            }
-        };
-    let destination = required("destination", raw.destination);
-    let pipeline = required("pipeline", raw.pipeline);
-    let status = required("status", raw.status);
-    use secrecy::ExposeSecret;
-    let source_key = raw.key.filter(|secret| secret.expose_secret().len() >= 16);
-    if source_key.is_none() {
-        problems.push(Problem::new(
-            key("key"),
-            "missing or shorter than 16 characters",
-        ));
-    }
-    if let Some(destination) = &destination
-        && !destinations.contains_key(destination)
-    {
-        problems.push(Problem::new(
-            key("destination"),
-            format!("«{destination}» is not a [destinations.*] entry"),
-        ));
-    }
-    if problems.len() > before {
-        return None;
-    }
-    Some(SourceConfig {
-        id: SourceId(name.to_owned()),
-        key: source_key?,
-        route: Route {
-            destination: destination?,
-            pipeline: pipeline?,
-            status: status?,
-        },
-    })
+    let _ = serde_ignored::deserialize(&value, |path| unknown.push(path.to_string())).map(|_: RawSettings| ());
+    unknown.into_iter().map(|key| Problem::new(key, "unknown key")).collect()
 }
 
 #[cfg(test)]
@@ -449,11 +262,7 @@ mod tests {
     }
 
     fn keys(error: ConfigError) -> Vec<String> {
-        error
-            .problems
-            .into_iter()
-            .map(|problem| problem.key)
-            .collect()
+        error.problems.into_iter().map(|problem| problem.key).collect()
     }
 
     #[test]
@@ -518,10 +327,7 @@ mod tests {
             "sources.trendagent.status",
             "sources.trendagent.destination",
         ] {
-            assert!(
-                keys.iter().any(|key| key == expected),
-                "{expected} missing from {keys:?}"
-            );
+            assert!(keys.iter().any(|key| key == expected), "{expected} missing from {keys:?}");
         }
     }
 

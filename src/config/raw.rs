@@ -12,6 +12,10 @@ pub struct RawSettings {
     pub store: RawStore,
     pub worker: RawWorker,
     pub phone: RawPhone,
+    pub security: RawSecurity,
+    pub feedback: RawFeedback,
+    pub smtp: Option<RawSmtp>,
+    pub admin: Option<RawAdmin>,
     #[serde(default)]
     pub destinations: BTreeMap<String, RawDestination>,
     #[serde(default)]
@@ -71,4 +75,68 @@ pub struct RawSource {
     pub destination: Option<String>,
     pub pipeline: Option<String>,
     pub status: Option<String>,
+    pub callback_secret: Option<SecretString>,
+    #[serde(default)]
+    pub notify: Vec<String>,
+    pub retry: Option<RawRetry>,
+    pub messages: Option<RawMessages>,
+    pub email: Option<RawEmailTemplates>,
+}
+
+/// `{ backoff = "exponential", max_age = "48h" }` or `{ every = "30m", max_age = "48h" }`.
+#[derive(Debug, Deserialize)]
+pub struct RawRetry {
+    pub backoff: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub every: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub max_age: Option<Duration>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawMessages {
+    pub unique: Option<String>,
+    pub not_unique: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawEmailTemplates {
+    pub new_client_subject: Option<String>,
+    pub new_client_body: Option<String>,
+    pub known_client_subject: Option<String>,
+    pub known_client_body: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawSecurity {
+    pub allow_private_callbacks: bool,
+    #[serde(default)]
+    pub callback_allow_hosts: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawFeedback {
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub retry_initial: Duration,
+    #[serde(with = "humantime_serde")]
+    pub retry_max: Duration,
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawSmtp {
+    pub url: Option<String>,
+    pub from: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<SecretString>,
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawAdmin {
+    pub token: Option<SecretString>,
 }

@@ -58,16 +58,9 @@ pub enum RouteProblem {
 pub type Connectors = Arc<BTreeMap<String, Connector>>;
 
 impl Connector {
-    pub fn build(
-        config: &DestinationConfig,
-        store: Store,
-        phone_region: PhoneRegion,
-        blocked_pause: Duration,
-    ) -> Self {
+    pub fn build(config: &DestinationConfig, store: Store, phone_region: PhoneRegion, blocked_pause: Duration) -> Self {
         match config {
-            DestinationConfig::AmoCrm(amocrm) => {
-                Self::AmoCrm(AmoCrm::new(amocrm, store, phone_region, blocked_pause))
-            }
+            DestinationConfig::AmoCrm(amocrm) => Self::AmoCrm(AmoCrm::new(amocrm, store, phone_region, blocked_pause)),
         }
     }
 
@@ -83,6 +76,13 @@ impl Connector {
     ) -> Result<Outcome, DeliveryError> {
         match self {
             Self::AmoCrm(amocrm) => amocrm.deliver(lead, route, journal).await,
+        }
+    }
+
+    /// Links to the CRM cards of an outcome's contact and deal.
+    pub fn card_links(&self, outcome: &Outcome) -> (Option<String>, Option<String>) {
+        match self {
+            Self::AmoCrm(amocrm) => amocrm.card_links(outcome.contact_id, outcome.deal_id),
         }
     }
 

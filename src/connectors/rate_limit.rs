@@ -60,16 +60,10 @@ impl RateLimiter {
     pub async fn acquire(&self) -> Result<Slot, Paused> {
         loop {
             self.wait_out_pause().await?;
-            let permit = Arc::clone(&self.slots)
-                .acquire_owned()
-                .await
-                .expect("the semaphore is never closed");
+            let permit = Arc::clone(&self.slots).acquire_owned().await.expect("the semaphore is never closed");
             // A 429 may have arrived while we queued for the slot: honour it before sending.
             if self.remaining_pause().is_none() {
-                return Ok(Slot {
-                    permit: Some(permit),
-                    window: self.window,
-                });
+                return Ok(Slot { permit: Some(permit), window: self.window });
             }
         }
     }
@@ -154,16 +148,8 @@ mod tests {
             drop(slot);
         }
         // Slots 4..6 wait for the first three to age out, slot 7 for the next three.
-        assert!(
-            handed_out[..3]
-                .iter()
-                .all(|at| *at < Duration::from_millis(10))
-        );
-        assert!(
-            handed_out[3..6]
-                .iter()
-                .all(|at| *at >= Duration::from_secs(1))
-        );
+        assert!(handed_out[..3].iter().all(|at| *at < Duration::from_millis(10)));
+        assert!(handed_out[3..6].iter().all(|at| *at >= Duration::from_secs(1)));
         assert!(handed_out[6] >= Duration::from_secs(2));
     }
 
@@ -176,26 +162,17 @@ mod tests {
         drop(limiter.acquire().await.unwrap());
         assert!(start.elapsed() >= Duration::from_secs(2));
         limiter.succeeded();
-        assert_eq!(
-            limiter.throttle(Some(Duration::from_millis(300))),
-            Duration::from_millis(300)
-        );
+        assert_eq!(limiter.throttle(Some(Duration::from_millis(300))), Duration::from_millis(300));
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_long_pause_or_a_block_is_reported_instead_of_waited_out() {
         let limiter = RateLimiter::per_second(10);
         limiter.throttle(Some(Duration::from_secs(30)));
-        assert!(matches!(
-            limiter.acquire().await,
-            Err(Paused::Throttled { .. })
-        ));
+        assert!(matches!(limiter.acquire().await, Err(Paused::Throttled { .. })));
         let limiter = RateLimiter::per_second(10);
         limiter.block(Duration::from_secs(60));
-        assert!(matches!(
-            limiter.acquire().await,
-            Err(Paused::Blocked { .. })
-        ));
+        assert!(matches!(limiter.acquire().await, Err(Paused::Blocked { .. })));
         tokio::time::advance(Duration::from_secs(61)).await;
         assert!(limiter.acquire().await.is_ok());
     }

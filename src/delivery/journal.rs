@@ -17,26 +17,13 @@ pub struct Journal<'a> {
 }
 
 impl<'a> Journal<'a> {
-    pub fn new(
-        store: &'a Store,
-        lease: &'a Lease,
-        extend_by: Duration,
-        earlier: Option<serde_json::Value>,
-    ) -> Self {
-        Self {
-            store,
-            lease,
-            extend_by,
-            earlier,
-            events: Vec::new(),
-        }
+    pub fn new(store: &'a Store, lease: &'a Lease, extend_by: Duration, earlier: Option<serde_json::Value>) -> Self {
+        Self { store, lease, extend_by, earlier, events: Vec::new() }
     }
 
     /// What earlier attempts journaled, if they got that far.
     pub fn earlier_progress<T: DeserializeOwned>(&self) -> Option<T> {
-        self.earlier
-            .clone()
-            .and_then(|value| serde_json::from_value(value).ok())
+        self.earlier.clone().and_then(|value| serde_json::from_value(value).ok())
     }
 
     /// Where CRM calls are recorded until the next step is journaled.
@@ -53,11 +40,8 @@ impl<'a> Journal<'a> {
     /// # Errors
     /// `StoreError::LeaseLost` when another worker owns the lead now; the caller must stop.
     pub async fn record_step(&mut self, progress: &impl Serialize) -> Result<(), StoreError> {
-        let progress = serde_json::to_value(progress)
-            .map_err(|error| StoreError::Corrupt(error.to_string()))?;
-        self.store
-            .record_step(self.lease, &progress, &self.events, self.extend_by)
-            .await?;
+        let progress = serde_json::to_value(progress).map_err(|error| StoreError::Corrupt(error.to_string()))?;
+        self.store.record_step(self.lease, &progress, &self.events, self.extend_by).await?;
         self.events.clear();
         Ok(())
     }

@@ -8,13 +8,15 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use serde_json::json;
+use tokio::sync::Notify;
 
-use crate::config::{SourceConfig, WorkerConfig};
-use crate::connectors::{Connectors, DeliveryError};
+use crate::config::{Route, SourceConfig, WorkerConfig};
+use crate::connectors::{Connector, Connectors, DeliveryError};
 use crate::domain::{HistoryEvent, Lead, Outcome, SourceId};
+use crate::notify::templates::EmailContext;
 use crate::store::{AttemptCount, Claim, FeedbackKind, OwedFeedback, Store, StoreError};
 pub use journal::Journal;
-pub use retry::backoff;
+pub use retry::{backoff, lead_retry_delay};
 
 /// Everything a worker needs to take a lead from claimed to settled.
 #[derive(Clone)]
@@ -23,6 +25,8 @@ pub struct Deliverer {
     pub connectors: Connectors,
     pub sources: Arc<BTreeMap<SourceId, SourceConfig>>,
     pub worker: WorkerConfig,
+    /// Woken when an outcome commits feedback to send.
+    pub feedback_wake: Arc<Notify>,
 }
 
 impl Deliverer {
@@ -31,89 +35,72 @@ impl Deliverer {
     #[tracing::instrument(skip_all, fields(lead.id = %claim.lead.id, source = %claim.lead.fields.source))]
     pub async fn deliver(&self, claim: Claim) {
         let lead = &claim.lead;
-        let mut journal = Journal::new(
-            &self.store,
-            &claim.lease,
-            self.worker.lease,
-            claim.progress.clone(),
-        );
-        journal.note(HistoryEvent::now(
-            "claimed",
-            json!({ "attempt": lead.attempt + 1 }),
-        ));
-        let result = match self.route_of(lead) {
-            Ok((connector, route)) => connector.deliver(lead, route, &mut journal).await,
-            Err(error) => Err(error),
+        let mut journal = Journal::new(&self.store, &claim.lease, self.worker.lease, claim.progress.clone());
+        journal.note(HistoryEvent::now("claimed", json!({ "attempt": lead.attempt + 1 })));
+        let routed = self.route_of(lead);
+        let result = match &routed {
+            Ok((source, connector)) => connector.deliver(lead, &source.route, &mut journal).await,
+            Err(error) => Err(DeliveryError::Misconfigured(error.clone())),
         };
         let mut events = journal.take_events();
-        let written = match result {
-            Ok(outcome) => {
-                events.push(HistoryEvent::now(
+        let written = match (result, routed) {
+            (Ok(outcome), Ok((source, connector))) => {
+                let decided = HistoryEvent::now(
                     outcome.decision.status().as_str(),
                     serde_json::to_value(&outcome).unwrap_or_default(),
-                ));
+                );
+                events.push(decided);
                 tracing::info!(decision = ?outcome.decision, contact_id = ?outcome.contact_id, deal_id = ?outcome.deal_id, "lead delivered");
-                self.store
-                    .complete(
-                        &claim.lease,
-                        &outcome,
-                        &events,
-                        &owed_feedback(lead, &outcome),
-                    )
-                    .await
+                let feedback = owed_feedback(lead, &outcome, source, connector);
+                let completed = self.store.complete(&claim.lease, &outcome, &events, &feedback).await;
+                if completed.is_ok() && !feedback.is_empty() {
+                    self.feedback_wake.notify_one();
+                }
+                completed
             }
-            Err(error) => self.settle_failure(&claim, error, events).await,
+            (Err(error), _) => self.settle_failure(&claim, error, events).await,
+            (Ok(_), Err(_)) => unreachable!("an outcome needs a route"),
         };
         match written {
             Ok(()) => {}
             Err(StoreError::LeaseLost(id)) => {
                 tracing::warn!(lead.id = %id, "another worker took the lead over; stopping")
             }
-            Err(error) => tracing::error!(
-                ?error,
-                "could not record the attempt; the lead returns when its lease expires"
-            ),
+            Err(error) => {
+                tracing::error!(?error, "could not record the attempt; the lead returns when its lease expires")
+            }
         }
     }
 
-    fn route_of(
-        &self,
-        lead: &Lead,
-    ) -> Result<(&crate::connectors::Connector, &crate::config::Route), DeliveryError> {
-        let source = self.sources.get(&lead.fields.source).ok_or_else(|| {
-            DeliveryError::Misconfigured(format!(
-                "source «{}» is no longer configured",
-                lead.fields.source
-            ))
-        })?;
-        let connector = self
-            .connectors
-            .get(&source.route.destination)
-            .ok_or_else(|| {
-                DeliveryError::Misconfigured(format!(
-                    "destination «{}» is not configured",
-                    source.route.destination
-                ))
-            })?;
-        Ok((connector, &source.route))
+    /// The lead's source and connector, or why they are missing from the configuration.
+    fn route_of(&self, lead: &Lead) -> Result<(&SourceConfig, &Connector), String> {
+        let source = self
+            .sources
+            .get(&lead.fields.source)
+            .ok_or_else(|| format!("source «{}» is no longer configured", lead.fields.source))?;
+        let Route { destination, .. } = &source.route;
+        let connector =
+            self.connectors.get(destination).ok_or_else(|| format!("destination «{destination}» is not configured"))?;
+        Ok((source, connector))
     }
 
+    /// Sends the lead back to the queue, or makes it `dead` when the CRM refused its data or its
+    /// source's retry policy is spent.
     async fn settle_failure(
         &self,
         claim: &Claim,
         error: DeliveryError,
         mut events: Vec<HistoryEvent>,
     ) -> Result<(), StoreError> {
-        let lease = &claim.lease;
+        let lead = &claim.lead;
         let message = error.to_string();
+        let policy = self.sources.get(&lead.fields.source).map(|source| source.retry).unwrap_or_default();
         let (delay, count) = match &error {
-            DeliveryError::Store(StoreError::LeaseLost(id)) => {
-                return Err(StoreError::LeaseLost(*id));
-            }
+            DeliveryError::Store(StoreError::LeaseLost(id)) => return Err(StoreError::LeaseLost(*id)),
             DeliveryError::Rejected(_) => {
                 tracing::warn!(error = %message, "the CRM rejected the lead; it is dead until re-sent");
                 events.push(HistoryEvent::now("dead", json!({ "error": message })));
-                return self.store.mark_dead(lease, &message, &events).await;
+                return self.store.mark_dead(&claim.lease, &message, &events).await;
             }
             DeliveryError::RateLimited { retry_in } | DeliveryError::Blocked { retry_in } => {
                 (*retry_in, AttemptCount::NotCounted)
@@ -121,40 +108,78 @@ impl Deliverer {
             DeliveryError::Unavailable(_)
             | DeliveryError::Unauthorized(_)
             | DeliveryError::Misconfigured(_)
-            | DeliveryError::Store(_) => (
-                backoff(&self.worker, claim.lead.attempt + 1),
-                AttemptCount::Counted,
-            ),
+            | DeliveryError::Store(_) => {
+                (lead_retry_delay(policy.schedule, &self.worker, lead.attempt + 1), AttemptCount::Counted)
+            }
         };
         let retry_at = Utc::now() + delay;
+        let gives_up_at = lead.created_at + policy.max_age;
+        if retry_at > gives_up_at {
+            let attempts = lead.attempt + i64::from(count == AttemptCount::Counted);
+            let message =
+                format!("the retry policy is spent after {attempts} failed attempt(s); last error: {message}");
+            tracing::warn!(error = %message, "the lead is dead until re-sent");
+            events.push(HistoryEvent::now("dead", json!({ "error": message })));
+            return self.store.mark_dead(&claim.lease, &message, &events).await;
+        }
         tracing::warn!(error = %message, %retry_at, "delivery attempt failed; the lead is queued again");
         events.push(HistoryEvent::now(
             "retry_scheduled",
             json!({ "error": message, "retry_at": retry_at, "counted": count == AttemptCount::Counted }),
         ));
-        self.store
-            .reschedule(lease, retry_at, count, &message, &events)
-            .await
+        self.store.reschedule(&claim.lease, retry_at, count, &message, &events).await
     }
 }
 
-/// The answers an outcome owes its sender, committed with it (delivered by the feedback worker).
-fn owed_feedback(lead: &Lead, outcome: &Outcome) -> Vec<OwedFeedback> {
-    let Some(url) = &lead.fields.callback_url else {
-        return Vec::new();
-    };
+/// The answers an outcome owes, committed with it and delivered by the feedback worker: the
+/// callback to the sender and the e-mail to the team, each fixed now so every retry is identical.
+fn owed_feedback(lead: &Lead, outcome: &Outcome, source: &SourceConfig, connector: &Connector) -> Vec<OwedFeedback> {
+    let fields = &lead.fields;
     let unique = outcome.decision.is_unique_client();
-    let body = json!({
-        "id": lead.id,
-        "status": outcome.decision.status().as_str(),
-        "unique": unique,
-        "message": if unique { "Клиент уникальный" } else { "Клиент не уникален" },
-        "contact_id": outcome.contact_id,
-        "deal_id": outcome.deal_id,
-        "occurred_at": Utc::now(),
-    });
-    vec![OwedFeedback {
-        kind: FeedbackKind::Callback,
-        payload: json!({ "url": url, "body": body }),
-    }]
+    let mut owed = Vec::new();
+    if let Some(url) = &fields.callback_url {
+        let messages = &source.feedback.messages;
+        let body = json!({
+            "id": lead.id,
+            "status": outcome.decision.status().as_str(),
+            "unique": unique,
+            "message": if unique { &messages.unique } else { &messages.not_unique },
+            "contact_id": outcome.contact_id,
+            "deal_id": outcome.deal_id,
+            "occurred_at": Utc::now(),
+        });
+        let payload = json!({ "url": url, "source": fields.source, "body": body });
+        owed.push(OwedFeedback { kind: FeedbackKind::Callback, payload });
+    }
+    if !source.feedback.notify.is_empty() {
+        let (contact_url, deal_url) = connector.card_links(outcome);
+        let context = EmailContext {
+            lead_id: lead.id.0,
+            source: fields.source.0.clone(),
+            name: fields.name.clone(),
+            phone: fields.phone.e164().to_owned(),
+            phone_raw: fields.phone.raw().to_owned(),
+            email: fields.email.as_ref().map(|email| email.as_str().to_owned()),
+            comment: fields.comment.clone(),
+            fields: fields.payload.as_object().cloned().unwrap_or_default(),
+            unique,
+            decision: serde_json::to_value(outcome.decision)
+                .ok()
+                .and_then(|value| value.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            contact_url,
+            deal_url,
+        };
+        match source.feedback.email.render(&context) {
+            Ok(email) => {
+                let to: Vec<&str> = source.feedback.notify.iter().map(|address| address.as_str()).collect();
+                let payload = json!({ "to": to, "subject": email.subject, "body": email.body });
+                owed.push(OwedFeedback { kind: FeedbackKind::Email, payload });
+            }
+            // Templates are checked at start-up, so this is a value the template cannot show;
+            // the outcome must still commit.
+            Err(error) => tracing::error!(%error, "could not render the notification e-mail; it is not sent"),
+        }
+    }
+    owed
 }

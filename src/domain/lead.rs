@@ -142,10 +142,6 @@ pub struct HistoryEvent {
 
 impl HistoryEvent {
     pub fn now(kind: &str, detail: serde_json::Value) -> Self {
-        Self {
-            at: Utc::now(),
-            kind: kind.to_owned(),
-            detail,
-        }
+        Self { at: Utc::now(), kind: kind.to_owned(), detail }
     }
 }

@@ -38,16 +38,12 @@ impl Phone {
     /// When the text holds no digits that could form a number, or too few or too many of them.
     pub fn parse(raw: &str, region: PhoneRegion) -> Result<Self, PhoneError> {
         let trimmed = raw.trim();
-        let number = PHONE_NUMBER_UTIL
-            .parse(trimmed, Some(region.0))
-            .map_err(|_| PhoneError::NotANumber(trimmed.to_owned()))?;
+        let number =
+            PHONE_NUMBER_UTIL.parse(trimmed, Some(region.0)).map_err(|_| PhoneError::NotANumber(trimmed.to_owned()))?;
         if !PHONE_NUMBER_UTIL.is_possible_number(&number) {
             return Err(PhoneError::ImpossibleNumber(trimmed.to_owned()));
         }
-        Ok(Self {
-            e164: number.format_as(PhoneNumberFormat::E164).to_string(),
-            raw: trimmed.to_owned(),
-        })
+        Ok(Self { e164: number.format_as(PhoneNumberFormat::E164).to_string(), raw: trimmed.to_owned() })
     }
 
     /// Rebuilds a phone from values this module produced earlier (the store's columns).
@@ -109,13 +105,7 @@ mod tests {
 
     #[test]
     fn russian_spellings_of_one_mobile_number_normalize_to_the_same_e164() {
-        for raw in [
-            "8 (999) 123-45-67",
-            "+7 999 123 45 67",
-            "9991234567",
-            "79991234567",
-            "+7(999)1234567",
-        ] {
+        for raw in ["8 (999) 123-45-67", "+7 999 123 45 67", "9991234567", "79991234567", "+7(999)1234567"] {
             assert_eq!(ru(raw).as_deref(), Ok("+79991234567"), "{raw}");
         }
     }
@@ -132,16 +122,8 @@ mod tests {
         let brazil: PhoneRegion = "br".parse().unwrap();
         let phone = Phone::parse("(11) 98765-4321", brazil).unwrap();
         assert_eq!(phone.e164(), "+5511987654321");
-        assert_eq!(
-            Phone::parse("11987654321", brazil).unwrap().e164(),
-            "+5511987654321"
-        );
-        assert_eq!(
-            Phone::parse("+55 21 2345-6789", PhoneRegion::RUSSIA)
-                .unwrap()
-                .e164(),
-            "+552123456789"
-        );
+        assert_eq!(Phone::parse("11987654321", brazil).unwrap().e164(), "+5511987654321");
+        assert_eq!(Phone::parse("+55 21 2345-6789", PhoneRegion::RUSSIA).unwrap().e164(), "+552123456789");
     }
 
     #[test]
@@ -153,14 +135,8 @@ mod tests {
     fn text_and_wrong_lengths_are_not_phones() {
         assert!(matches!(ru("abc"), Err(PhoneError::NotANumber(_))));
         assert!(matches!(ru("123"), Err(PhoneError::ImpossibleNumber(_))));
-        assert!(matches!(
-            ru("+7 (999) 123-45-6"),
-            Err(PhoneError::ImpossibleNumber(_))
-        ));
-        assert!(matches!(
-            ru("999123456789012"),
-            Err(PhoneError::ImpossibleNumber(_))
-        ));
+        assert!(matches!(ru("+7 (999) 123-45-6"), Err(PhoneError::ImpossibleNumber(_))));
+        assert!(matches!(ru("999123456789012"), Err(PhoneError::ImpossibleNumber(_))));
     }
 
     #[test]

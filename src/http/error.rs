@@ -24,8 +24,13 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("Ошибка! Idempotency-Key «{0}» уже использован для другой заявки")]
     IdempotencyKeyReused(String),
+    #[error("Ошибка! Неверный или отсутствующий токен администратора ([admin] token)")]
+    AdminUnauthorized,
     #[error("Заявка не найдена")]
     NotFound,
+    /// The request is valid but the lead's state does not allow it.
+    #[error("Ошибка! {0}")]
+    Conflict(String),
     #[error("{INTERNAL_ERROR}")]
     Internal(#[from] StoreError),
 }
@@ -34,7 +39,8 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = match &self {
             Self::MissingNameOrPhone | Self::Invalid(_) => StatusCode::BAD_REQUEST,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized | Self::AdminUnauthorized => StatusCode::UNAUTHORIZED,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::IdempotencyKeyReused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound => StatusCode::NOT_FOUND,
@@ -45,10 +51,7 @@ impl IntoResponse for ApiError {
         };
         let mut response = (status, Json(json!({ "error": self.to_string() }))).into_response();
         if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                "www-authenticate",
-                axum::http::HeaderValue::from_static("Bearer"),
-            );
+            response.headers_mut().insert("www-authenticate", axum::http::HeaderValue::from_static("Bearer"));
         }
         response
     }

@@ -7,25 +7,23 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::ApiError;
 use super::source_auth::AuthenticatedSource;
-use crate::domain::{LeadId, LeadStatus};
+use crate::domain::{HistoryEvent, Lead, LeadId, LeadStatus};
 
 pub async fn show(
     State(state): State<AppState>,
     AuthenticatedSource(source): AuthenticatedSource,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = id
-        .parse::<i64>()
-        .map(LeadId)
-        .map_err(|_| ApiError::NotFound)?;
+    let id = id.parse::<i64>().map(LeadId).map_err(|_| ApiError::NotFound)?;
     // Another source's lead answers exactly like a missing one, so ids reveal nothing.
-    let lead = state
-        .store
-        .find_lead(id)
-        .await?
-        .filter(|lead| lead.fields.source == source.id)
-        .ok_or(ApiError::NotFound)?;
+    let lead =
+        state.store.find_lead(id).await?.filter(|lead| lead.fields.source == source.id).ok_or(ApiError::NotFound)?;
     let history = state.store.history(id).await?;
+    Ok(Json(report(&lead, &history)))
+}
+
+/// A lead as operators and senders read it: fields, status, outcome and full history.
+pub fn report(lead: &Lead, history: &[HistoryEvent]) -> Value {
     let fields = &lead.fields;
     let outcome = lead.outcome.as_ref().map(|outcome| {
         json!({
@@ -36,7 +34,7 @@ pub async fn show(
         })
     });
     let waiting = matches!(lead.status, LeadStatus::Pending);
-    Ok(Json(json!({
+    json!({
         "id": lead.id,
         "source": fields.source,
         "status": lead.status,
@@ -54,5 +52,5 @@ pub async fn show(
         "updated_at": lead.updated_at,
         "received": fields.payload,
         "history": history,
-    })))
+    })
 }

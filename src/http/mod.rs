@@ -1,7 +1,8 @@
 //! The HTTP surface: routes, shared state, and the request limits every endpoint shares.
 
+mod admin;
 pub mod error;
-mod lead_status;
+pub mod lead_status;
 pub mod source_auth;
 
 use std::sync::Arc;
@@ -10,9 +11,12 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::routing::{get, post};
 
+use secrecy::SecretString;
+
 use crate::config::SourceConfig;
 use crate::domain::PhoneRegion;
 use crate::intake;
+use crate::notify::address_guard::AddressGuard;
 use crate::store::{LeadWriter, Store};
 use source_auth::SourceKeys;
 
@@ -25,6 +29,8 @@ pub struct AppState {
     pub writer: LeadWriter,
     pub phone_region: PhoneRegion,
     pub source_keys: SourceKeys,
+    pub callback_guard: AddressGuard,
+    pub admin_token: Option<SecretString>,
 }
 
 impl FromRef<AppState> for SourceKeys {
@@ -39,13 +45,10 @@ impl AppState {
         writer: LeadWriter,
         phone_region: PhoneRegion,
         sources: Vec<SourceConfig>,
+        callback_guard: AddressGuard,
+        admin_token: Option<SecretString>,
     ) -> Self {
-        Self {
-            store,
-            writer,
-            phone_region,
-            source_keys: SourceKeys(Arc::new(sources)),
-        }
+        Self { store, writer, phone_region, source_keys: SourceKeys(Arc::new(sources)), callback_guard, admin_token }
     }
 }
 
@@ -53,6 +56,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/leads", post(intake::partner::accept))
         .route("/api/v1/leads/{id}", get(lead_status::show))
+        .route("/api/v1/leads/{id}/retry", post(admin::retry))
         .route("/healthz", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

@@ -30,25 +30,10 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let header = |name: &str| {
-            parts
-                .headers
-                .get(name)
-                .and_then(|value| value.to_str().ok())
-                .map(str::trim)
-        };
-        let from_query = || {
-            Query::<KeyQuery>::try_from_uri(&parts.uri)
-                .ok()
-                .and_then(|query| query.0.key)
-        };
+        let header = |name: &str| parts.headers.get(name).and_then(|value| value.to_str().ok()).map(str::trim);
+        let from_query = || Query::<KeyQuery>::try_from_uri(&parts.uri).ok().and_then(|query| query.0.key);
         let presented = header("authorization")
-            .and_then(|value| {
-                value
-                    .strip_prefix("Bearer ")
-                    .map(str::trim)
-                    .map(str::to_owned)
-            })
+            .and_then(|value| value.strip_prefix("Bearer ").map(str::trim).map(str::to_owned))
             .or_else(|| header("x-api-key").map(str::to_owned))
             .or_else(from_query)
             .ok_or(ApiError::Unauthorized)?;
@@ -57,18 +42,10 @@ where
         // source came close.
         let mut matched = None;
         for source in sources.iter() {
-            if bool::from(
-                source
-                    .key
-                    .expose_secret()
-                    .as_bytes()
-                    .ct_eq(presented.as_bytes()),
-            ) {
+            if bool::from(source.key.expose_secret().as_bytes().ct_eq(presented.as_bytes())) {
                 matched = Some(source.clone());
             }
         }
-        matched
-            .map(AuthenticatedSource)
-            .ok_or(ApiError::Unauthorized)
+        matched.map(AuthenticatedSource).ok_or(ApiError::Unauthorized)
     }
 }

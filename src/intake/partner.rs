@@ -30,18 +30,18 @@ pub async fn accept(
     })?;
     let external_id = idempotency_key(&headers)?;
     let lead = parse_lead(&body, source.id, external_id.clone(), state.phone_region)?;
+    if let Some(url) = &lead.callback_url {
+        state
+            .callback_guard
+            .check(url)
+            .await
+            .map_err(|refused| ApiError::Invalid(format!("«{url}» в поле callbackUrl недопустим: {refused}")))?;
+    }
     match state.writer.insert(lead).await? {
-        Inserted::New(id)
-        | Inserted::Existing {
-            id,
-            same_payload: true,
-        } => Ok(Json(json!({ "id": id }))),
-        Inserted::Existing {
-            same_payload: false,
-            ..
-        } => Err(ApiError::IdempotencyKeyReused(
-            external_id.unwrap_or_default(),
-        )),
+        Inserted::New(id) | Inserted::Existing { id, same_payload: true } => Ok(Json(json!({ "id": id }))),
+        Inserted::Existing { same_payload: false, .. } => {
+            Err(ApiError::IdempotencyKeyReused(external_id.unwrap_or_default()))
+        }
     }
 }
 
@@ -66,34 +66,25 @@ fn parse_lead(
     external_id: Option<String>,
     region: PhoneRegion,
 ) -> Result<NewLead, ApiError> {
-    let payload: Value = serde_json::from_slice(body).map_err(|error| {
-        ApiError::Invalid(format!("тело запроса не является корректным JSON: {error}"))
-    })?;
+    let payload: Value = serde_json::from_slice(body)
+        .map_err(|error| ApiError::Invalid(format!("тело запроса не является корректным JSON: {error}")))?;
     let Value::Object(fields) = &payload else {
-        return Err(ApiError::Invalid(
-            "ожидался JSON-объект с полями name и phone".to_owned(),
-        ));
+        return Err(ApiError::Invalid("ожидался JSON-объект с полями name и phone".to_owned()));
     };
     let name = text_field(fields, "name")?;
     let phone_text = text_field(fields, "phone")?;
     let (Some(name), Some(phone_text)) = (name, phone_text) else {
         return Err(ApiError::MissingNameOrPhone);
     };
-    let phone = Phone::parse(&phone_text, region).map_err(|_| {
-        ApiError::Invalid(format!(
-            "«{phone_text}» в поле phone не является номером телефона"
-        ))
-    })?;
+    let phone = Phone::parse(&phone_text, region)
+        .map_err(|_| ApiError::Invalid(format!("«{phone_text}» в поле phone не является номером телефона")))?;
     let email = text_field(fields, "email")?
         .map(|text| {
-            Email::parse(&text).map_err(|_| {
-                ApiError::Invalid(format!("«{text}» в поле email не является адресом e-mail"))
-            })
+            Email::parse(&text)
+                .map_err(|_| ApiError::Invalid(format!("«{text}» в поле email не является адресом e-mail")))
         })
         .transpose()?;
-    let callback_url = text_field(fields, "callbackUrl")?
-        .map(|text| parse_callback_url(&text))
-        .transpose()?;
+    let callback_url = text_field(fields, "callbackUrl")?.map(|text| parse_callback_url(&text)).transpose()?;
     Ok(NewLead {
         source,
         external_id,
@@ -111,22 +102,16 @@ fn parse_lead(
 fn text_field(fields: &Map<String, Value>, name: &str) -> Result<Option<String>, ApiError> {
     match fields.get(name) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) => {
-            Ok(Some(text.trim().to_owned()).filter(|text| !text.is_empty()))
-        }
+        Some(Value::String(text)) => Ok(Some(text.trim().to_owned()).filter(|text| !text.is_empty())),
         Some(Value::Number(number)) => Ok(Some(number.to_string())),
-        Some(_) => Err(ApiError::Invalid(format!(
-            "поле {name} должно быть строкой"
-        ))),
+        Some(_) => Err(ApiError::Invalid(format!("поле {name} должно быть строкой"))),
     }
 }
 
 fn parse_callback_url(text: &str) -> Result<Url, ApiError> {
     match Url::parse(text) {
         Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Ok(url),
-        _ => Err(ApiError::Invalid(format!(
-            "«{text}» в поле callbackUrl не является адресом http(s)"
-        ))),
+        _ => Err(ApiError::Invalid(format!("«{text}» в поле callbackUrl не является адресом http(s)"))),
     }
 }
 
@@ -135,12 +120,7 @@ mod tests {
     use super::*;
 
     fn parse(body: &str) -> Result<NewLead, ApiError> {
-        parse_lead(
-            body.as_bytes(),
-            SourceId("partner".into()),
-            None,
-            PhoneRegion::RUSSIA,
-        )
+        parse_lead(body.as_bytes(), SourceId("partner".into()), None, PhoneRegion::RUSSIA)
     }
 
     #[test]
@@ -160,31 +140,20 @@ mod tests {
             r#"{"name":"Иван","phone":null}"#,
             "{}",
         ] {
-            assert!(
-                matches!(parse(body), Err(ApiError::MissingNameOrPhone)),
-                "{body}"
-            );
+            assert!(matches!(parse(body), Err(ApiError::MissingNameOrPhone)), "{body}");
         }
     }
 
     #[test]
     fn a_numeric_phone_is_accepted() {
-        assert_eq!(
-            parse(r#"{"name":"Иван","phone":79991234567}"#)
-                .unwrap()
-                .phone
-                .e164(),
-            "+79991234567"
-        );
+        assert_eq!(parse(r#"{"name":"Иван","phone":79991234567}"#).unwrap().phone.e164(), "+79991234567");
     }
 
     #[test]
     fn hostile_or_malformed_values_are_named_in_the_error() {
         let message = |body: &str| parse(body).unwrap_err().to_string();
         assert!(message(r#"{"name":"Иван","phone":"123"}"#).contains("phone"));
-        assert!(
-            message(r#"{"name":"Иван","phone":"+79991234567","email":"nope"}"#).contains("email")
-        );
+        assert!(message(r#"{"name":"Иван","phone":"+79991234567","email":"nope"}"#).contains("email"));
         assert!(
             message(r#"{"name":"Иван","phone":"+79991234567","callbackUrl":"file:///etc/passwd"}"#)
                 .contains("callbackUrl")

@@ -38,28 +38,18 @@ impl LeadWriter {
     /// When the transaction carrying the lead failed; then nothing of it was stored.
     pub async fn insert(&self, lead: NewLead) -> Result<Inserted, StoreError> {
         let (reply, answer) = oneshot::channel();
-        self.requests
-            .send((lead, reply))
-            .await
-            .map_err(|_| StoreError::Closed)?;
+        self.requests.send((lead, reply)).await.map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
     }
 }
 
-async fn commit_batches(
-    store: Store,
-    mut receiver: mpsc::Receiver<(NewLead, Reply)>,
-    committed: Arc<Notify>,
-) {
+async fn commit_batches(store: Store, mut receiver: mpsc::Receiver<(NewLead, Reply)>, committed: Arc<Notify>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let (leads, replies): (Vec<NewLead>, Vec<Reply>) = batch.drain(..).unzip();
         match store.insert_leads(&leads).await {
             Ok(results) => {
-                if results
-                    .iter()
-                    .any(|result| matches!(result, Inserted::New(_)))
-                {
+                if results.iter().any(|result| matches!(result, Inserted::New(_))) {
                     committed.notify_one();
                 }
                 for (reply, result) in replies.into_iter().zip(results) {
@@ -67,11 +57,7 @@ async fn commit_batches(
                 }
             }
             Err(error) => {
-                tracing::error!(
-                    ?error,
-                    leads = leads.len(),
-                    "could not commit a batch of leads"
-                );
+                tracing::error!(?error, leads = leads.len(), "could not commit a batch of leads");
                 for reply in replies {
                     let _ = reply.send(Err(StoreError::BatchFailed(error.to_string())));
                 }

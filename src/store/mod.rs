@@ -6,6 +6,7 @@
 mod group_commit;
 mod rows;
 mod sqlite;
+mod sqlite_outbox;
 
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::config::StoreConfig;
-use crate::domain::{HistoryEvent, Lead, LeadId, NewLead, Outcome, SourceId};
+use crate::domain::{HistoryEvent, Lead, LeadId, LeadStatus, NewLead, Outcome, SourceId};
 pub use group_commit::LeadWriter;
 pub use sqlite::SqliteStore;
 
@@ -73,6 +74,44 @@ pub struct OwedFeedback {
 pub enum FeedbackKind {
     Callback,
     Email,
+}
+
+/// Feedback as the outbox holds it, with how its delivery went so far.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredFeedback {
+    pub kind: FeedbackKind,
+    pub payload: serde_json::Value,
+    /// `pending`, `sending`, `delivered` or `failed`.
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+}
+
+/// An outbox row taken by the feedback worker.
+#[derive(Debug, Clone)]
+pub struct FeedbackClaim {
+    pub lead_id: LeadId,
+    pub kind: FeedbackKind,
+    pub payload: serde_json::Value,
+    /// Attempts made before this one.
+    pub attempt: i64,
+    pub created_at: DateTime<Utc>,
+    pub lease: OutboxLease,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxLease {
+    pub id: i64,
+    pub token: String,
+}
+
+/// What asking to re-send a lead did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resend {
+    Queued,
+    /// Only dead leads are re-sent: any other lead is either still on its way or settled.
+    NotDead(LeadStatus),
+    NotFound,
 }
 
 /// An OAuth2 token pair as persisted for a destination.
@@ -176,29 +215,68 @@ impl Store {
         }
     }
 
-    pub async fn mark_dead(
-        &self,
-        lease: &Lease,
-        error: &str,
-        events: &[HistoryEvent],
-    ) -> Result<(), StoreError> {
+    pub async fn mark_dead(&self, lease: &Lease, error: &str, events: &[HistoryEvent]) -> Result<(), StoreError> {
         match self {
             Self::Sqlite(store) => store.mark_dead(lease, error, events).await,
         }
     }
 
-    pub async fn owed_feedback(&self, id: LeadId) -> Result<Vec<OwedFeedback>, StoreError> {
+    pub async fn owed_feedback(&self, id: LeadId) -> Result<Vec<StoredFeedback>, StoreError> {
         match self {
             Self::Sqlite(store) => store.owed_feedback(id).await,
         }
     }
 
-    /// Returns the value stored under `name`, storing `generate()` first if there is none.
-    pub async fn generated_setting(
+    /// Takes up to `limit` due outbox rows (pending and due, or sending with an expired lease).
+    pub async fn claim_feedback(&self, limit: usize, lease: Duration) -> Result<Vec<FeedbackClaim>, StoreError> {
+        match self {
+            Self::Sqlite(store) => store.claim_feedback(limit, lease).await,
+        }
+    }
+
+    /// Records one delivery attempt of a claimed row: `status` is `delivered`, `pending` (with
+    /// `retry_at`) or `failed`; `events` go into the lead's history in the same transaction.
+    pub async fn settle_feedback(
         &self,
-        name: &str,
-        generate: impl FnOnce() -> String,
-    ) -> Result<String, StoreError> {
+        claim: &FeedbackClaim,
+        status: &str,
+        retry_at: Option<DateTime<Utc>>,
+        error: Option<&str>,
+        events: &[HistoryEvent],
+    ) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(store) => store.settle_feedback(claim, status, retry_at, error, events).await,
+        }
+    }
+
+    /// Puts a dead lead back in the queue, due now, keeping its journal so that finished CRM
+    /// steps are not repeated.
+    pub async fn resend(&self, id: LeadId, requested_by: &str) -> Result<Resend, StoreError> {
+        match self {
+            Self::Sqlite(store) => store.resend(id, requested_by).await,
+        }
+    }
+
+    pub async fn dead_leads(&self, source: Option<&SourceId>) -> Result<Vec<LeadId>, StoreError> {
+        match self {
+            Self::Sqlite(store) => store.dead_leads(source).await,
+        }
+    }
+
+    /// The newest leads first, filtered by status and source.
+    pub async fn list_leads(
+        &self,
+        status: Option<LeadStatus>,
+        source: Option<&SourceId>,
+        limit: usize,
+    ) -> Result<Vec<Lead>, StoreError> {
+        match self {
+            Self::Sqlite(store) => store.list_leads(status, source, limit).await,
+        }
+    }
+
+    /// Returns the value stored under `name`, storing `generate()` first if there is none.
+    pub async fn generated_setting(&self, name: &str, generate: impl FnOnce() -> String) -> Result<String, StoreError> {
         match self {
             Self::Sqlite(store) => store.generated_setting(name, generate).await,
         }
@@ -210,20 +288,13 @@ impl Store {
         }
     }
 
-    pub async fn save_tokens(
-        &self,
-        destination: &str,
-        tokens: &StoredTokens,
-    ) -> Result<(), StoreError> {
+    pub async fn save_tokens(&self, destination: &str, tokens: &StoredTokens) -> Result<(), StoreError> {
         match self {
             Self::Sqlite(store) => store.save_tokens(destination, tokens).await,
         }
     }
 
-    pub async fn count_by_status(
-        &self,
-        source: Option<&SourceId>,
-    ) -> Result<Vec<(String, i64)>, StoreError> {
+    pub async fn count_by_status(&self, source: Option<&SourceId>) -> Result<Vec<(String, i64)>, StoreError> {
         match self {
             Self::Sqlite(store) => store.count_by_status(source).await,
         }

@@ -3,9 +3,7 @@
 use sqlx::FromRow;
 
 use super::{StoreError, from_millis};
-use crate::domain::{
-    Decision, Email, HistoryEvent, Lead, LeadId, LeadStatus, NewLead, Outcome, Phone, SourceId,
-};
+use crate::domain::{Decision, Email, HistoryEvent, Lead, LeadId, LeadStatus, NewLead, Outcome, Phone, SourceId};
 
 #[derive(Debug, FromRow)]
 pub struct LeadRow {
@@ -48,19 +46,12 @@ impl TryFrom<LeadRow> for Lead {
         let decision = row
             .decision
             .as_deref()
-            .map(|text| {
-                serde_json::from_value::<Decision>(serde_json::Value::String(text.to_owned()))
-            })
+            .map(|text| serde_json::from_value::<Decision>(serde_json::Value::String(text.to_owned())))
             .transpose()
             .map_err(|_| corrupt("unknown decision"))?;
-        let payload =
-            serde_json::from_str(&row.payload).map_err(|_| corrupt("payload is not JSON"))?;
-        let callback_url = row
-            .callback_url
-            .as_deref()
-            .map(url::Url::parse)
-            .transpose()
-            .map_err(|_| corrupt("callback URL"))?;
+        let payload = serde_json::from_str(&row.payload).map_err(|_| corrupt("payload is not JSON"))?;
+        let callback_url =
+            row.callback_url.as_deref().map(url::Url::parse).transpose().map_err(|_| corrupt("callback URL"))?;
         Ok(Lead {
             id: LeadId(row.id),
             fields: NewLead {
@@ -76,11 +67,7 @@ impl TryFrom<LeadRow> for Lead {
             status,
             attempt: row.attempt,
             run_at: from_millis(row.run_at),
-            outcome: decision.map(|decision| Outcome {
-                decision,
-                contact_id: row.contact_id,
-                deal_id: row.deal_id,
-            }),
+            outcome: decision.map(|decision| Outcome { decision, contact_id: row.contact_id, deal_id: row.deal_id }),
             last_error: row.last_error,
             created_at: from_millis(row.created_at),
             updated_at: from_millis(row.updated_at),
@@ -93,10 +80,7 @@ impl From<HistoryRow> for HistoryEvent {
         Self {
             at: from_millis(row.at),
             kind: row.kind,
-            detail: row
-                .detail
-                .and_then(|text| serde_json::from_str(&text).ok())
-                .unwrap_or_default(),
+            detail: row.detail.and_then(|text| serde_json::from_str(&text).ok()).unwrap_or_default(),
         }
     }
 }

@@ -4,15 +4,12 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, Transaction};
 
 use super::rows::{HistoryRow, LeadRow, decision_text};
 use super::{
-    AttemptCount, Claim, FeedbackKind, Inserted, Lease, OwedFeedback, StoreError, StoredTokens,
-    from_millis, to_millis,
+    AttemptCount, Claim, FeedbackKind, Inserted, Lease, OwedFeedback, StoreError, StoredTokens, from_millis, to_millis,
 };
 use crate::config::{Durability, StoreConfig};
 use crate::domain::{HistoryEvent, Lead, LeadId, LeadStatus, NewLead, Outcome, SourceId};
@@ -22,10 +19,14 @@ pub struct SqliteStore {
     pool: SqlitePool,
 }
 
-const LEAD_COLUMNS: &str = "id, source_id, external_id, name, phone, phone_raw, email, comment, callback_url, payload, \
+pub(super) const LEAD_COLUMNS: &str = "id, source_id, external_id, name, phone, phone_raw, email, comment, callback_url, payload, \
      status, run_at, attempt, lease_token, progress, decision, contact_id, deal_id, last_error, created_at, updated_at";
 
 impl SqliteStore {
+    pub(super) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     pub async fn open(config: &StoreConfig) -> Result<Self, StoreError> {
         let synchronous = match config.durability {
             Durability::ProcessCrash => SqliteSynchronous::Normal,
@@ -38,10 +39,7 @@ impl SqliteStore {
             .foreign_keys(true)
             // Writers queue on SQLite's single write lock instead of failing at once.
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         Ok(Self { pool })
     }
@@ -57,21 +55,19 @@ impl SqliteStore {
     }
 
     pub async fn find_lead(&self, id: LeadId) -> Result<Option<Lead>, StoreError> {
-        let row: Option<LeadRow> =
-            sqlx::query_as(&format!("select {LEAD_COLUMNS} from leads where id = ?1"))
-                .bind(id.0)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row: Option<LeadRow> = sqlx::query_as(&format!("select {LEAD_COLUMNS} from leads where id = ?1"))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(Lead::try_from).transpose()
     }
 
     pub async fn history(&self, id: LeadId) -> Result<Vec<HistoryEvent>, StoreError> {
-        let rows: Vec<HistoryRow> = sqlx::query_as(
-            "select at, kind, detail from lead_history where lead_id = ?1 order by id",
-        )
-        .bind(id.0)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<HistoryRow> =
+            sqlx::query_as("select at, kind, detail from lead_history where lead_id = ?1 order by id")
+                .bind(id.0)
+                .fetch_all(&self.pool)
+                .await?;
         Ok(rows.into_iter().map(HistoryEvent::from).collect())
     }
 
@@ -102,23 +98,11 @@ impl SqliteStore {
             .await?;
         rows.into_iter()
             .map(|mut row| {
-                let progress = row
-                    .progress
-                    .take()
-                    .map(|text| serde_json::from_str(&text))
-                    .transpose();
-                let progress = progress.map_err(|_| {
-                    StoreError::Corrupt(format!("lead {}: progress is not JSON", row.id))
-                })?;
+                let progress = row.progress.take().map(|text| serde_json::from_str(&text)).transpose();
+                let progress =
+                    progress.map_err(|_| StoreError::Corrupt(format!("lead {}: progress is not JSON", row.id)))?;
                 let lead = Lead::try_from(row)?;
-                Ok(Claim {
-                    lease: Lease {
-                        lead_id: lead.id,
-                        token: token.clone(),
-                    },
-                    lead,
-                    progress,
-                })
+                Ok(Claim { lease: Lease { lead_id: lead.id, token: token.clone() }, lead, progress })
             })
             .collect()
     }
@@ -210,12 +194,7 @@ impl SqliteStore {
         finish_owned_write(tx, lease, updated.rows_affected(), events).await
     }
 
-    pub async fn mark_dead(
-        &self,
-        lease: &Lease,
-        error: &str,
-        events: &[HistoryEvent],
-    ) -> Result<(), StoreError> {
+    pub async fn mark_dead(&self, lease: &Lease, error: &str, events: &[HistoryEvent]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
             "update leads set status = ?1, last_error = ?2, lease_until = null, lease_token = null, updated_at = ?3
@@ -231,31 +210,7 @@ impl SqliteStore {
         finish_owned_write(tx, lease, updated.rows_affected(), events).await
     }
 
-    pub async fn owed_feedback(&self, id: LeadId) -> Result<Vec<OwedFeedback>, StoreError> {
-        let rows: Vec<(String, String)> =
-            sqlx::query_as("select kind, payload from outbox where lead_id = ?1 order by id")
-                .bind(id.0)
-                .fetch_all(&self.pool)
-                .await?;
-        rows.into_iter()
-            .map(|(kind, payload)| {
-                let kind = if kind == "email" {
-                    FeedbackKind::Email
-                } else {
-                    FeedbackKind::Callback
-                };
-                let payload = serde_json::from_str(&payload)
-                    .map_err(|_| StoreError::Corrupt(format!("outbox of lead {id}")))?;
-                Ok(OwedFeedback { kind, payload })
-            })
-            .collect()
-    }
-
-    pub async fn generated_setting(
-        &self,
-        name: &str,
-        generate: impl FnOnce() -> String,
-    ) -> Result<String, StoreError> {
+    pub async fn generated_setting(&self, name: &str, generate: impl FnOnce() -> String) -> Result<String, StoreError> {
         sqlx::query("insert into generated_settings (name, value) values (?1, ?2) on conflict (name) do nothing")
             .bind(name)
             .bind(generate())
@@ -275,21 +230,15 @@ impl SqliteStore {
         .bind(destination)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(
-            |(seeded_from, access_token, refresh_token, expires_at)| StoredTokens {
-                seeded_from,
-                access_token,
-                refresh_token,
-                expires_at: from_millis(expires_at),
-            },
-        ))
+        Ok(row.map(|(seeded_from, access_token, refresh_token, expires_at)| StoredTokens {
+            seeded_from,
+            access_token,
+            refresh_token,
+            expires_at: from_millis(expires_at),
+        }))
     }
 
-    pub async fn save_tokens(
-        &self,
-        destination: &str,
-        tokens: &StoredTokens,
-    ) -> Result<(), StoreError> {
+    pub async fn save_tokens(&self, destination: &str, tokens: &StoredTokens) -> Result<(), StoreError> {
         sqlx::query(
             "insert into destination_tokens (destination, seeded_from, access_token, refresh_token, expires_at)
              values (?1, ?2, ?3, ?4, ?5)
@@ -307,10 +256,7 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub async fn count_by_status(
-        &self,
-        source: Option<&SourceId>,
-    ) -> Result<Vec<(String, i64)>, StoreError> {
+    pub async fn count_by_status(&self, source: Option<&SourceId>) -> Result<Vec<(String, i64)>, StoreError> {
         let rows = sqlx::query_as(
             "select status, count(*) from leads where ?1 is null or source_id = ?1 group by status order by status",
         )
@@ -321,10 +267,7 @@ impl SqliteStore {
     }
 }
 
-async fn insert_lead(
-    tx: &mut Transaction<'_, Sqlite>,
-    lead: &NewLead,
-) -> Result<Inserted, StoreError> {
+async fn insert_lead(tx: &mut Transaction<'_, Sqlite>, lead: &NewLead) -> Result<Inserted, StoreError> {
     let now = to_millis(Utc::now());
     let id: Option<i64> = sqlx::query_scalar(
         "insert into leads (source_id, external_id, name, phone, phone_raw, email, comment, callback_url, payload,
@@ -346,8 +289,7 @@ async fn insert_lead(
     .fetch_optional(&mut **tx)
     .await?;
     if let Some(id) = id {
-        let received =
-            HistoryEvent::now("received", serde_json::json!({ "source": lead.source.0 }));
+        let received = HistoryEvent::now("received", serde_json::json!({ "source": lead.source.0 }));
         insert_history(tx, LeadId(id), std::slice::from_ref(&received)).await?;
         return Ok(Inserted::New(LeadId(id)));
     }
@@ -357,15 +299,11 @@ async fn insert_lead(
             .bind(&lead.external_id)
             .fetch_one(&mut **tx)
             .await?;
-    let same_payload = serde_json::from_str::<serde_json::Value>(&payload)
-        .is_ok_and(|stored| stored == lead.payload);
-    Ok(Inserted::Existing {
-        id: LeadId(id),
-        same_payload,
-    })
+    let same_payload = serde_json::from_str::<serde_json::Value>(&payload).is_ok_and(|stored| stored == lead.payload);
+    Ok(Inserted::Existing { id: LeadId(id), same_payload })
 }
 
-async fn insert_history(
+pub(super) async fn insert_history(
     tx: &mut Transaction<'_, Sqlite>,
     id: LeadId,
     events: &[HistoryEvent],
@@ -398,6 +336,6 @@ async fn finish_owned_write(
     Ok(())
 }
 
-fn lease_token() -> String {
+pub(super) fn lease_token() -> String {
     format!("{:032x}", rand::random::<u128>())
 }

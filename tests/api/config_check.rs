@@ -62,32 +62,12 @@ async fn pipelines_and_stages_missing_from_the_account_are_named_and_env_can_fix
     let wrong_stage = good.replace("status = \"Объект выбран\"", "status = \"Объект выбран!\"");
     let output = check(dir.path(), &wrong_stage, &[]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(
-        String::from_utf8(output.stderr)
-            .unwrap()
-            .contains("sources.trendagent.status")
-    );
+    assert!(String::from_utf8(output.stderr).unwrap().contains("sources.trendagent.status"));
 
-    let fixed = check(
-        dir.path(),
-        &wrong_stage,
-        &[("LEADGATE_SOURCES__TRENDAGENT__STATUS", "Объект выбран")],
-    );
-    assert!(
-        fixed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&fixed.stderr)
-    );
+    let fixed = check(dir.path(), &wrong_stage, &[("LEADGATE_SOURCES__TRENDAGENT__STATUS", "Объект выбран")]);
+    assert!(fixed.status.success(), "{}", String::from_utf8_lossy(&fixed.stderr));
 
-    let bad_token = check(
-        dir.path(),
-        &good,
-        &[("LEADGATE_DESTINATIONS__MAIN__ACCESS_TOKEN", "expired")],
-    );
+    let bad_token = check(dir.path(), &good, &[("LEADGATE_DESTINATIONS__MAIN__ACCESS_TOKEN", "expired")]);
     assert_eq!(bad_token.status.code(), Some(2));
-    assert!(
-        String::from_utf8(bad_token.stderr)
-            .unwrap()
-            .contains("destinations.main.access_token")
-    );
+    assert!(String::from_utf8(bad_token.stderr).unwrap().contains("destinations.main.access_token"));
 }

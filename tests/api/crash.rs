@@ -5,9 +5,7 @@ use std::time::Duration;
 use amocrm_emulator::Latency;
 use serde_json::Value;
 
-use crate::helpers::{
-    SOURCE_KEY, TestProcess, config_file, lead, poll_until, spawn_emulator, wait_for_status,
-};
+use crate::helpers::{SOURCE_KEY, TestProcess, config_file, lead, poll_until, spawn_emulator, wait_for_status};
 
 #[tokio::test]
 async fn a_worker_killed_between_contact_and_deal_resumes_without_a_second_contact() {
@@ -34,41 +32,20 @@ async fn a_worker_killed_between_contact_and_deal_resumes_without_a_second_conta
         .await
         .unwrap();
     let id = answer["id"].as_i64().unwrap();
-    assert!(
-        poll_until(Duration::from_secs(10), || async {
-            crm.emulator.contacts_count() == 1
-        })
-        .await
-    );
+    assert!(poll_until(Duration::from_secs(10), || async { crm.emulator.contacts_count() == 1 }).await);
     first.kill();
 
     crm.emulator.set_latency(None);
     let second = TestProcess::serve(dir.path(), &config).await;
-    let lead_state = wait_for_status(
-        &http,
-        &format!("http://{}", second.address),
-        SOURCE_KEY,
-        id,
-        &["approved"],
-    )
-    .await;
+    let lead_state = wait_for_status(&http, &format!("http://{}", second.address), SOURCE_KEY, id, &["approved"]).await;
 
-    assert_eq!(
-        crm.emulator.contacts_count(),
-        1,
-        "the resumed lead reused the journaled contact"
-    );
+    assert_eq!(crm.emulator.contacts_count(), 1, "the resumed lead reused the journaled contact");
     assert_eq!(crm.emulator.leads_count(), 1);
     assert_eq!(crm.emulator.notes().len(), 1);
     let deal = &crm.emulator.leads()[0];
     assert_eq!(lead_state["outcome"]["deal_id"], deal.id);
     assert_eq!(deal.contact_ids, [crm.emulator.contacts()[0].id]);
-    let claims = lead_state["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|event| event["kind"] == "claimed")
-        .count();
+    let claims = lead_state["history"].as_array().unwrap().iter().filter(|event| event["kind"] == "claimed").count();
     assert_eq!(claims, 2, "claimed once by each process");
     let contact_posts = crm
         .emulator

@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use amocrm_emulator::{EmulatorConfig, RunningEmulator};
 use leadgate::config::{
-    AmoCrmAuth, AmoCrmConfig, Config, DestinationConfig, OAuthConfig, Route, SourceConfig,
+    AmoCrmAuth, AmoCrmConfig, Config, DestinationConfig, OAuthConfig, RetryPolicy, Route, SmtpConfig, SourceConfig,
+    SourceFeedback,
 };
+use leadgate::domain::Email;
 use leadgate::domain::SourceId;
 use leadgate::startup::App;
 use leadgate::store::Store;
@@ -39,7 +41,15 @@ pub struct Setup {
     pub retry_initial: Duration,
     pub lease: Duration,
     pub batch_size: usize,
+    pub allow_private_callbacks: bool,
+    pub retry: RetryPolicy,
+    pub callback_secret: Option<String>,
+    pub smtp_url: Option<String>,
+    pub notify: Vec<String>,
+    pub admin_token: Option<String>,
 }
+
+pub const ADMIN_TOKEN: &str = "admin-token-0123456789abcdef";
 
 impl Default for Setup {
     fn default() -> Self {
@@ -50,6 +60,12 @@ impl Default for Setup {
             retry_initial: Duration::from_millis(200),
             lease: Duration::from_secs(30),
             batch_size: 50,
+            allow_private_callbacks: true,
+            retry: RetryPolicy::default(),
+            callback_secret: None,
+            smtp_url: None,
+            notify: Vec::new(),
+            admin_token: Some(ADMIN_TOKEN.to_owned()),
         }
     }
 }
@@ -83,6 +99,23 @@ pub async fn spawn_app_with(setup: Setup) -> TestApp {
     config.worker.lease = setup.lease;
     config.worker.batch_size = setup.batch_size;
     config.worker.blocked_pause = Duration::from_secs(2);
+    config.security.allow_private_callbacks = setup.allow_private_callbacks;
+    config.feedback.retry_initial = Duration::from_millis(200);
+    config.feedback.retry_max = Duration::from_millis(500);
+    config.feedback.timeout = Duration::from_secs(2);
+    config.admin_token = setup.admin_token.map(SecretString::from);
+    config.smtp = setup.smtp_url.map(|url| SmtpConfig {
+        url: url.parse().unwrap(),
+        from: "leadgate@example.ru".to_owned(),
+        username: None,
+        password: None,
+        timeout: Duration::from_secs(2),
+    });
+    let feedback = SourceFeedback {
+        callback_secret: setup.callback_secret.map(SecretString::from),
+        notify: setup.notify.iter().map(|address| Email::parse(address).unwrap()).collect(),
+        ..SourceFeedback::default()
+    };
     let auth = if setup.oauth {
         AmoCrmAuth::OAuth(OAuthConfig {
             client_id: "sandbox-client".into(),
@@ -104,49 +137,31 @@ pub async fn spawn_app_with(setup: Setup) -> TestApp {
             timeout: Duration::from_secs(5),
         }),
     )]);
-    let route = Route {
-        destination: "main".into(),
-        pipeline: PIPELINE.into(),
-        status: STAGE.into(),
-    };
+    let route = Route { destination: "main".into(), pipeline: PIPELINE.into(), status: STAGE.into() };
     config.sources = [("trendagent", SOURCE_KEY), ("other", OTHER_SOURCE_KEY)]
         .into_iter()
         .map(|(id, key)| {
             let id = SourceId(id.to_owned());
-            (
-                id.clone(),
-                SourceConfig {
-                    id,
-                    key: SecretString::from(key),
-                    route: route.clone(),
-                },
-            )
+            let source = SourceConfig {
+                id: id.clone(),
+                key: SecretString::from(key),
+                route: route.clone(),
+                retry: setup.retry,
+                feedback: feedback.clone(),
+            };
+            (id, source)
         })
         .collect();
     let app = App::build(config).await.unwrap();
     let (address, store) = (app.address, app.store.clone());
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(app.run(shutdown.clone()));
-    TestApp {
-        address,
-        http: reqwest::Client::new(),
-        crm,
-        store,
-        database,
-        shutdown,
-        task,
-        _dir: dir,
-    }
+    TestApp { address, http: reqwest::Client::new(), crm, store, database, shutdown, task, _dir: dir }
 }
 
 pub async fn spawn_emulator(requests_per_second: u32) -> RunningEmulator {
-    let config = EmulatorConfig {
-        requests_per_second,
-        ..EmulatorConfig::default()
-    };
-    amocrm_emulator::spawn(config, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
-        .await
-        .unwrap()
+    let config = EmulatorConfig { requests_per_second, ..EmulatorConfig::default() };
+    amocrm_emulator::spawn(config, SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await.unwrap()
 }
 
 impl TestApp {
@@ -155,22 +170,14 @@ impl TestApp {
     }
 
     pub async fn post_lead(&self, body: &Value) -> reqwest::Response {
-        self.http
-            .post(self.url("/api/v1/leads"))
-            .bearer_auth(SOURCE_KEY)
-            .json(body)
-            .send()
-            .await
-            .unwrap()
+        self.http.post(self.url("/api/v1/leads")).bearer_auth(SOURCE_KEY).json(body).send().await.unwrap()
     }
 
     /// Posts and returns the new lead's id, asserting the 200 answer.
     pub async fn accept(&self, body: Value) -> i64 {
         let response = self.post_lead(&body).await;
         assert_eq!(response.status(), 200, "{body}");
-        response.json::<Value>().await.unwrap()["id"]
-            .as_i64()
-            .unwrap()
+        response.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
     }
 
     pub async fn get_lead(&self, id: i64) -> Value {
@@ -207,34 +214,20 @@ where
 }
 
 pub async fn get_lead(http: &reqwest::Client, base: &str, key: &str, id: i64) -> Value {
-    let response = http
-        .get(format!("{base}/api/v1/leads/{id}"))
-        .bearer_auth(key)
-        .send()
-        .await
-        .unwrap();
+    let response = http.get(format!("{base}/api/v1/leads/{id}")).bearer_auth(key).send().await.unwrap();
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
 }
 
 /// Polls `GET /api/v1/leads/{id}` until its status is one of `statuses`; returns the lead.
-pub async fn wait_for_status(
-    http: &reqwest::Client,
-    base: &str,
-    key: &str,
-    id: i64,
-    statuses: &[&str],
-) -> Value {
+pub async fn wait_for_status(http: &reqwest::Client, base: &str, key: &str, id: i64, statuses: &[&str]) -> Value {
     let until = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let lead = get_lead(http, base, key, id).await;
         if statuses.contains(&lead["status"].as_str().unwrap_or_default()) {
             return lead;
         }
-        assert!(
-            tokio::time::Instant::now() < until,
-            "lead {id} never reached {statuses:?}: {lead:#}"
-        );
+        assert!(tokio::time::Instant::now() < until, "lead {id} never reached {statuses:?}: {lead:#}");
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -244,12 +237,7 @@ pub fn lead(name: &str, phone: &str) -> Value {
 }
 
 pub fn history_kinds(lead: &Value) -> Vec<String> {
-    lead["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|event| event["kind"].as_str().unwrap().to_owned())
-        .collect()
+    lead["history"].as_array().unwrap().iter().map(|event| event["kind"].as_str().unwrap().to_owned()).collect()
 }
 
 /// The real `leadgate` binary, started with a configuration file in its own directory.
@@ -272,23 +260,13 @@ impl TestProcess {
             .env("LEADGATE_SERVER__LISTEN", format!("127.0.0.1:{port}"))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(if std::env::var_os("TEST_LOG").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
+            .stderr(if std::env::var_os("TEST_LOG").is_some() { Stdio::inherit() } else { Stdio::null() })
             .spawn()
             .unwrap();
-        let process = Self {
-            address: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
-            child,
-        };
+        let process = Self { address: SocketAddr::from((Ipv4Addr::LOCALHOST, port)), child };
         let http = reqwest::Client::new();
         let up = poll_until(Duration::from_secs(20), || async {
-            http.get(format!("http://{}/healthz", process.address))
-                .send()
-                .await
-                .is_ok()
+            http.get(format!("http://{}/healthz", process.address)).send().await.is_ok()
         })
         .await;
         assert!(up, "leadgate did not start");
@@ -310,11 +288,7 @@ impl Drop for TestProcess {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
 }
 
 /// A configuration file for the binary, pointing at `crm`.

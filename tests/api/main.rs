@@ -1,9 +1,12 @@
 //! End-to-end tests: the real router or the real binary, a fresh SQLite file each, the amoCRM emulator over HTTP.
 
+mod callback_receiver;
 mod config_check;
 mod crash;
 mod decision;
 mod faults;
+mod feedback;
 mod helpers;
 mod intake;
+mod resend;
 mod serve_defaults;

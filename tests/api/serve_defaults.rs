@@ -27,10 +27,7 @@ fn serve_without_configuration(dir: &std::path::Path, port: u16) -> Started {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut output = String::new();
     let key = loop {
-        let line = lines
-            .next()
-            .expect("the banner names the demo key")
-            .unwrap();
+        let line = lines.next().expect("the banner names the demo key").unwrap();
         output.push_str(&line);
         output.push('\n');
         if line.starts_with("Demo source") {
@@ -51,10 +48,12 @@ async fn serve_without_configuration_runs_the_whole_flow_against_the_sandbox_crm
     let mut started = serve_without_configuration(dir.path(), port);
     assert!(started.output.contains("SANDBOX CRM"), "{}", started.output);
     assert!(started.output.contains("NOT a real CRM"));
-    assert!(started.output.contains(&format!(
-        "curl -s http://127.0.0.1:{port}/api/v1/leads -H 'Authorization: Bearer {}'",
-        started.key
-    )));
+    assert!(
+        started.output.contains(&format!(
+            "curl -s http://127.0.0.1:{port}/api/v1/leads -H 'Authorization: Bearer {}'",
+            started.key
+        ))
+    );
     assert!(dir.path().join("leadgate.db").exists());
 
     let http = reqwest::Client::new();
@@ -77,10 +76,7 @@ async fn serve_without_configuration_runs_the_whole_flow_against_the_sandbox_crm
     started.child.wait().unwrap();
 
     let mut again = serve_without_configuration(dir.path(), free_port());
-    assert_eq!(
-        again.key, started.key,
-        "the demo key is generated once and kept"
-    );
+    assert_eq!(again.key, started.key, "the demo key is generated once and kept");
     again.child.kill().unwrap();
     again.child.wait().unwrap();
 }

@@ -10,9 +10,7 @@ pub const LOST_STATUS_ID: u64 = 143;
 pub const UNSORTED_STATUS_NAME: &str = "Неразобранное";
 const FIRST_PIPELINE_ID: u64 = 7_000_001;
 const STATUS_ID_BASE: u64 = 61_000_000;
-const STAGE_COLORS: [&str; 6] = [
-    "#99ccff", "#ffff99", "#ffcc66", "#ccc8f9", "#deff81", "#87f2c0",
-];
+const STAGE_COLORS: [&str; 6] = ["#99ccff", "#ffff99", "#ffcc66", "#ccc8f9", "#deff81", "#87f2c0"];
 
 /// A status `type` as the API reports it: 1 for the incoming stage, 0 for the rest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,9 +51,7 @@ impl Pipeline {
     /// in, because the incoming stage is fed by the unsorted API, not by `POST /leads`.
     pub fn entry_status(&self) -> Option<&Status> {
         self.statuses.iter().find(|status| {
-            status.kind == StatusKind::Ordinary
-                && status.id != WON_STATUS_ID
-                && status.id != LOST_STATUS_ID
+            status.kind == StatusKind::Ordinary && status.id != WON_STATUS_ID && status.id != LOST_STATUS_ID
         })
     }
 }
@@ -91,18 +87,8 @@ pub fn build_pipelines(config: &[(String, Vec<String>)]) -> Vec<Pipeline> {
                 });
             }
             statuses.push(closing_status(WON_STATUS_ID, "Успешно реализовано", 10000));
-            statuses.push(closing_status(
-                LOST_STATUS_ID,
-                "Закрыто и не реализовано",
-                11000,
-            ));
-            Pipeline {
-                id,
-                name: name.clone(),
-                sort: 1 + index as u32,
-                is_main: index == 0,
-                statuses,
-            }
+            statuses.push(closing_status(LOST_STATUS_ID, "Закрыто и не реализовано", 11000));
+            Pipeline { id, name: name.clone(), sort: 1 + index as u32, is_main: index == 0, statuses }
         })
         .collect()
 }
@@ -113,11 +99,7 @@ fn closing_status(id: u64, name: &str, sort: u32) -> Status {
         name: name.to_owned(),
         sort,
         is_editable: false,
-        color: if id == WON_STATUS_ID {
-            "#CCFF66"
-        } else {
-            "#D5D8DB"
-        },
+        color: if id == WON_STATUS_ID { "#CCFF66" } else { "#D5D8DB" },
         kind: StatusKind::Ordinary,
     }
 }
@@ -157,37 +139,15 @@ const EMAIL_ENUMS: &[(u64, &str)] = &[(180_013, "WORK"), (180_015, "PRIV"), (180
 
 /// Fields of contacts (and of companies, which share the system phone and e-mail fields).
 pub const CONTACT_FIELDS: &[FieldDefinition] = &[
+    FieldDefinition { id: 264_909, name: "Должность", code: Some("POSITION"), kind: "text", enums: &[] },
     FieldDefinition {
-        id: 264_909,
-        name: "Должность",
-        code: Some("POSITION"),
-        kind: "text",
-        enums: &[],
+        id: PHONE_FIELD_ID, name: "Телефон", code: Some("PHONE"), kind: "multitext", enums: PHONE_ENUMS
     },
-    FieldDefinition {
-        id: PHONE_FIELD_ID,
-        name: "Телефон",
-        code: Some("PHONE"),
-        kind: "multitext",
-        enums: PHONE_ENUMS,
-    },
-    FieldDefinition {
-        id: EMAIL_FIELD_ID,
-        name: "Email",
-        code: Some("EMAIL"),
-        kind: "multitext",
-        enums: EMAIL_ENUMS,
-    },
+    FieldDefinition { id: EMAIL_FIELD_ID, name: "Email", code: Some("EMAIL"), kind: "multitext", enums: EMAIL_ENUMS },
 ];
 
 const fn tracking_field(id: u64, code: &'static str) -> FieldDefinition {
-    FieldDefinition {
-        id,
-        name: code,
-        code: Some(code),
-        kind: "tracking_data",
-        enums: &[],
-    }
+    FieldDefinition { id, name: code, code: Some(code), kind: "tracking_data", enums: &[] }
 }
 
 /// Fields of leads: the system tracking fields every account has.
@@ -207,10 +167,7 @@ mod tests {
     fn default_like() -> Vec<(String, Vec<String>)> {
         vec![
             ("Воронка".into(), vec!["Первичный контакт".into()]),
-            (
-                "TrendAgent".into(),
-                vec![UNSORTED_STATUS_NAME.into(), "Новая заявка".into()],
-            ),
+            ("TrendAgent".into(), vec![UNSORTED_STATUS_NAME.into(), "Новая заявка".into()]),
         ]
     }
 
@@ -219,10 +176,7 @@ mod tests {
         let pipelines = build_pipelines(&default_like());
         for pipeline in &pipelines {
             let names: Vec<_> = pipeline.statuses.iter().map(|s| s.name.as_str()).collect();
-            assert_eq!(
-                names.iter().filter(|n| **n == UNSORTED_STATUS_NAME).count(),
-                1
-            );
+            assert_eq!(names.iter().filter(|n| **n == UNSORTED_STATUS_NAME).count(), 1);
             assert!(pipeline.status(WON_STATUS_ID).is_some());
             assert!(pipeline.status(LOST_STATUS_ID).is_some());
         }
@@ -239,12 +193,7 @@ mod tests {
     fn status_ids_are_distinct_between_pipelines_except_closing_ones() {
         let pipelines = build_pipelines(&default_like());
         let first: Vec<u64> = pipelines[0].statuses.iter().map(|s| s.id).collect();
-        let shared: Vec<u64> = pipelines[1]
-            .statuses
-            .iter()
-            .map(|s| s.id)
-            .filter(|id| first.contains(id))
-            .collect();
+        let shared: Vec<u64> = pipelines[1].statuses.iter().map(|s| s.id).filter(|id| first.contains(id)).collect();
         assert_eq!(shared, vec![WON_STATUS_ID, LOST_STATUS_ID]);
     }
 }

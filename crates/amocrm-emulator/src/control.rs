@@ -34,31 +34,11 @@ pub fn routes() -> Router<Arc<Shared>> {
 /// The whole account, with every relation expanded, for assertions and demos.
 pub fn snapshot(crm: &Crm) -> Value {
     let base = format!("https://{SUBDOMAIN}.amocrm.ru");
-    let pipelines: Vec<Value> = crm
-        .pipelines
-        .iter()
-        .map(|p| hal::pipeline(&base, p))
-        .collect();
-    let contacts: Vec<Value> = crm
-        .contacts
-        .values()
-        .map(|contact| hal::contact(crm, &base, contact, true))
-        .collect();
-    let leads: Vec<Value> = crm
-        .leads
-        .values()
-        .map(|lead| hal::lead(crm, &base, lead, true))
-        .collect();
-    let companies: Vec<Value> = crm
-        .companies
-        .values()
-        .map(|c| hal::company(&base, c))
-        .collect();
-    let notes: Vec<Value> = crm
-        .notes
-        .values()
-        .map(|note| hal::note(&base, note))
-        .collect();
+    let pipelines: Vec<Value> = crm.pipelines.iter().map(|p| hal::pipeline(&base, p)).collect();
+    let contacts: Vec<Value> = crm.contacts.values().map(|contact| hal::contact(crm, &base, contact, true)).collect();
+    let leads: Vec<Value> = crm.leads.values().map(|lead| hal::lead(crm, &base, lead, true)).collect();
+    let companies: Vec<Value> = crm.companies.values().map(|c| hal::company(&base, c)).collect();
+    let notes: Vec<Value> = crm.notes.values().map(|note| hal::note(&base, note)).collect();
     json!({
         "account": hal::account(&base),
         "pipelines": pipelines,
@@ -75,11 +55,7 @@ fn emulator(shared: Arc<Shared>) -> Emulator {
 }
 
 fn rejected(message: impl Into<String>) -> Response {
-    (
-        StatusCode::BAD_REQUEST,
-        Json(json!({"error": message.into()})),
-    )
-        .into_response()
+    (StatusCode::BAD_REQUEST, Json(json!({"error": message.into()}))).into_response()
 }
 
 async fn state(State(shared): State<Arc<Shared>>) -> Json<Value> {
@@ -104,10 +80,7 @@ struct FaultRequest {
 }
 
 /// Without `count` or `seconds` a fault lasts until `DELETE /_emulator/faults`.
-async fn add_fault(
-    State(shared): State<Arc<Shared>>,
-    Json(request): Json<FaultRequest>,
-) -> Response {
+async fn add_fault(State(shared): State<Arc<Shared>>, Json(request): Json<FaultRequest>) -> Response {
     if !(100..=599).contains(&request.status) {
         return rejected("status must be an HTTP status code");
     }
@@ -141,10 +114,7 @@ struct LatencyRequest {
     method: Option<String>,
 }
 
-async fn set_latency(
-    State(shared): State<Arc<Shared>>,
-    Json(request): Json<LatencyRequest>,
-) -> StatusCode {
+async fn set_latency(State(shared): State<Arc<Shared>>, Json(request): Json<LatencyRequest>) -> StatusCode {
     emulator(shared).set_latency(Some(Latency {
         delay: Duration::from_millis(request.millis),
         path_prefix: request.path_prefix,
@@ -173,10 +143,7 @@ async fn expire_tokens(State(shared): State<Arc<Shared>>, body: Bytes) -> Respon
     StatusCode::NO_CONTENT.into_response()
 }
 
-async fn seed_contact(
-    State(shared): State<Arc<Shared>>,
-    Json(request): Json<SeedContact>,
-) -> Response {
+async fn seed_contact(State(shared): State<Arc<Shared>>, Json(request): Json<SeedContact>) -> Response {
     match seed::seed(&mut shared.lock().crm, &request) {
         Ok(seeded) => Json(json!(seeded)).into_response(),
         Err(error) => rejected(error.to_string()),

@@ -41,11 +41,7 @@ impl FieldError {
     }
 
     pub fn not_blank(path: impl Into<String>) -> Self {
-        FieldError {
-            code: "NotBlank",
-            path: path.into(),
-            detail: "This value should not be blank.".to_owned(),
-        }
+        FieldError { code: "NotBlank", path: path.into(), detail: "This value should not be blank.".to_owned() }
     }
 }
 
@@ -58,14 +54,12 @@ pub struct ItemErrors {
 
 /// Parses a body that must be a non-empty JSON array, as every amoCRM batch write is.
 pub fn batch(body: &[u8]) -> Result<Vec<Value>, Problem> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|_| Problem::BadRequest("Request body is not valid JSON".to_owned()))?;
+    let value: Value =
+        serde_json::from_slice(body).map_err(|_| Problem::BadRequest("Request body is not valid JSON".to_owned()))?;
     match value {
         Value::Array(items) if !items.is_empty() => Ok(items),
         Value::Array(_) => Err(Problem::BadRequest("Request body is empty".to_owned())),
-        _ => Err(Problem::BadRequest(
-            "Request body must be an array of entities".to_owned(),
-        )),
+        _ => Err(Problem::BadRequest("Request body must be an array of entities".to_owned())),
     }
 }
 
@@ -73,9 +67,7 @@ pub fn batch(body: &[u8]) -> Result<Vec<Value>, Problem> {
 pub fn object(body: &[u8]) -> Result<Value, Problem> {
     match serde_json::from_slice(body) {
         Ok(value @ Value::Object(_)) => Ok(value),
-        _ => Err(Problem::BadRequest(
-            "Request body must be a JSON object".to_owned(),
-        )),
+        _ => Err(Problem::BadRequest("Request body must be a JSON object".to_owned())),
     }
 }
 
@@ -89,19 +81,12 @@ pub struct Verdicts {
 impl Verdicts {
     pub fn record(&mut self, item: Item<'_>) {
         if !item.errors.is_empty() {
-            self.items.push(ItemErrors {
-                request_id: item.request_id,
-                errors: item.errors,
-            });
+            self.items.push(ItemErrors { request_id: item.request_id, errors: item.errors });
         }
     }
 
     pub fn into_result(self) -> Result<(), Problem> {
-        if self.items.is_empty() {
-            Ok(())
-        } else {
-            Err(Problem::Validation(self.items))
-        }
+        if self.items.is_empty() { Ok(()) } else { Err(Problem::Validation(self.items)) }
     }
 }
 
@@ -130,11 +115,7 @@ impl<'a> Item<'a> {
             Some(Value::Number(number)) => number.to_string(),
             _ => index.to_string(),
         };
-        Item {
-            request_id,
-            root,
-            errors,
-        }
+        Item { request_id, root, errors }
     }
 
     pub fn fail(&mut self, error: FieldError) {
@@ -149,12 +130,7 @@ impl<'a> Item<'a> {
         self.u64_in(self.root, "", key)
     }
 
-    pub fn string_in(
-        &mut self,
-        object: &Map<String, Value>,
-        prefix: &str,
-        key: &str,
-    ) -> Option<String> {
+    pub fn string_in(&mut self, object: &Map<String, Value>, prefix: &str, key: &str) -> Option<String> {
         match object.get(key) {
             None | Some(Value::Null) => None,
             Some(Value::String(text)) => Some(text.clone()),
@@ -176,12 +152,7 @@ impl<'a> Item<'a> {
         }
     }
 
-    pub fn bool_in(
-        &mut self,
-        object: &Map<String, Value>,
-        prefix: &str,
-        key: &str,
-    ) -> Option<bool> {
+    pub fn bool_in(&mut self, object: &Map<String, Value>, prefix: &str, key: &str) -> Option<bool> {
         match object.get(key) {
             None | Some(Value::Null) => None,
             Some(Value::Bool(flag)) => Some(*flag),
@@ -206,10 +177,7 @@ impl<'a> Item<'a> {
                 for (index, item) in items.iter().enumerate() {
                     match item {
                         Value::Object(map) => objects.push(map),
-                        _ => self.fail(FieldError::invalid_type(
-                            format!("{prefix}{key}.{index}"),
-                            "object",
-                        )),
+                        _ => self.fail(FieldError::invalid_type(format!("{prefix}{key}.{index}"), "object")),
                     }
                 }
                 objects
@@ -227,19 +195,12 @@ impl<'a> Item<'a> {
     }
 
     /// `_embedded` of an entity object found at `prefix`, or an empty one.
-    pub fn embedded_in(
-        &mut self,
-        object: &'a Map<String, Value>,
-        prefix: &str,
-    ) -> &'a Map<String, Value> {
+    pub fn embedded_in(&mut self, object: &'a Map<String, Value>, prefix: &str) -> &'a Map<String, Value> {
         match object.get("_embedded") {
             Some(Value::Object(map)) => map,
             None | Some(Value::Null) => &EMPTY,
             Some(_) => {
-                self.fail(FieldError::invalid_type(
-                    format!("{prefix}_embedded"),
-                    "object",
-                ));
+                self.fail(FieldError::invalid_type(format!("{prefix}_embedded"), "object"));
                 &EMPTY
             }
         }
@@ -299,21 +260,14 @@ impl<'a> Item<'a> {
         catalog: &'static [FieldDefinition],
     ) -> Option<CustomField> {
         let definition = if let Some(id) = self.u64_in(entry, path, "field_id") {
-            catalog
-                .iter()
-                .find(|definition| definition.id == id)
-                .or_else(|| {
-                    self.fail(FieldError::not_supported_choice(format!("{path}field_id")));
-                    None
-                })?
+            catalog.iter().find(|definition| definition.id == id).or_else(|| {
+                self.fail(FieldError::not_supported_choice(format!("{path}field_id")));
+                None
+            })?
         } else if let Some(code) = self.string_in(entry, path, "field_code") {
-            let found = catalog
-                .iter()
-                .find(|definition| definition.code == Some(code.as_str()));
+            let found = catalog.iter().find(|definition| definition.code == Some(code.as_str()));
             found.or_else(|| {
-                self.fail(FieldError::not_supported_choice(format!(
-                    "{path}field_code"
-                )));
+                self.fail(FieldError::not_supported_choice(format!("{path}field_code")));
                 None
             })?
         } else {
@@ -321,11 +275,7 @@ impl<'a> Item<'a> {
             return None;
         };
         let mut values = Vec::new();
-        for (index, raw) in self
-            .objects_in(entry, path, "values")
-            .into_iter()
-            .enumerate()
-        {
+        for (index, raw) in self.objects_in(entry, path, "values").into_iter().enumerate() {
             let value_path = format!("{path}values.{index}.");
             if let Some(value) = self.field_value(raw, &value_path, definition) {
                 values.push(value);
@@ -352,11 +302,7 @@ impl<'a> Item<'a> {
             }
         };
         if definition.enums.is_empty() {
-            return Some(FieldValue {
-                value,
-                enum_id: None,
-                enum_code: None,
-            });
+            return Some(FieldValue { value, enum_id: None, enum_code: None });
         }
         let chosen = if let Some(id) = self.u64_in(raw, path, "enum_id") {
             definition.enum_by_id(id).or_else(|| {
@@ -372,11 +318,7 @@ impl<'a> Item<'a> {
             // amoCRM files a phone or e-mail given without an enum under the first one (WORK).
             definition.enums[0]
         };
-        Some(FieldValue {
-            value,
-            enum_id: Some(chosen.0),
-            enum_code: Some(chosen.1),
-        })
+        Some(FieldValue { value, enum_id: Some(chosen.0), enum_code: Some(chosen.1) })
     }
 }
 
@@ -406,12 +348,7 @@ mod tests {
         let fields = item.custom_fields_in(root, "", CONTACT_FIELDS);
         assert_eq!(fields.len(), 1);
         assert_eq!(fields[0].values[0].enum_code, Some("MOB"));
-        assert_eq!(
-            item.errors,
-            vec![FieldError::not_supported_choice(
-                "custom_fields_values.1.field_code"
-            )]
-        );
+        assert_eq!(item.errors, vec![FieldError::not_supported_choice("custom_fields_values.1.field_code")]);
     }
 
     #[test]

@@ -81,10 +81,7 @@ impl Emulator {
     pub fn contacts(&self) -> Vec<ContactSummary> {
         let state = self.shared().lock();
         let crm = &state.crm;
-        crm.contacts
-            .values()
-            .map(|contact| contact_summary(crm, contact))
-            .collect()
+        crm.contacts.values().map(|contact| contact_summary(crm, contact)).collect()
     }
 
     pub fn contacts_count(&self) -> usize {
@@ -94,10 +91,7 @@ impl Emulator {
     pub fn leads(&self) -> Vec<LeadSummary> {
         let state = self.shared().lock();
         let crm = &state.crm;
-        crm.leads
-            .values()
-            .map(|lead| lead_summary(crm, lead))
-            .collect()
+        crm.leads.values().map(|lead| lead_summary(crm, lead)).collect()
     }
 
     pub fn leads_count(&self) -> usize {
@@ -106,10 +100,7 @@ impl Emulator {
 
     /// Leads standing in the pipeline with this name, in creation order.
     pub fn leads_in_pipeline(&self, pipeline: &str) -> Vec<LeadSummary> {
-        self.leads()
-            .into_iter()
-            .filter(|lead| lead.pipeline == pipeline)
-            .collect()
+        self.leads().into_iter().filter(|lead| lead.pipeline == pipeline).collect()
     }
 
     pub fn notes(&self) -> Vec<NoteSummary> {
@@ -123,11 +114,7 @@ impl Emulator {
                 entity_type: note.entity_kind.as_str().to_owned(),
                 entity_id: note.entity_id,
                 note_type: note.note_type.clone(),
-                text: note
-                    .params
-                    .get("text")
-                    .and_then(|t| t.as_str())
-                    .map(str::to_owned),
+                text: note.params.get("text").and_then(|t| t.as_str()).map(str::to_owned),
             })
             .collect()
     }
@@ -157,10 +144,7 @@ impl Emulator {
 
     /// Every issued OAuth access token answers 401 from now on; refresh tokens stay usable.
     pub fn expire_access_tokens(&self, include_long_lived: bool) {
-        self.shared()
-            .lock()
-            .tokens
-            .expire_access_tokens(include_long_lived);
+        self.shared().lock().tokens.expire_access_tokens(include_long_lived);
     }
 
     /// Refresh tokens not yet used, for tests that need one without the OAuth exchange.

@@ -116,13 +116,7 @@ impl Emulator {
             tokens: tokens::Tokens::new(&config),
             traffic: traffic::Traffic::default(),
         };
-        Emulator {
-            shared: Arc::new(Shared {
-                config,
-                started: Instant::now(),
-                state: Mutex::new(state),
-            }),
-        }
+        Emulator { shared: Arc::new(Shared { config, started: Instant::now(), state: Mutex::new(state) }) }
     }
 
     /// The API (`/api/v4`, `/oauth2/access_token`) and the control routes (`/_emulator`).
@@ -130,13 +124,8 @@ impl Emulator {
         let gated = api::routes()
             .route("/oauth2/access_token", post(oauth::access_token))
             .fallback(api::unknown_route)
-            .layer(axum::middleware::from_fn_with_state(
-                self.shared.clone(),
-                limits::gate,
-            ));
-        gated
-            .merge(control::routes())
-            .with_state(self.shared.clone())
+            .layer(axum::middleware::from_fn_with_state(self.shared.clone(), limits::gate));
+        gated.merge(control::routes()).with_state(self.shared.clone())
     }
 
     /// Everything the account holds, as `GET /_emulator/state` shows it.
@@ -177,10 +166,7 @@ impl RunningEmulator {
     pub async fn shutdown(self) {
         let _ = self.stop.send(());
         let mut task = self.task;
-        if tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await.is_err() {
             task.abort();
         }
     }
@@ -205,10 +191,5 @@ pub async fn spawn(config: EmulatorConfig, listen: SocketAddr) -> std::io::Resul
         }
     });
     tracing::debug!(%addr, "amoCRM emulator listening");
-    Ok(RunningEmulator {
-        addr,
-        emulator,
-        stop,
-        task,
-    })
+    Ok(RunningEmulator { addr, emulator, stop, task })
 }

@@ -24,15 +24,13 @@ pub async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Nex
         return next.run(request).await;
     }
     let method = request.method().as_str().to_owned();
-    let logged_path = request.uri().path_and_query().map_or_else(
-        || path.clone(),
-        |path_and_query| path_and_query.as_str().to_owned(),
-    );
+    let logged_path = request
+        .uri()
+        .path_and_query()
+        .map_or_else(|| path.clone(), |path_and_query| path_and_query.as_str().to_owned());
     let (entry, admitted, latency) = {
         let mut state = shared.lock();
-        let entry = state
-            .traffic
-            .open_entry(&method, &logged_path, shared.elapsed_ms());
+        let entry = state.traffic.open_entry(&method, &logged_path, shared.elapsed_ms());
         let limit = shared.config.requests_per_second;
         let admitted = !is_api || state.traffic.admit(Instant::now(), limit);
         (entry, admitted, state.traffic.latency_for(&method, &path))
@@ -46,9 +44,7 @@ pub async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Nex
         let fault = shared.lock().traffic.take_fault(&path, Instant::now());
         match fault {
             Some(fault) => fault_answer(&shared, &fault),
-            None if is_api && !authorized(&shared, request.headers()) => {
-                Problem::Unauthorized.into_response()
-            }
+            None if is_api && !authorized(&shared, request.headers()) => Problem::Unauthorized.into_response(),
             None => next.run(request).await,
         }
     } else {
@@ -61,17 +57,13 @@ pub async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Nex
 }
 
 fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
-    let Some(value) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
+    let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
         return false;
     };
     let Some((scheme, token)) = value.split_once(' ') else {
         return false;
     };
-    scheme.eq_ignore_ascii_case("bearer")
-        && shared.lock().tokens.accepts(token.trim(), Instant::now())
+    scheme.eq_ignore_ascii_case("bearer") && shared.lock().tokens.accepts(token.trim(), Instant::now())
 }
 
 fn too_many_requests(shared: &Shared) -> Response {
@@ -83,18 +75,12 @@ fn too_many_requests(shared: &Shared) -> Response {
 fn fault_answer(shared: &Shared, fault: &Fault) -> Response {
     let status = StatusCode::from_u16(fault.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
     let response = fault_response(status, fault.body.as_deref());
-    if status == StatusCode::TOO_MANY_REQUESTS {
-        with_retry_after(shared, response)
-    } else {
-        response
-    }
+    if status == StatusCode::TOO_MANY_REQUESTS { with_retry_after(shared, response) } else { response }
 }
 
 fn with_retry_after(shared: &Shared, mut response: Response) -> Response {
     if let Some(seconds) = shared.config.retry_after_seconds {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     response
 }

@@ -27,17 +27,11 @@ struct TokenRequest {
 }
 
 fn bad_request(hint: &'static str) -> Problem {
-    Problem::OAuth {
-        status: StatusCode::BAD_REQUEST,
-        hint,
-    }
+    Problem::OAuth { status: StatusCode::BAD_REQUEST, hint }
 }
 
 fn unauthorized(hint: &'static str) -> Problem {
-    Problem::OAuth {
-        status: StatusCode::UNAUTHORIZED,
-        hint,
-    }
+    Problem::OAuth { status: StatusCode::UNAUTHORIZED, hint }
 }
 
 pub async fn access_token(State(shared): State<Arc<Shared>>, request: Request) -> Response {
@@ -65,15 +59,9 @@ async fn read_token_request(request: Request) -> Result<TokenRequest, Problem> {
         .and_then(|value| value.to_str().ok())
         .is_some_and(|content_type| content_type.contains("json"));
     let parsed = if is_json {
-        Json::<TokenRequest>::from_request(request, &())
-            .await
-            .map(|Json(body)| body)
-            .ok()
+        Json::<TokenRequest>::from_request(request, &()).await.map(|Json(body)| body).ok()
     } else {
-        Form::<TokenRequest>::from_request(request, &())
-            .await
-            .map(|Form(body)| body)
-            .ok()
+        Form::<TokenRequest>::from_request(request, &()).await.map(|Form(body)| body).ok()
     };
     parsed.ok_or_else(|| bad_request("The request body could not be parsed"))
 }
@@ -95,10 +83,7 @@ fn exchange(shared: &Shared, request: &TokenRequest) -> Result<IssuedTokens, Pro
             if !redirect_matches {
                 return Err(bad_request("Invalid redirect URI"));
             }
-            let code = request
-                .code
-                .as_deref()
-                .ok_or_else(|| bad_request("Check the `code` parameter"))?;
+            let code = request.code.as_deref().ok_or_else(|| bad_request("Check the `code` parameter"))?;
             if !state.tokens.redeem_code(code) {
                 return Err(bad_request("Authorization code has been revoked"));
             }
@@ -108,18 +93,14 @@ fn exchange(shared: &Shared, request: &TokenRequest) -> Result<IssuedTokens, Pro
             if request.redirect_uri.is_some() && !redirect_matches {
                 return Err(bad_request("Invalid redirect URI"));
             }
-            let token = request
-                .refresh_token
-                .as_deref()
-                .ok_or_else(|| bad_request("Check the `refresh_token` parameter"))?;
+            let token =
+                request.refresh_token.as_deref().ok_or_else(|| bad_request("Check the `refresh_token` parameter"))?;
             if !state.tokens.redeem_refresh(token) {
                 return Err(unauthorized("Token has been revoked"));
             }
         }
         _ => {
-            return Err(bad_request(
-                "The authorization grant type is not supported by the authorization server.",
-            ));
+            return Err(bad_request("The authorization grant type is not supported by the authorization server."));
         }
     }
     Ok(state.tokens.issue(Instant::now()))

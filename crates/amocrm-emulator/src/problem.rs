@@ -31,10 +31,7 @@ pub enum Problem {
 impl Problem {
     /// A single-item validation failure, the common case for the one-entity endpoints.
     pub fn invalid(request_id: impl Into<String>, error: FieldError) -> Self {
-        Problem::Validation(vec![ItemErrors {
-            request_id: request_id.into(),
-            errors: vec![error],
-        }])
+        Problem::Validation(vec![ItemErrors { request_id: request_id.into(), errors: vec![error] }])
     }
 
     pub fn status(&self) -> StatusCode {
@@ -49,19 +46,13 @@ impl Problem {
 
     pub fn body(&self) -> Value {
         match self {
-            Problem::Unauthorized => generic(
-                StatusCode::UNAUTHORIZED,
-                "Unauthorized",
-                "Неверный логин или пароль",
-            ),
+            Problem::Unauthorized => generic(StatusCode::UNAUTHORIZED, "Unauthorized", "Неверный логин или пароль"),
             Problem::BadRequest(detail) => generic(StatusCode::BAD_REQUEST, "Bad Request", detail),
             Problem::Validation(items) => validation_body(items),
             Problem::NotFound => generic(StatusCode::NOT_FOUND, "Not Found", "Not Found"),
-            Problem::MethodNotAllowed => generic(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "Method Not Allowed",
-                "Method Not Allowed",
-            ),
+            Problem::MethodNotAllowed => {
+                generic(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed", "Method Not Allowed")
+            }
             Problem::OAuth { status, hint } => json!({
                 "hint": hint,
                 "title": OAUTH_TITLE,
@@ -89,9 +80,7 @@ fn validation_body(items: &[ItemErrors]) -> Value {
             let errors: Vec<Value> = item
                 .errors
                 .iter()
-                .map(
-                    |error| json!({"code": error.code, "path": error.path, "detail": error.detail}),
-                )
+                .map(|error| json!({"code": error.code, "path": error.path, "detail": error.detail}))
                 .collect();
             json!({"request_id": item.request_id, "errors": errors})
         })

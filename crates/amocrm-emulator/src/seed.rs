@@ -63,33 +63,19 @@ fn work_values(field_id: u64, texts: &[String]) -> Option<CustomField> {
 pub fn seed(crm: &mut Crm, seed: &SeedContact) -> Result<SeededContact, SeedError> {
     let mut placements = Vec::new();
     for lead in &seed.leads {
-        let pipeline = crm
-            .pipeline_named(&lead.pipeline)
-            .ok_or_else(|| SeedError::UnknownPipeline(lead.pipeline.clone()))?;
-        let status =
-            pipeline
-                .status_named(&lead.status)
-                .ok_or_else(|| SeedError::UnknownStatus {
-                    pipeline: lead.pipeline.clone(),
-                    status: lead.status.clone(),
-                })?;
+        let pipeline =
+            crm.pipeline_named(&lead.pipeline).ok_or_else(|| SeedError::UnknownPipeline(lead.pipeline.clone()))?;
+        let status = pipeline
+            .status_named(&lead.status)
+            .ok_or_else(|| SeedError::UnknownStatus { pipeline: lead.pipeline.clone(), status: lead.status.clone() })?;
         placements.push((pipeline.id, status.id));
     }
-    let custom_fields = [
-        work_values(PHONE_FIELD_ID, &seed.phones),
-        work_values(EMAIL_FIELD_ID, &seed.emails),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    let contact_id = insert_contact(
-        crm,
-        ContactDraft {
-            name: Some(seed.name.clone()),
-            custom_fields,
-            ..ContactDraft::default()
-        },
-    );
+    let custom_fields = [work_values(PHONE_FIELD_ID, &seed.phones), work_values(EMAIL_FIELD_ID, &seed.emails)]
+        .into_iter()
+        .flatten()
+        .collect();
+    let contact_id =
+        insert_contact(crm, ContactDraft { name: Some(seed.name.clone()), custom_fields, ..ContactDraft::default() });
     let lead_ids = seed
         .leads
         .iter()
@@ -99,19 +85,13 @@ pub fn seed(crm: &mut Crm, seed: &SeedContact) -> Result<SeededContact, SeedErro
                 name: lead.name.clone(),
                 price: lead.price,
                 placement: Some(placement),
-                contacts: vec![LeadContact {
-                    contact_id,
-                    is_main: true,
-                }],
+                contacts: vec![LeadContact { contact_id, is_main: true }],
                 ..LeadDraft::default()
             };
             insert_lead(crm, draft)
         })
         .collect();
-    Ok(SeededContact {
-        contact_id,
-        lead_ids,
-    })
+    Ok(SeededContact { contact_id, lead_ids })
 }
 
 #[cfg(test)]
@@ -143,10 +123,7 @@ mod tests {
         .unwrap();
         let lead = &crm.leads[&seeded.lead_ids[0]];
         let pipeline = crm.pipeline(lead.pipeline_id).unwrap();
-        assert_eq!(
-            pipeline.status(lead.status_id).unwrap().name,
-            "Объект выбран"
-        );
+        assert_eq!(pipeline.status(lead.status_id).unwrap().name, "Объект выбран");
         assert_eq!(crm.lead_ids_of_contact(seeded.contact_id), seeded.lead_ids);
     }
 

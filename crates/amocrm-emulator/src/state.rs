@@ -14,9 +14,7 @@ const FIRST_NOTE_ID: u64 = 9001;
 const FIRST_TAG_ID: u64 = 301;
 
 pub fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs() as i64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs() as i64)
 }
 
 #[derive(Clone, Debug)]
@@ -35,12 +33,10 @@ pub struct CustomField {
 impl CustomField {
     /// Values as the search index sees them: numbers and booleans as their text.
     pub fn texts(&self) -> impl Iterator<Item = String> + '_ {
-        self.values
-            .iter()
-            .map(|field_value| match &field_value.value {
-                Value::String(text) => text.clone(),
-                other => other.to_string(),
-            })
+        self.values.iter().map(|field_value| match &field_value.value {
+            Value::String(text) => text.clone(),
+            other => other.to_string(),
+        })
     }
 }
 
@@ -156,33 +152,23 @@ fn fields_contain(fields: &[CustomField], folded_needle: &str) -> bool {
 /// formatting a person typed does not hide a number from amoCRM's search (UNCONFIRMED in the
 /// facts, chosen because the documented advice "search by the last ten digits" presumes it).
 fn digits_contain(text: &str, needle: &str) -> bool {
-    let only_digits = |value: &str| {
-        value
-            .chars()
-            .filter(char::is_ascii_digit)
-            .collect::<String>()
-    };
+    let only_digits = |value: &str| value.chars().filter(char::is_ascii_digit).collect::<String>();
     let needle_digits = only_digits(needle);
-    needle_digits.len() >= 5
-        && needle_digits.len() == needle.len()
-        && only_digits(text).contains(&needle_digits)
+    needle_digits.len() >= 5 && needle_digits.len() == needle.len() && only_digits(text).contains(&needle_digits)
 }
 
 impl Contact {
     /// amoCRM's `query` search is deliberately fuzzy: any substring of the name or of any
     /// field value matches, so a phone query can also hit an e-mail or another phone.
     pub fn matches(&self, folded_query: &str) -> bool {
-        [&self.name, &self.first_name, &self.last_name]
-            .iter()
-            .any(|text| contains_folded(text, folded_query))
+        [&self.name, &self.first_name, &self.last_name].iter().any(|text| contains_folded(text, folded_query))
             || fields_contain(&self.custom_fields, folded_query)
     }
 }
 
 impl Lead {
     pub fn matches(&self, folded_query: &str) -> bool {
-        contains_folded(&self.name, folded_query)
-            || fields_contain(&self.custom_fields, folded_query)
+        contains_folded(&self.name, folded_query) || fields_contain(&self.custom_fields, folded_query)
     }
 }
 
@@ -275,9 +261,7 @@ impl Crm {
     /// The pipeline a bare `status_id` belongs to. 142/143 exist in every pipeline; the
     /// main pipeline comes first in the list, so it wins for them.
     pub fn pipeline_owning(&self, status_id: u64) -> Option<&Pipeline> {
-        self.pipelines
-            .iter()
-            .find(|pipeline| pipeline.status(status_id).is_some())
+        self.pipelines.iter().find(|pipeline| pipeline.status(status_id).is_some())
     }
 
     pub fn tag_exists(&self, id: u64) -> bool {
@@ -294,10 +278,7 @@ impl Crm {
                     Some(tag) => tag.id,
                     None => {
                         let id = take(&mut self.counters.tag);
-                        self.tags.push(Tag {
-                            id,
-                            name: name.clone(),
-                        });
+                        self.tags.push(Tag { id, name: name.clone() });
                         id
                     }
                 },
@@ -316,11 +297,7 @@ impl Crm {
     pub fn lead_ids_of_contact(&self, contact_id: u64) -> Vec<u64> {
         self.leads
             .values()
-            .filter(|lead| {
-                lead.contacts
-                    .iter()
-                    .any(|link| link.contact_id == contact_id)
-            })
+            .filter(|lead| lead.contacts.iter().any(|link| link.contact_id == contact_id))
             .map(|lead| lead.id)
             .collect()
     }
@@ -343,11 +320,7 @@ mod tests {
             definition: CONTACT_FIELDS.iter().find(|d| d.id == id).unwrap(),
             values: values
                 .iter()
-                .map(|v| FieldValue {
-                    value: Value::String((*v).to_owned()),
-                    enum_id: None,
-                    enum_code: Some("WORK"),
-                })
+                .map(|v| FieldValue { value: Value::String((*v).to_owned()), enum_id: None, enum_code: Some("WORK") })
                 .collect(),
         }
     }
@@ -371,10 +344,7 @@ mod tests {
     fn contact_search_matches_substrings_of_names_and_any_field_value() {
         let anna = contact(
             "Анна Иванова",
-            vec![
-                field(PHONE_FIELD_ID, &["+79991112233"]),
-                field(EMAIL_FIELD_ID, &["Anna@Example.com"]),
-            ],
+            vec![field(PHONE_FIELD_ID, &["+79991112233"]), field(EMAIL_FIELD_ID, &["Anna@Example.com"])],
         );
         assert!(anna.matches("9991112233"));
         assert!(anna.matches("анна"));
@@ -384,14 +354,8 @@ mod tests {
 
     #[test]
     fn merging_fields_replaces_named_ones_and_removes_emptied_ones() {
-        let mut fields = vec![
-            field(PHONE_FIELD_ID, &["1"]),
-            field(EMAIL_FIELD_ID, &["a@b"]),
-        ];
-        merge_fields(
-            &mut fields,
-            vec![field(PHONE_FIELD_ID, &["2"]), field(EMAIL_FIELD_ID, &[])],
-        );
+        let mut fields = vec![field(PHONE_FIELD_ID, &["1"]), field(EMAIL_FIELD_ID, &["a@b"])];
+        merge_fields(&mut fields, vec![field(PHONE_FIELD_ID, &["2"]), field(EMAIL_FIELD_ID, &[])]);
         assert_eq!(fields.len(), 1);
         assert_eq!(fields[0].texts().collect::<Vec<_>>(), vec!["2".to_owned()]);
     }

@@ -67,14 +67,9 @@ impl Tokens {
         let mut rng = rand::rng();
         let access_token = Alphanumeric.sample_string(&mut rng, TOKEN_LENGTH);
         let refresh_token = Alphanumeric.sample_string(&mut rng, TOKEN_LENGTH);
-        self.access
-            .insert(access_token.clone(), now + self.lifetime);
+        self.access.insert(access_token.clone(), now + self.lifetime);
         self.refresh.insert(refresh_token.clone());
-        IssuedTokens {
-            access_token,
-            refresh_token,
-            expires_in: self.lifetime,
-        }
+        IssuedTokens { access_token, refresh_token, expires_in: self.lifetime }
     }
 
     /// Makes every issued access token stop working now, as if its lifetime had run out.

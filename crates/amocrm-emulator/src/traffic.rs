@@ -55,12 +55,7 @@ pub struct Fault {
 
 impl Fault {
     pub fn new(status: u16, limit: FaultLimit) -> Self {
-        Fault {
-            status,
-            limit,
-            body: None,
-            path_prefix: None,
-        }
+        Fault { status, limit, body: None, path_prefix: None }
     }
 }
 
@@ -102,12 +97,7 @@ impl Traffic {
     pub fn open_entry(&mut self, method: &str, path: &str, at_ms: u64) -> u64 {
         let sequence = self.next_sequence;
         self.next_sequence += 1;
-        let record = RequestRecord {
-            method: method.to_owned(),
-            path: path.to_owned(),
-            status: CLIENT_CLOSED,
-            at_ms,
-        };
+        let record = RequestRecord { method: method.to_owned(), path: path.to_owned(), status: CLIENT_CLOSED, at_ms };
         self.log.push((sequence, record));
         sequence
     }
@@ -125,11 +115,7 @@ impl Traffic {
     /// stay in the window: a client that keeps hammering stays limited.
     pub fn admit(&mut self, now: Instant, limit: u32) -> bool {
         self.api_requests += 1;
-        while self
-            .window
-            .front()
-            .is_some_and(|earliest| now.duration_since(*earliest) >= WINDOW)
-        {
+        while self.window.front().is_some_and(|earliest| now.duration_since(*earliest) >= WINDOW) {
             self.window.pop_front();
         }
         self.window.push_back(now);
@@ -146,11 +132,7 @@ impl Traffic {
             FaultLimit::For(duration) => (Some(now + duration), None),
             FaultLimit::UntilCleared => (None, None),
         };
-        self.faults.push(ActiveFault {
-            fault,
-            until,
-            remaining,
-        });
+        self.faults.push(ActiveFault { fault, until, remaining });
     }
 
     pub fn clear_faults(&mut self) {
@@ -159,13 +141,8 @@ impl Traffic {
 
     /// The fault that answers this request, if any; consumes one use of a counted fault.
     pub fn take_fault(&mut self, path: &str, now: Instant) -> Option<Fault> {
-        self.faults.retain(|active| {
-            active.until.is_none_or(|until| now < until) && active.remaining != Some(0)
-        });
-        let active = self
-            .faults
-            .iter_mut()
-            .find(|active| prefix_matches(active.fault.path_prefix.as_deref(), path))?;
+        self.faults.retain(|active| active.until.is_none_or(|until| now < until) && active.remaining != Some(0));
+        let active = self.faults.iter_mut().find(|active| prefix_matches(active.fault.path_prefix.as_deref(), path))?;
         if let Some(remaining) = active.remaining.as_mut() {
             *remaining -= 1;
         }
@@ -178,12 +155,8 @@ impl Traffic {
 
     pub fn latency_for(&self, method: &str, path: &str) -> Option<Duration> {
         let latency = self.latency.as_ref()?;
-        let method_matches = latency
-            .method
-            .as_deref()
-            .is_none_or(|wanted| wanted.eq_ignore_ascii_case(method));
-        (method_matches && prefix_matches(latency.path_prefix.as_deref(), path))
-            .then_some(latency.delay)
+        let method_matches = latency.method.as_deref().is_none_or(|wanted| wanted.eq_ignore_ascii_case(method));
+        (method_matches && prefix_matches(latency.path_prefix.as_deref(), path)).then_some(latency.delay)
     }
 
     pub fn records(&self) -> Vec<RequestRecord> {
@@ -200,10 +173,7 @@ impl Traffic {
     }
 
     pub fn reset(&mut self) {
-        *self = Traffic {
-            next_sequence: self.next_sequence,
-            ..Traffic::default()
-        };
+        *self = Traffic { next_sequence: self.next_sequence, ..Traffic::default() };
     }
 }
 
@@ -215,9 +185,7 @@ mod tests {
     fn arrivals_over_the_limit_within_a_second_are_refused() {
         let mut traffic = Traffic::default();
         let start = Instant::now();
-        let verdicts: Vec<bool> = (0..4)
-            .map(|i| traffic.admit(start + Duration::from_millis(i * 100), 3))
-            .collect();
+        let verdicts: Vec<bool> = (0..4).map(|i| traffic.admit(start + Duration::from_millis(i * 100), 3)).collect();
         assert_eq!(verdicts, vec![true, true, true, false]);
         assert!(traffic.admit(start + Duration::from_millis(1150), 3));
         assert_eq!(traffic.stats(3).max_requests_in_any_second, 4);

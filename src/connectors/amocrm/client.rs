@@ -29,13 +29,11 @@ impl AmoCrmClient {
         credentials: Credentials,
         blocked_pause: Duration,
     ) -> Self {
-        Self {
-            destination: destination.to_owned(),
-            base_url,
-            transport,
-            credentials,
-            blocked_pause,
-        }
+        Self { destination: destination.to_owned(), base_url, transport, credentials, blocked_pause }
+    }
+
+    pub fn base_url(&self) -> &Url {
+        &self.base_url
     }
 
     /// `GET`; `None` when amoCRM answers 204, which is how it says "nothing found".
@@ -45,8 +43,7 @@ impl AmoCrmClient {
         path: &str,
         query: &[(&str, &str)],
     ) -> Result<Option<T>, DeliveryError> {
-        self.call(calls, Method::GET, path, query, None::<&()>)
-            .await
+        self.call(calls, Method::GET, path, query, None::<&()>).await
     }
 
     pub async fn post<T: DeserializeOwned>(
@@ -55,12 +52,8 @@ impl AmoCrmClient {
         path: &str,
         body: &impl Serialize,
     ) -> Result<T, DeliveryError> {
-        let answer = self
-            .call(calls, Method::POST, path, &[], Some(body))
-            .await?;
-        answer.ok_or_else(|| {
-            DeliveryError::Unavailable(format!("POST {path} answered 204 without the created ids"))
-        })
+        let answer = self.call(calls, Method::POST, path, &[], Some(body)).await?;
+        answer.ok_or_else(|| DeliveryError::Unavailable(format!("POST {path} answered 204 without the created ids")))
     }
 
     pub async fn patch(
@@ -69,9 +62,7 @@ impl AmoCrmClient {
         path: &str,
         body: &impl Serialize,
     ) -> Result<(), DeliveryError> {
-        self.call::<serde_json::Value>(calls, Method::PATCH, path, &[], Some(body))
-            .await
-            .map(|_| ())
+        self.call::<serde_json::Value>(calls, Method::PATCH, path, &[], Some(body)).await.map(|_| ())
     }
 
     async fn call<T: DeserializeOwned>(
@@ -82,10 +73,7 @@ impl AmoCrmClient {
         query: &[(&str, &str)],
         body: Option<&impl Serialize>,
     ) -> Result<Option<T>, DeliveryError> {
-        let mut url = self
-            .base_url
-            .join(path)
-            .expect("API paths join any base URL");
+        let mut url = self.base_url.join(path).expect("API paths join any base URL");
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
         }
@@ -93,12 +81,8 @@ impl AmoCrmClient {
         loop {
             let token = self.credentials.bearer(&self.transport, calls).await?;
             let body = body.map_or(Body::None, Body::Json);
-            let reply = self
-                .transport
-                .send(calls, method.clone(), url.clone(), Some(&token), body)
-                .await?;
-            if reply.status == StatusCode::UNAUTHORIZED && self.credentials.can_renew() && !renewed
-            {
+            let reply = self.transport.send(calls, method.clone(), url.clone(), Some(&token), body).await?;
+            if reply.status == StatusCode::UNAUTHORIZED && self.credentials.can_renew() && !renewed {
                 // An access token can die before its announced expiry; renew once and repeat.
                 self.credentials.refused(&token).await;
                 renewed = true;
@@ -115,11 +99,8 @@ impl AmoCrmClient {
         reply: Reply,
     ) -> Result<Option<T>, DeliveryError> {
         let status = reply.status;
-        let problem = || {
-            serde_json::from_slice::<ProblemBody>(&reply.bytes)
-                .map(|body| body.message())
-                .unwrap_or_default()
-        };
+        let problem =
+            || serde_json::from_slice::<ProblemBody>(&reply.bytes).map(|body| body.message()).unwrap_or_default();
         match status {
             StatusCode::NO_CONTENT => {
                 self.transport.limiter.succeeded();
@@ -127,13 +108,11 @@ impl AmoCrmClient {
             }
             status if status.is_success() => {
                 self.transport.limiter.succeeded();
-                serde_json::from_slice(&reply.bytes)
-                    .map(Some)
-                    .map_err(|error| {
-                        DeliveryError::Unavailable(format!(
-                            "{method} {path} answered {status} with an unreadable body: {error}"
-                        ))
-                    })
+                serde_json::from_slice(&reply.bytes).map(Some).map_err(|error| {
+                    DeliveryError::Unavailable(format!(
+                        "{method} {path} answered {status} with an unreadable body: {error}"
+                    ))
+                })
             }
             StatusCode::TOO_MANY_REQUESTS => {
                 let retry_in = self.transport.limiter.throttle(reply.retry_after);
@@ -147,25 +126,18 @@ impl AmoCrmClient {
                     "amoCRM answered 403 without a JSON body: the account is blocked for exceeding the rate limit; \
                      all calls to it stop, leads stay queued; contact amoCRM support to lift the block"
                 );
-                Err(DeliveryError::Blocked {
-                    retry_in: self.blocked_pause,
-                })
+                Err(DeliveryError::Blocked { retry_in: self.blocked_pause })
             }
-            StatusCode::UNAUTHORIZED => Err(DeliveryError::Unauthorized(format!(
-                "{method} {path} answered 401: {}",
-                problem()
-            ))),
-            StatusCode::BAD_REQUEST => Err(DeliveryError::Rejected(format!(
-                "{method} {path} answered 400: {}",
-                problem()
-            ))),
-            status if status.is_server_error() || status == StatusCode::PAYMENT_REQUIRED => Err(
-                DeliveryError::Unavailable(format!("{method} {path} answered {status}")),
-            ),
-            status => Err(DeliveryError::Misconfigured(format!(
-                "{method} {path} answered {status}: {}",
-                problem()
-            ))),
+            StatusCode::UNAUTHORIZED => {
+                Err(DeliveryError::Unauthorized(format!("{method} {path} answered 401: {}", problem())))
+            }
+            StatusCode::BAD_REQUEST => {
+                Err(DeliveryError::Rejected(format!("{method} {path} answered 400: {}", problem())))
+            }
+            status if status.is_server_error() || status == StatusCode::PAYMENT_REQUIRED => {
+                Err(DeliveryError::Unavailable(format!("{method} {path} answered {status}")))
+            }
+            status => Err(DeliveryError::Misconfigured(format!("{method} {path} answered {status}: {}", problem()))),
         }
     }
 }

@@ -38,9 +38,7 @@ impl Credentials {
             AmoCrmAuth::OAuth(config) => Self::OAuth(Box::new(OAuthTokens {
                 destination: destination.to_owned(),
                 config: config.clone(),
-                token_url: base_url
-                    .join("/oauth2/access_token")
-                    .expect("a fixed path joins any base URL"),
+                token_url: base_url.join("/oauth2/access_token").expect("a fixed path joins any base URL"),
                 store,
                 current: Mutex::new(None),
             })),
@@ -52,11 +50,7 @@ impl Credentials {
     }
 
     /// The token to send now, renewed first if it is about to expire.
-    pub async fn bearer(
-        &self,
-        transport: &Transport,
-        calls: &mut Vec<HistoryEvent>,
-    ) -> Result<String, DeliveryError> {
+    pub async fn bearer(&self, transport: &Transport, calls: &mut Vec<HistoryEvent>) -> Result<String, DeliveryError> {
         match self {
             Self::LongLived(token) => Ok(token.expose_secret().to_owned()),
             Self::OAuth(tokens) => tokens.bearer(transport, calls).await,
@@ -67,10 +61,7 @@ impl Credentials {
     pub async fn refused(&self, token: &str) {
         if let Self::OAuth(tokens) = self {
             let mut current = tokens.current.lock().await;
-            if let Some(stored) = current
-                .as_mut()
-                .filter(|stored| stored.access_token == token)
-            {
+            if let Some(stored) = current.as_mut().filter(|stored| stored.access_token == token) {
                 stored.expires_at = Utc::now();
             }
         }
@@ -78,11 +69,7 @@ impl Credentials {
 }
 
 impl OAuthTokens {
-    async fn bearer(
-        &self,
-        transport: &Transport,
-        calls: &mut Vec<HistoryEvent>,
-    ) -> Result<String, DeliveryError> {
+    async fn bearer(&self, transport: &Transport, calls: &mut Vec<HistoryEvent>) -> Result<String, DeliveryError> {
         let mut current = self.current.lock().await;
         if current.is_none() {
             *current = Some(self.load_or_seed().await?);
@@ -105,10 +92,7 @@ impl OAuthTokens {
         }
         let (access_token, expires_at) = match &self.config.access_token {
             // Its expiry is unknown; a 401 will tell, and a renewal follows.
-            Some(token) => (
-                token.expose_secret().to_owned(),
-                Utc::now() + chrono::Duration::hours(1),
-            ),
+            Some(token) => (token.expose_secret().to_owned(), Utc::now() + chrono::Duration::hours(1)),
             None => (String::new(), Utc::now()),
         };
         Ok(StoredTokens {
@@ -132,35 +116,21 @@ impl OAuthTokens {
             refresh_token: &stored.refresh_token,
             redirect_uri: self.config.redirect_uri.as_str(),
         };
-        let reply = transport
-            .send(
-                calls,
-                Method::POST,
-                self.token_url.clone(),
-                None,
-                Body::Form(&request),
-            )
-            .await?;
+        let reply = transport.send(calls, Method::POST, self.token_url.clone(), None, Body::Form(&request)).await?;
         match reply.status {
             StatusCode::OK => {}
             status if status.is_server_error() => {
-                return Err(DeliveryError::Unavailable(format!(
-                    "the token endpoint answered {status}"
-                )));
+                return Err(DeliveryError::Unavailable(format!("the token endpoint answered {status}")));
             }
             status => {
-                let detail = serde_json::from_slice::<ProblemBody>(&reply.bytes)
-                    .map(|body| body.message())
-                    .unwrap_or_default();
+                let detail =
+                    serde_json::from_slice::<ProblemBody>(&reply.bytes).map(|body| body.message()).unwrap_or_default();
                 tracing::error!(destination = %self.destination, %status, detail, "amoCRM refused to renew the OAuth token; authorise the integration again");
-                return Err(DeliveryError::Unauthorized(format!(
-                    "the token endpoint answered {status}: {detail}"
-                )));
+                return Err(DeliveryError::Unauthorized(format!("the token endpoint answered {status}: {detail}")));
             }
         }
-        let answer: TokenResponse = serde_json::from_slice(&reply.bytes).map_err(|error| {
-            DeliveryError::Unavailable(format!("unreadable token answer: {error}"))
-        })?;
+        let answer: TokenResponse = serde_json::from_slice(&reply.bytes)
+            .map_err(|error| DeliveryError::Unavailable(format!("unreadable token answer: {error}")))?;
         let renewed = StoredTokens {
             seeded_from: stored.seeded_from.clone(),
             access_token: answer.access_token,

@@ -59,10 +59,7 @@ impl AmoCrm {
             Some(found) => found,
             None => {
                 let found = self.look_up(lead, placement, journal.calls()).await?;
-                journal.note(HistoryEvent::now(
-                    "client_looked_up",
-                    serde_json::to_value(found).unwrap_or_default(),
-                ));
+                journal.note(HistoryEvent::now("client_looked_up", serde_json::to_value(found).unwrap_or_default()));
                 progress.found = Some(found);
                 progress.started = (found == Found::New).then_some(Create::Contact);
                 journal.record_step(&progress).await?;
@@ -70,28 +67,14 @@ impl AmoCrm {
             }
         };
         match found {
-            Found::New => {
-                self.create_client(lead, placement, &mut progress, interrupted, journal)
-                    .await
+            Found::New => self.create_client(lead, placement, &mut progress, interrupted, journal).await,
+            Found::KnownWithoutDeal { contact_id } => {
+                Ok(Outcome { decision: Decision::KnownClientWithoutDeal, contact_id: Some(contact_id), deal_id: None })
             }
-            Found::KnownWithoutDeal { contact_id } => Ok(Outcome {
-                decision: Decision::KnownClientWithoutDeal,
-                contact_id: Some(contact_id),
-                deal_id: None,
-            }),
-            Found::KnownWithDeal {
-                contact_id,
-                deal_id,
-            } => {
+            Found::KnownWithDeal { contact_id, deal_id } => {
                 // Moving a deal to a stage is idempotent, so it needs no journal entry of its own.
                 let change = json!({ "pipeline_id": placement.pipeline_id, "status_id": placement.status_id });
-                self.client
-                    .patch(
-                        journal.calls(),
-                        &format!("/api/v4/leads/{deal_id}"),
-                        &change,
-                    )
-                    .await?;
+                self.client.patch(journal.calls(), &format!("/api/v4/leads/{deal_id}"), &change).await?;
                 Ok(Outcome {
                     decision: Decision::KnownClientDealMoved,
                     contact_id: Some(contact_id),
@@ -113,11 +96,9 @@ impl AmoCrm {
             Some(id) => id,
             None => {
                 let earlier = match interrupted {
-                    Some(Create::Contact) => self
-                        .matching_contacts(lead, journal.calls())
-                        .await?
-                        .first()
-                        .map(|contact| contact.id),
+                    Some(Create::Contact) => {
+                        self.matching_contacts(lead, journal.calls()).await?.first().map(|contact| contact.id)
+                    }
                     _ => None,
                 };
                 let id = match earlier {
@@ -134,18 +115,12 @@ impl AmoCrm {
             Some(id) => id,
             None => {
                 let earlier = match interrupted {
-                    Some(Create::Deal) => {
-                        self.deal_in_pipeline(contact_id, placement, journal.calls())
-                            .await?
-                    }
+                    Some(Create::Deal) => self.deal_in_pipeline(contact_id, placement, journal.calls()).await?,
                     _ => None,
                 };
                 let id = match earlier {
                     Some(id) => id,
-                    None => {
-                        self.create_deal(lead, contact_id, placement, journal.calls())
-                            .await?
-                    }
+                    None => self.create_deal(lead, contact_id, placement, journal.calls()).await?,
                 };
                 progress.deal_id = Some(id);
                 progress.started = Some(Create::Note);
@@ -166,11 +141,7 @@ impl AmoCrm {
             progress.started = None;
             journal.record_step(progress).await?;
         }
-        Ok(Outcome {
-            decision: Decision::NewClient,
-            contact_id: Some(contact_id),
-            deal_id: Some(deal_id),
-        })
+        Ok(Outcome { decision: Decision::NewClient, contact_id: Some(contact_id), deal_id: Some(deal_id) })
     }
 
     async fn look_up(
@@ -185,15 +156,10 @@ impl AmoCrm {
         };
         for contact in &contacts {
             if let Some(deal_id) = self.pick_deal(contact, placement, calls).await? {
-                return Ok(Found::KnownWithDeal {
-                    contact_id: contact.id,
-                    deal_id,
-                });
+                return Ok(Found::KnownWithDeal { contact_id: contact.id, deal_id });
             }
         }
-        Ok(Found::KnownWithoutDeal {
-            contact_id: first.id,
-        })
+        Ok(Found::KnownWithoutDeal { contact_id: first.id })
     }
 
     /// Contacts holding exactly this phone. amoCRM's search is fuzzy and matches any field, so
@@ -204,11 +170,7 @@ impl AmoCrm {
         calls: &mut Vec<HistoryEvent>,
     ) -> Result<Vec<AmoContact>, DeliveryError> {
         let phone = &lead.fields.phone;
-        let query = [
-            ("query", phone.last_ten_digits()),
-            ("with", "leads"),
-            ("limit", "250"),
-        ];
+        let query = [("query", phone.last_ten_digits()), ("with", "leads"), ("limit", "250")];
         let page: Option<ContactsPage> = self.client.get(calls, "/api/v4/contacts", &query).await?;
         let mut contacts: Vec<AmoContact> = page
             .map(|page| page.embedded.contacts)
@@ -232,10 +194,7 @@ impl AmoCrm {
                 serde_json::Value::Number(number) => Some(number.to_string()),
                 _ => None,
             })
-            .any(|text| {
-                Phone::parse(&text, self.phone_region)
-                    .is_ok_and(|stored| stored.e164() == phone.e164())
-            })
+            .any(|text| Phone::parse(&text, self.phone_region).is_ok_and(|stored| stored.e164() == phone.e164()))
     }
 
     /// The contact's deal in the route's pipeline: the newest open one, else the newest closed one.
@@ -245,23 +204,15 @@ impl AmoCrm {
         placement: Placement,
         calls: &mut Vec<HistoryEvent>,
     ) -> Result<Option<i64>, DeliveryError> {
-        let mut deal_ids: Vec<i64> = contact
-            .embedded
-            .iter()
-            .flat_map(|links| &links.leads)
-            .map(|deal| deal.id)
-            .collect();
+        let mut deal_ids: Vec<i64> =
+            contact.embedded.iter().flat_map(|links| &links.leads).map(|deal| deal.id).collect();
         deal_ids.sort_unstable_by(|a, b| b.cmp(a));
         let mut newest_closed = None;
         for deal_id in deal_ids {
-            let deal: Option<AmoDeal> = self
-                .client
-                .get(calls, &format!("/api/v4/leads/{deal_id}"), &[])
-                .await?;
+            let deal: Option<AmoDeal> = self.client.get(calls, &format!("/api/v4/leads/{deal_id}"), &[]).await?;
             match deal {
                 Some(deal)
-                    if deal.pipeline_id == placement.pipeline_id
-                        && !CLOSED_STATUSES.contains(&deal.status_id) =>
+                    if deal.pipeline_id == placement.pipeline_id && !CLOSED_STATUSES.contains(&deal.status_id) =>
                 {
                     return Ok(Some(deal.id));
                 }
@@ -280,33 +231,24 @@ impl AmoCrm {
         placement: Placement,
         calls: &mut Vec<HistoryEvent>,
     ) -> Result<Option<i64>, DeliveryError> {
-        let contact: Option<AmoContact> = self
-            .client
-            .get(
-                calls,
-                &format!("/api/v4/contacts/{contact_id}"),
-                &[("with", "leads")],
-            )
-            .await?;
+        let contact: Option<AmoContact> =
+            self.client.get(calls, &format!("/api/v4/contacts/{contact_id}"), &[("with", "leads")]).await?;
         match contact {
             Some(contact) => self.pick_deal(&contact, placement, calls).await,
             None => Ok(None),
         }
     }
 
-    async fn create_contact(
-        &self,
-        lead: &Lead,
-        calls: &mut Vec<HistoryEvent>,
-    ) -> Result<i64, DeliveryError> {
+    async fn create_contact(&self, lead: &Lead, calls: &mut Vec<HistoryEvent>) -> Result<i64, DeliveryError> {
         let fields = &lead.fields;
-        let mut custom_fields = vec![
-            json!({ "field_code": "PHONE", "values": [{ "value": fields.phone.e164(), "enum_code": "WORK" }] }),
-        ];
+        let mut custom_fields =
+            vec![json!({ "field_code": "PHONE", "values": [{ "value": fields.phone.e164(), "enum_code": "WORK" }] })];
         if let Some(email) = &fields.email {
-            custom_fields.push(json!({ "field_code": "EMAIL", "values": [{ "value": email.as_str(), "enum_code": "WORK" }] }));
+            custom_fields
+                .push(json!({ "field_code": "EMAIL", "values": [{ "value": email.as_str(), "enum_code": "WORK" }] }));
         }
-        let body = json!([{ "name": fields.name, "custom_fields_values": custom_fields, "request_id": lead.id.to_string() }]);
+        let body =
+            json!([{ "name": fields.name, "custom_fields_values": custom_fields, "request_id": lead.id.to_string() }]);
         let created: Created = self.client.post(calls, "/api/v4/contacts", &body).await?;
         first_id(created.embedded.contacts, "contacts")
     }
@@ -339,10 +281,7 @@ impl AmoCrm {
         calls: &mut Vec<HistoryEvent>,
     ) -> Result<i64, DeliveryError> {
         let body = json!([{ "entity_id": deal_id, "note_type": "common", "params": { "text": note_text(lead) } }]);
-        let created: Created = self
-            .client
-            .post(calls, "/api/v4/leads/notes", &body)
-            .await?;
+        let created: Created = self.client.post(calls, "/api/v4/leads/notes", &body).await?;
         first_id(created.embedded.notes, "notes")
     }
 
@@ -352,36 +291,28 @@ impl AmoCrm {
         deal_id: i64,
         calls: &mut Vec<HistoryEvent>,
     ) -> Result<Option<i64>, DeliveryError> {
-        let page: Option<NotesPage> = self
-            .client
-            .get(calls, &format!("/api/v4/leads/{deal_id}/notes"), &[])
-            .await?;
+        let page: Option<NotesPage> = self.client.get(calls, &format!("/api/v4/leads/{deal_id}/notes"), &[]).await?;
         let marker = note_marker(lead);
-        Ok(page
-            .into_iter()
-            .flat_map(|page| page.embedded.notes)
-            .find_map(|note| {
-                note.params
-                    .get("text")
-                    .and_then(|text| text.as_str())
-                    .filter(|text| text.starts_with(&marker))
-                    .map(|_| note.id)
-            }))
+        Ok(page.into_iter().flat_map(|page| page.embedded.notes).find_map(|note| {
+            note.params
+                .get("text")
+                .and_then(|text| text.as_str())
+                .filter(|text| text.starts_with(&marker))
+                .map(|_| note.id)
+        }))
     }
 }
 
 fn first_id(created: Vec<super::wire::EntityRef>, what: &str) -> Result<i64, DeliveryError> {
-    created.first().map(|entity| entity.id).ok_or_else(|| {
-        DeliveryError::Unavailable(format!("amoCRM created no {what} and gave no reason"))
-    })
+    created
+        .first()
+        .map(|entity| entity.id)
+        .ok_or_else(|| DeliveryError::Unavailable(format!("amoCRM created no {what} and gave no reason")))
 }
 
 /// The note's first line; it lets a resumed lead recognise a note it already wrote.
 fn note_marker(lead: &Lead) -> String {
-    format!(
-        "Заявка leadgate #{} (источник «{}»)",
-        lead.id, lead.fields.source
-    )
+    format!("Заявка leadgate #{} (источник «{}»)", lead.id, lead.fields.source)
 }
 
 /// Every field the sender gave, so nobody has to open the gateway to read the lead.
@@ -390,11 +321,7 @@ fn note_text(lead: &Lead) -> String {
     let mut lines = vec![
         note_marker(lead),
         format!("Имя: {}", fields.name),
-        format!(
-            "Телефон: {} (получен как «{}»)",
-            fields.phone,
-            fields.phone.raw()
-        ),
+        format!("Телефон: {} (получен как «{}»)", fields.phone, fields.phone.raw()),
     ];
     if let Some(email) = &fields.email {
         lines.push(format!("E-mail: {email}"));

@@ -38,71 +38,45 @@ pub struct Placement {
 }
 
 impl AmoCrm {
-    pub fn new(
-        config: &AmoCrmConfig,
-        store: Store,
-        phone_region: PhoneRegion,
-        blocked_pause: Duration,
-    ) -> Self {
+    pub fn new(config: &AmoCrmConfig, store: Store, phone_region: PhoneRegion, blocked_pause: Duration) -> Self {
         let credentials = Credentials::new(&config.auth, &config.name, &config.base_url, store);
         tracing::debug!(destination = %config.name, auth = credentials.describe(), "amoCRM destination ready");
         let transport = Transport::new(config.timeout, config.requests_per_second);
         Self {
-            client: AmoCrmClient::new(
-                &config.name,
-                config.base_url.clone(),
-                transport,
-                credentials,
-                blocked_pause,
-            ),
+            client: AmoCrmClient::new(&config.name, config.base_url.clone(), transport, credentials, blocked_pause),
             phone_region,
             pipelines: RwLock::default(),
         }
+    }
+
+    /// Links to the contact's and the deal's cards, for people reading a notification.
+    pub fn card_links(&self, contact_id: Option<i64>, deal_id: Option<i64>) -> (Option<String>, Option<String>) {
+        crate::notify::templates::crm_links(self.client.base_url(), contact_id, deal_id)
     }
 
     pub async fn check_route(&self, route: &Route) -> Result<(), RouteProblem> {
         self.resolve(route, &mut Vec::new()).await.map(|_| ())
     }
 
-    async fn placement(
-        &self,
-        route: &Route,
-        calls: &mut Vec<HistoryEvent>,
-    ) -> Result<Placement, DeliveryError> {
-        self.resolve(route, calls)
-            .await
-            .map_err(|problem| match problem {
-                RouteProblem::Destination(error) => error,
-                RouteProblem::Pipeline(message) | RouteProblem::Status(message) => {
-                    DeliveryError::Misconfigured(message)
-                }
-            })
+    async fn placement(&self, route: &Route, calls: &mut Vec<HistoryEvent>) -> Result<Placement, DeliveryError> {
+        self.resolve(route, calls).await.map_err(|problem| match problem {
+            RouteProblem::Destination(error) => error,
+            RouteProblem::Pipeline(message) | RouteProblem::Status(message) => DeliveryError::Misconfigured(message),
+        })
     }
 
-    async fn resolve(
-        &self,
-        route: &Route,
-        calls: &mut Vec<HistoryEvent>,
-    ) -> Result<Placement, RouteProblem> {
+    async fn resolve(&self, route: &Route, calls: &mut Vec<HistoryEvent>) -> Result<Placement, RouteProblem> {
         if let Some(found) = self.cached_placement(route).await {
             return Ok(found);
         }
-        let page: Option<PipelinesPage> = self
-            .client
-            .get(calls, "/api/v4/leads/pipelines", &[])
-            .await
-            .map_err(RouteProblem::Destination)?;
+        let page: Option<PipelinesPage> =
+            self.client.get(calls, "/api/v4/leads/pipelines", &[]).await.map_err(RouteProblem::Destination)?;
         let fresh = page
             .map(|page| page.embedded.pipelines)
             .unwrap_or_default()
             .into_iter()
             .map(|pipeline| {
-                let statuses = pipeline
-                    .embedded
-                    .statuses
-                    .into_iter()
-                    .map(|status| (status.name, status.id))
-                    .collect();
+                let statuses = pipeline.embedded.statuses.into_iter().map(|status| (status.name, status.id)).collect();
                 (pipeline.name, (pipeline.id, statuses))
             })
             .collect();
@@ -138,9 +112,6 @@ impl AmoCrm {
         let pipelines = self.pipelines.read().await;
         let (pipeline_id, statuses) = pipelines.get(&route.pipeline)?;
         let status_id = statuses.get(&route.status)?;
-        Some(Placement {
-            pipeline_id: *pipeline_id,
-            status_id: *status_id,
-        })
+        Some(Placement { pipeline_id: *pipeline_id, status_id: *status_id })
     }
 }

@@ -37,10 +37,7 @@ impl Transport {
             .user_agent(concat!("leadgate/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("the HTTP client's settings are valid");
-        Self {
-            http,
-            limiter: RateLimiter::per_second(requests_per_second),
-        }
+        Self { http, limiter: RateLimiter::per_second(requests_per_second) }
     }
 
     /// Sends one request within the destination's budget and records it in `calls`.
@@ -62,14 +59,10 @@ impl Transport {
             Body::Json(value) => request.json(value),
             Body::Form(value) => request.form(value),
         };
-        let slot = self
-            .limiter
-            .acquire()
-            .await
-            .map_err(|paused| match paused {
-                Paused::Throttled { retry_in } => DeliveryError::RateLimited { retry_in },
-                Paused::Blocked { retry_in } => DeliveryError::Blocked { retry_in },
-            })?;
+        let slot = self.limiter.acquire().await.map_err(|paused| match paused {
+            Paused::Throttled { retry_in } => DeliveryError::RateLimited { retry_in },
+            Paused::Blocked { retry_in } => DeliveryError::Blocked { retry_in },
+        })?;
         let started = Instant::now();
         let result = exchange(request).await;
         drop(slot);
@@ -112,10 +105,5 @@ async fn exchange(request: reqwest::RequestBuilder) -> Result<Reply, DeliveryErr
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| value.contains("json"));
     let bytes = response.bytes().await.map_err(unavailable)?;
-    Ok(Reply {
-        status,
-        retry_after,
-        is_json,
-        bytes,
-    })
+    Ok(Reply { status, retry_after, is_json, bytes })
 }

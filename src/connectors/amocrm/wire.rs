@@ -168,11 +168,7 @@ impl ProblemBody {
             .collect();
         match (self.detail.as_deref(), fields.is_empty()) {
             (Some(detail), true) => detail.to_owned(),
-            (detail, false) => format!(
-                "{} ({})",
-                detail.unwrap_or("validation failed"),
-                fields.join("; ")
-            ),
+            (detail, false) => format!("{} ({})", detail.unwrap_or("validation failed"), fields.join("; ")),
             (None, true) => "no details given".to_owned(),
         }
     }

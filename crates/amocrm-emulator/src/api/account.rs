@@ -16,12 +16,8 @@ pub async fn show(Base(base): Base) -> Response {
 
 pub async fn pipelines(State(shared): State<Arc<Shared>>, Base(base): Base) -> Response {
     let state = shared.lock();
-    let pipelines: Vec<Value> = state
-        .crm
-        .pipelines
-        .iter()
-        .map(|pipeline| super::hal::pipeline(&base, pipeline))
-        .collect();
+    let pipelines: Vec<Value> =
+        state.crm.pipelines.iter().map(|pipeline| super::hal::pipeline(&base, pipeline)).collect();
     hal(json!({
         "_total_items": pipelines.len(),
         "_links": links(&base, "/api/v4/leads/pipelines"),
@@ -50,11 +46,8 @@ pub async fn statuses(
     let id = entity_id(&raw_id)?;
     let state = shared.lock();
     let pipeline = state.crm.pipeline(id).ok_or(Problem::NotFound)?;
-    let statuses: Vec<Value> = pipeline
-        .statuses
-        .iter()
-        .map(|status| super::hal::status(&base, pipeline.id, status))
-        .collect();
+    let statuses: Vec<Value> =
+        pipeline.statuses.iter().map(|status| super::hal::status(&base, pipeline.id, status)).collect();
     Ok(hal(json!({
         "_total_items": statuses.len(),
         "_links": links(&base, &format!("/api/v4/leads/pipelines/{id}/statuses")),

@@ -75,28 +75,21 @@ fn read_complex(item: &mut Item<'_>, crm: &Crm) -> ComplexDraft {
     let contact = match single(item, embedded, "contacts") {
         None => Part::Absent,
         Some((entry, prefix)) if entry.contains_key("id") => {
-            existing_id(item, entry, &prefix, |id| crm.contacts.contains_key(&id))
-                .map_or(Part::Absent, Part::Existing)
+            existing_id(item, entry, &prefix, |id| crm.contacts.contains_key(&id)).map_or(Part::Absent, Part::Existing)
         }
         Some((entry, prefix)) => Part::New(read_contact(item, entry, &prefix, crm)),
     };
     let company = match single(item, embedded, "companies") {
         None => Part::Absent,
         Some((entry, prefix)) if entry.contains_key("id") => {
-            existing_id(item, entry, &prefix, |id| crm.companies.contains_key(&id))
-                .map_or(Part::Absent, Part::Existing)
+            existing_id(item, entry, &prefix, |id| crm.companies.contains_key(&id)).map_or(Part::Absent, Part::Existing)
         }
         Some((entry, prefix)) => Part::New(NewCompany {
             name: item.string_in(entry, &prefix, "name").unwrap_or_default(),
             custom_fields: item.custom_fields_in(entry, &prefix, CONTACT_FIELDS),
         }),
     };
-    ComplexDraft {
-        request_id: item.request_id.clone(),
-        lead,
-        contact,
-        company,
-    }
+    ComplexDraft { request_id: item.request_id.clone(), lead, contact, company }
 }
 
 /// Creates what the draft asks for. A new contact and a new company are linked together,
@@ -133,13 +126,7 @@ fn insert_complex(crm: &mut Crm, draft: ComplexDraft) -> Value {
         }
     };
     let mut lead = draft.lead;
-    lead.contacts = contact_id
-        .map(|contact_id| LeadContact {
-            contact_id,
-            is_main: true,
-        })
-        .into_iter()
-        .collect();
+    lead.contacts = contact_id.map(|contact_id| LeadContact { contact_id, is_main: true }).into_iter().collect();
     lead.company_ids = company_id.into_iter().collect();
     let id = insert_lead(crm, lead);
     json!({
@@ -154,9 +141,7 @@ fn insert_complex(crm: &mut Crm, draft: ComplexDraft) -> Value {
 pub async fn create(State(shared): State<Arc<Shared>>, body: Bytes) -> Result<Response, Problem> {
     let items = input::batch(&body)?;
     if items.len() > MAX_COMPLEX_LEADS {
-        return Err(Problem::BadRequest(format!(
-            "No more than {MAX_COMPLEX_LEADS} leads may be added at once"
-        )));
+        return Err(Problem::BadRequest(format!("No more than {MAX_COMPLEX_LEADS} leads may be added at once")));
     }
     let mut state = shared.lock();
     let crm = &mut state.crm;
@@ -168,10 +153,7 @@ pub async fn create(State(shared): State<Arc<Shared>>, body: Bytes) -> Result<Re
         verdicts.record(item);
     }
     verdicts.into_result()?;
-    let created: Vec<Value> = drafts
-        .into_iter()
-        .map(|draft| insert_complex(crm, draft))
-        .collect();
+    let created: Vec<Value> = drafts.into_iter().map(|draft| insert_complex(crm, draft)).collect();
     // The complex answer is a bare array, unlike every other write.
     Ok(hal(Value::Array(created)))
 }

@@ -26,12 +26,7 @@ pub struct ContactDraft {
 }
 
 /// Reads a contact found at `prefix` inside `item` (the root, or a complex lead's contact).
-pub fn read_contact<'a>(
-    item: &mut Item<'a>,
-    object: &'a Map<String, Value>,
-    prefix: &str,
-    crm: &Crm,
-) -> ContactDraft {
+pub fn read_contact<'a>(item: &mut Item<'a>, object: &'a Map<String, Value>, prefix: &str, crm: &Crm) -> ContactDraft {
     ContactDraft {
         name: item.string_in(object, prefix, "name"),
         first_name: item.string_in(object, prefix, "first_name"),
@@ -102,21 +97,12 @@ pub async fn show(
     let id = entity_id(&raw_id)?;
     let state = shared.lock();
     Ok(match state.crm.contacts.get(&id) {
-        Some(contact) => hal(super::hal::contact(
-            &state.crm,
-            &base,
-            contact,
-            query.with("leads"),
-        )),
+        Some(contact) => hal(super::hal::contact(&state.crm, &base, contact, query.with("leads"))),
         None => no_content(),
     })
 }
 
-pub async fn create(
-    State(shared): State<Arc<Shared>>,
-    Base(base): Base,
-    body: Bytes,
-) -> Result<Response, Problem> {
+pub async fn create(State(shared): State<Arc<Shared>>, Base(base): Base, body: Bytes) -> Result<Response, Problem> {
     let items = input::batch(&body)?;
     let mut state = shared.lock();
     let crm = &mut state.crm;
@@ -146,11 +132,7 @@ pub async fn create(
 
 /// Reads one update. An id that names no contact is a validation error on `id`: amoCRM's
 /// answer for it is not documented, and 400 is the answer a client must already handle.
-fn read_update<'a>(
-    item: &mut Item<'a>,
-    crm: &Crm,
-    path_id: Option<u64>,
-) -> Option<(u64, ContactDraft)> {
+fn read_update<'a>(item: &mut Item<'a>, crm: &Crm, path_id: Option<u64>) -> Option<(u64, ContactDraft)> {
     let id = path_id.or_else(|| item.u64("id"));
     let root = item.root;
     let draft = read_contact(item, root, "", crm);
@@ -210,16 +192,11 @@ pub async fn update_one(
     verdicts.record(item);
     verdicts.into_result()?;
     let Some((id, draft)) = update else {
-        return Err(Problem::invalid(
-            "0",
-            FieldError::not_supported_choice("id"),
-        ));
+        return Err(Problem::invalid("0", FieldError::not_supported_choice("id")));
     };
     let updated_at = apply_update(crm, id, draft);
     let path = format!("/api/v4/contacts/{id}");
-    Ok(hal(
-        json!({"id": id, "updated_at": updated_at, "_links": links(&base, &path)}),
-    ))
+    Ok(hal(json!({"id": id, "updated_at": updated_at, "_links": links(&base, &path)})))
 }
 
 pub async fn update_many(

@@ -45,11 +45,7 @@ pub fn status(base: &str, pipeline_id: u64, status: &Status) -> Value {
 }
 
 pub fn pipeline(base: &str, pipeline: &Pipeline) -> Value {
-    let statuses: Vec<Value> = pipeline
-        .statuses
-        .iter()
-        .map(|entry| status(base, pipeline.id, entry))
-        .collect();
+    let statuses: Vec<Value> = pipeline.statuses.iter().map(|entry| status(base, pipeline.id, entry)).collect();
     json!({
         "id": pipeline.id,
         "name": pipeline.name,
@@ -94,16 +90,11 @@ pub fn custom_fields(fields: &[CustomField]) -> Value {
 }
 
 fn tags(crm: &Crm, ids: &[u64]) -> Value {
-    ids.iter()
-        .filter_map(|id| crm.tag(*id))
-        .map(|tag| json!({"id": tag.id, "name": tag.name, "color": null}))
-        .collect()
+    ids.iter().filter_map(|id| crm.tag(*id)).map(|tag| json!({"id": tag.id, "name": tag.name, "color": null})).collect()
 }
 
 fn company_refs(base: &str, ids: &[u64]) -> Value {
-    ids.iter()
-        .map(|id| json!({"id": id, "_links": links(base, &format!("/api/v4/companies/{id}"))}))
-        .collect()
+    ids.iter().map(|id| json!({"id": id, "_links": links(base, &format!("/api/v4/companies/{id}"))})).collect()
 }
 
 pub fn contact(crm: &Crm, base: &str, contact: &Contact, with_leads: bool) -> Value {
@@ -196,12 +187,7 @@ pub fn company(base: &str, company: &Company) -> Value {
 }
 
 pub fn note(base: &str, note: &Note) -> Value {
-    let path = format!(
-        "/api/v4/{}/{}/notes/{}",
-        note.entity_kind.as_str(),
-        note.entity_id,
-        note.id
-    );
+    let path = format!("/api/v4/{}/{}/notes/{}", note.entity_kind.as_str(), note.entity_id, note.id);
     json!({
         "id": note.id,
         "entity_id": note.entity_id,

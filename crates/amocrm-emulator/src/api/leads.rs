@@ -50,16 +50,10 @@ fn place(
     let unknown_status = || FieldError::not_supported_choice("status_id");
     match (pipeline_id, status_id) {
         (Some(pipeline_id), status_id) => {
-            let pipeline = crm
-                .pipeline(pipeline_id)
-                .ok_or_else(|| FieldError::not_supported_choice("pipeline_id"))?;
+            let pipeline = crm.pipeline(pipeline_id).ok_or_else(|| FieldError::not_supported_choice("pipeline_id"))?;
             let status_id = match (status_id, current) {
                 (Some(status_id), _) => status_id,
-                (None, Some((current_pipeline, current_status)))
-                    if current_pipeline == pipeline_id =>
-                {
-                    current_status
-                }
+                (None, Some((current_pipeline, current_status))) if current_pipeline == pipeline_id => current_status,
                 (None, _) => pipeline.entry_status().ok_or_else(unknown_status)?.id,
             };
             pipeline.status(status_id).ok_or_else(unknown_status)?;
@@ -69,16 +63,12 @@ fn place(
             let in_current = current
                 .and_then(|(pipeline_id, _)| crm.pipeline(pipeline_id))
                 .filter(|pipeline| pipeline.status(status_id).is_some());
-            let pipeline = in_current
-                .or_else(|| crm.pipeline_owning(status_id))
-                .ok_or_else(unknown_status)?;
+            let pipeline = in_current.or_else(|| crm.pipeline_owning(status_id)).ok_or_else(unknown_status)?;
             Ok(Some((pipeline.id, status_id)))
         }
         (None, None) if current.is_some() => Ok(None),
         (None, None) => {
-            let pipeline = crm
-                .main_pipeline()
-                .ok_or_else(|| FieldError::not_supported_choice("pipeline_id"))?;
+            let pipeline = crm.main_pipeline().ok_or_else(|| FieldError::not_supported_choice("pipeline_id"))?;
             let status = pipeline.entry_status().ok_or_else(unknown_status)?;
             Ok(Some((pipeline.id, status.id)))
         }
@@ -86,24 +76,14 @@ fn place(
 }
 
 /// Reads a lead from the root of `item`. `current` is the lead being updated, if any.
-pub fn read_lead(
-    item: &mut Item<'_>,
-    crm: &Crm,
-    current: Option<&Lead>,
-    links: Links,
-) -> LeadDraft {
+pub fn read_lead(item: &mut Item<'_>, crm: &Crm, current: Option<&Lead>, links: Links) -> LeadDraft {
     let pipeline_id = item.u64("pipeline_id");
     let status_id = item.u64("status_id");
-    let placement = place(
-        crm,
-        pipeline_id,
-        status_id,
-        current.map(|lead| (lead.pipeline_id, lead.status_id)),
-    )
-    .unwrap_or_else(|error| {
-        item.fail(error);
-        None
-    });
+    let placement = place(crm, pipeline_id, status_id, current.map(|lead| (lead.pipeline_id, lead.status_id)))
+        .unwrap_or_else(|error| {
+            item.fail(error);
+            None
+        });
     let root = item.root;
     let mut draft = LeadDraft {
         name: item.string("name"),
@@ -124,18 +104,11 @@ pub fn read_lead(
 
 fn read_links(item: &mut Item<'_>, crm: &Crm, draft: &mut LeadDraft) {
     let embedded = item.embedded();
-    for (index, link) in item
-        .objects_in(embedded, "_embedded.", "contacts")
-        .into_iter()
-        .enumerate()
-    {
+    for (index, link) in item.objects_in(embedded, "_embedded.", "contacts").into_iter().enumerate() {
         let prefix = format!("_embedded.contacts.{index}.");
         let is_main = item.bool_in(link, &prefix, "is_main").unwrap_or(false);
         match item.u64_in(link, &prefix, "id") {
-            Some(id) if crm.contacts.contains_key(&id) => draft.contacts.push(LeadContact {
-                contact_id: id,
-                is_main,
-            }),
+            Some(id) if crm.contacts.contains_key(&id) => draft.contacts.push(LeadContact { contact_id: id, is_main }),
             Some(_) => item.fail(FieldError::not_supported_choice(format!("{prefix}id"))),
             None => item.fail(FieldError::not_blank(format!("{prefix}id"))),
         }
@@ -146,11 +119,7 @@ fn read_links(item: &mut Item<'_>, crm: &Crm, draft: &mut LeadDraft) {
     {
         first.is_main = true;
     }
-    for (index, link) in item
-        .objects_in(embedded, "_embedded.", "companies")
-        .into_iter()
-        .enumerate()
-    {
+    for (index, link) in item.objects_in(embedded, "_embedded.", "companies").into_iter().enumerate() {
         let prefix = format!("_embedded.companies.{index}.");
         match item.u64_in(link, &prefix, "id") {
             Some(id) if crm.companies.contains_key(&id) => draft.company_ids.push(id),
@@ -254,21 +223,12 @@ pub async fn show(
     let id = entity_id(&raw_id)?;
     let state = shared.lock();
     Ok(match state.crm.leads.get(&id) {
-        Some(lead) => hal(super::hal::lead(
-            &state.crm,
-            &base,
-            lead,
-            query.with("contacts"),
-        )),
+        Some(lead) => hal(super::hal::lead(&state.crm, &base, lead, query.with("contacts"))),
         None => no_content(),
     })
 }
 
-pub async fn create(
-    State(shared): State<Arc<Shared>>,
-    Base(base): Base,
-    body: Bytes,
-) -> Result<Response, Problem> {
+pub async fn create(State(shared): State<Arc<Shared>>, Base(base): Base, body: Bytes) -> Result<Response, Problem> {
     let items = input::batch(&body)?;
     let mut state = shared.lock();
     let crm = &mut state.crm;
@@ -326,16 +286,11 @@ pub async fn update_one(
     verdicts.record(item);
     verdicts.into_result()?;
     let Some((id, draft)) = update else {
-        return Err(Problem::invalid(
-            "0",
-            FieldError::not_supported_choice("id"),
-        ));
+        return Err(Problem::invalid("0", FieldError::not_supported_choice("id")));
     };
     let updated_at = apply_update(crm, id, draft);
     let path = format!("/api/v4/leads/{id}");
-    Ok(hal(
-        json!({"id": id, "updated_at": updated_at, "_links": links(&base, &path)}),
-    ))
+    Ok(hal(json!({"id": id, "updated_at": updated_at, "_links": links(&base, &path)})))
 }
 
 pub async fn update_many(

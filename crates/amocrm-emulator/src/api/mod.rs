@@ -32,47 +32,16 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/api/v4/account", get(account::show))
         .route("/api/v4/leads/pipelines", get(account::pipelines))
         .route("/api/v4/leads/pipelines/{id}", get(account::pipeline))
-        .route(
-            "/api/v4/leads/pipelines/{id}/statuses",
-            get(account::statuses),
-        )
-        .route(
-            "/api/v4/contacts",
-            get(contacts::list)
-                .post(contacts::create)
-                .patch(contacts::update_many),
-        )
-        .route(
-            "/api/v4/contacts/{id}",
-            get(contacts::show).patch(contacts::update_one),
-        )
-        .route(
-            "/api/v4/leads",
-            get(leads::list)
-                .post(leads::create)
-                .patch(leads::update_many),
-        )
-        .route(
-            "/api/v4/leads/{id}",
-            get(leads::show).patch(leads::update_one),
-        )
+        .route("/api/v4/leads/pipelines/{id}/statuses", get(account::statuses))
+        .route("/api/v4/contacts", get(contacts::list).post(contacts::create).patch(contacts::update_many))
+        .route("/api/v4/contacts/{id}", get(contacts::show).patch(contacts::update_one))
+        .route("/api/v4/leads", get(leads::list).post(leads::create).patch(leads::update_many))
+        .route("/api/v4/leads/{id}", get(leads::show).patch(leads::update_one))
         .route("/api/v4/leads/complex", post(complex::create))
-        .route(
-            "/api/v4/leads/notes",
-            get(notes::list_for_leads).post(notes::add_to_leads),
-        )
-        .route(
-            "/api/v4/contacts/notes",
-            get(notes::list_for_contacts).post(notes::add_to_contacts),
-        )
-        .route(
-            "/api/v4/leads/{id}/notes",
-            get(notes::list_of_lead).post(notes::add_to_lead),
-        )
-        .route(
-            "/api/v4/contacts/{id}/notes",
-            get(notes::list_of_contact).post(notes::add_to_contact),
-        )
+        .route("/api/v4/leads/notes", get(notes::list_for_leads).post(notes::add_to_leads))
+        .route("/api/v4/contacts/notes", get(notes::list_for_contacts).post(notes::add_to_contacts))
+        .route("/api/v4/leads/{id}/notes", get(notes::list_of_lead).post(notes::add_to_lead))
+        .route("/api/v4/contacts/{id}/notes", get(notes::list_of_contact).post(notes::add_to_contact))
         .method_not_allowed_fallback(method_not_allowed)
 }
 
@@ -92,10 +61,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Base {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let host = parts
-            .headers
-            .get(header::HOST)
-            .and_then(|value| value.to_str().ok());
+        let host = parts.headers.get(header::HOST).and_then(|value| value.to_str().ok());
         Ok(Base(match host {
             Some(host) => format!("http://{host}"),
             None => format!("https://{SUBDOMAIN}.amocrm.ru"),
@@ -128,17 +94,12 @@ pub struct ListQuery {
 
 impl ListQuery {
     pub fn with(&self, relation: &str) -> bool {
-        self.with
-            .as_deref()
-            .is_some_and(|list| list.split(',').any(|item| item.trim() == relation))
+        self.with.as_deref().is_some_and(|list| list.split(',').any(|item| item.trim() == relation))
     }
 
     /// The search text, lower-cased for the case-insensitive match; empty means no search.
     pub fn folded_query(&self) -> Option<String> {
-        self.query
-            .as_deref()
-            .filter(|query| !query.is_empty())
-            .map(str::to_lowercase)
+        self.query.as_deref().filter(|query| !query.is_empty()).map(str::to_lowercase)
     }
 
     /// Limits above 250 are cut to 250 rather than rejected.
@@ -164,10 +125,8 @@ impl ListQuery {
         if let Some(query) = &self.query {
             pairs.push(("query", query.clone()));
         }
-        let query_string: Vec<String> = pairs
-            .into_iter()
-            .map(|(key, value)| format!("{key}={}", percent_encode(&value)))
-            .collect();
+        let query_string: Vec<String> =
+            pairs.into_iter().map(|(key, value)| format!("{key}={}", percent_encode(&value))).collect();
         json!({"href": format!("{base}{path}?{}", query_string.join("&"))})
     }
 }
@@ -186,13 +145,7 @@ fn percent_encode(text: &str) -> String {
 
 /// One page of a list answer: `{"_page", "_links", "_embedded": {key: [...]}}`, or 204
 /// when the page is empty.
-pub fn page_of(
-    query: &ListQuery,
-    base: &str,
-    path: &str,
-    key: &str,
-    items: Vec<Value>,
-) -> Result<Response, Problem> {
+pub fn page_of(query: &ListQuery, base: &str, path: &str, key: &str, items: Vec<Value>) -> Result<Response, Problem> {
     let (page, limit) = query.paging()?;
     let skip = (page - 1).saturating_mul(limit);
     let has_next = items.len() > skip.saturating_add(limit);
@@ -226,10 +179,7 @@ mod tests {
 
     #[test]
     fn with_accepts_a_comma_separated_list() {
-        let query = ListQuery {
-            with: Some("contacts,leads".to_owned()),
-            ..ListQuery::default()
-        };
+        let query = ListQuery { with: Some("contacts,leads".to_owned()), ..ListQuery::default() };
         assert!(query.with("leads"));
         assert!(!query.with("companies"));
     }

@@ -14,14 +14,7 @@ use crate::problem::Problem;
 use crate::state::{Crm, EntityKind, Note, now_unix};
 
 /// The note types a client may create; the rest (system notes, attachments…) are refused.
-const WRITABLE_TYPES: &[&str] = &[
-    "common",
-    "call_in",
-    "call_out",
-    "service_message",
-    "sms_in",
-    "sms_out",
-];
+const WRITABLE_TYPES: &[&str] = &["common", "call_in", "call_out", "service_message", "sms_in", "sms_out"];
 
 struct NoteDraft {
     request_id: String,
@@ -33,12 +26,7 @@ struct NoteDraft {
 /// Checks one note. Text notes must carry `params.text` (and service messages a
 /// `params.service`); which call parameters amoCRM insists on is not known, so calls
 /// only need a `params` object.
-fn read_note(
-    item: &mut Item<'_>,
-    crm: &Crm,
-    kind: EntityKind,
-    path_entity: Option<u64>,
-) -> Option<NoteDraft> {
+fn read_note(item: &mut Item<'_>, crm: &Crm, kind: EntityKind, path_entity: Option<u64>) -> Option<NoteDraft> {
     let entity_id = match path_entity.or_else(|| item.u64("entity_id")) {
         Some(id) if crm.entity_exists(kind, id) => Some(id),
         Some(_) => {
@@ -79,10 +67,7 @@ fn read_note(
     };
     if let Some(params) = &params {
         for key in required {
-            let present = params
-                .get(key)
-                .and_then(Value::as_str)
-                .is_some_and(|text| !text.is_empty());
+            let present = params.get(key).and_then(Value::as_str).is_some_and(|text| !text.is_empty());
             if !present {
                 item.fail(FieldError::not_blank(format!("params.{key}")));
             }
@@ -193,13 +178,7 @@ pub async fn add_to_lead(
     Path(raw_id): Path<String>,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    add(
-        &shared,
-        &base,
-        EntityKind::Leads,
-        Some(entity_id(&raw_id)?),
-        &body,
-    )
+    add(&shared, &base, EntityKind::Leads, Some(entity_id(&raw_id)?), &body)
 }
 
 pub async fn add_to_contact(
@@ -208,13 +187,7 @@ pub async fn add_to_contact(
     Path(raw_id): Path<String>,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    add(
-        &shared,
-        &base,
-        EntityKind::Contacts,
-        Some(entity_id(&raw_id)?),
-        &body,
-    )
+    add(&shared, &base, EntityKind::Contacts, Some(entity_id(&raw_id)?), &body)
 }
 
 pub async fn list_for_leads(
@@ -239,13 +212,7 @@ pub async fn list_of_lead(
     Path(raw_id): Path<String>,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, Problem> {
-    list(
-        &shared,
-        &base,
-        &query,
-        EntityKind::Leads,
-        Some(entity_id(&raw_id)?),
-    )
+    list(&shared, &base, &query, EntityKind::Leads, Some(entity_id(&raw_id)?))
 }
 
 pub async fn list_of_contact(
@@ -254,11 +221,5 @@ pub async fn list_of_contact(
     Path(raw_id): Path<String>,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, Problem> {
-    list(
-        &shared,
-        &base,
-        &query,
-        EntityKind::Contacts,
-        Some(entity_id(&raw_id)?),
-    )
+    list(&shared, &base, &query, EntityKind::Contacts, Some(entity_id(&raw_id)?))
 }

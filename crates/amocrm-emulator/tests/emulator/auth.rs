@@ -21,24 +21,12 @@ fn token_request(grant: Value) -> Value {
 }
 
 async fn refresh(app: &TestEmulator, refresh_token: &str) -> reqwest::Response {
-    let body =
-        token_request(json!({"grant_type": "refresh_token", "refresh_token": refresh_token}));
-    app.http
-        .post(app.url("/oauth2/access_token"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
+    let body = token_request(json!({"grant_type": "refresh_token", "refresh_token": refresh_token}));
+    app.http.post(app.url("/oauth2/access_token")).json(&body).send().await.unwrap()
 }
 
 async fn account_status(app: &TestEmulator, token: &str) -> u16 {
-    let response = app
-        .http
-        .get(app.url("/api/v4/account"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let response = app.http.get(app.url("/api/v4/account")).bearer_auth(token).send().await.unwrap();
     response.status().as_u16()
 }
 
@@ -46,19 +34,8 @@ async fn account_status(app: &TestEmulator, token: &str) -> u16 {
 async fn request_without_or_with_an_unknown_bearer_is_401_problem_json() {
     let app = spawn_emulator().await;
 
-    let missing = app
-        .http
-        .get(app.url("/api/v4/account"))
-        .send()
-        .await
-        .unwrap();
-    let unknown = app
-        .http
-        .get(app.url("/api/v4/contacts"))
-        .bearer_auth("nope")
-        .send()
-        .await
-        .unwrap();
+    let missing = app.http.get(app.url("/api/v4/account")).send().await.unwrap();
+    let unknown = app.http.get(app.url("/api/v4/contacts")).bearer_auth("nope").send().await.unwrap();
 
     assert_eq!(missing.status(), 401);
     assert_eq!(unknown.status(), 401);
@@ -94,12 +71,7 @@ async fn code_exchange_as_a_form_issues_working_tokens_and_the_code_works_once()
         ("code", "sandbox-code"),
         ("redirect_uri", "https://example.com/oauth"),
     ];
-    let exchange = || {
-        app.http
-            .post(app.url("/oauth2/access_token"))
-            .form(&form)
-            .send()
-    };
+    let exchange = || app.http.post(app.url("/oauth2/access_token")).form(&form).send();
 
     let first = exchange().await.unwrap();
     let second = exchange().await.unwrap();
@@ -109,10 +81,7 @@ async fn code_exchange_as_a_form_issues_working_tokens_and_the_code_works_once()
     assert_eq!(tokens["token_type"], "Bearer");
     assert_eq!(tokens["expires_in"], 86400);
     assert!(tokens["server_time"].as_i64().unwrap() > 0);
-    assert_eq!(
-        account_status(&app, tokens["access_token"].as_str().unwrap()).await,
-        200
-    );
+    assert_eq!(account_status(&app, tokens["access_token"].as_str().unwrap()).await, 200);
     assert_eq!(second.status(), 400);
 }
 
@@ -137,28 +106,16 @@ async fn refresh_rotates_the_refresh_token_and_reusing_the_old_one_is_revoked() 
     );
     assert_eq!(rotated.status(), 200);
     let old_access = tokens["access_token"].as_str().unwrap();
-    assert_eq!(
-        account_status(&app, old_access).await,
-        200,
-        "old access token lives on"
-    );
+    assert_eq!(account_status(&app, old_access).await, 200, "old access token lives on");
 }
 
 #[tokio::test]
 async fn wrong_client_secret_is_401_and_spends_nothing() {
     let app = spawn_emulator().await;
-    let mut body = token_request(
-        json!({"grant_type": "refresh_token", "refresh_token": "sandbox-refresh-token-0"}),
-    );
+    let mut body = token_request(json!({"grant_type": "refresh_token", "refresh_token": "sandbox-refresh-token-0"}));
     body["client_secret"] = json!("wrong");
 
-    let response = app
-        .http
-        .post(app.url("/oauth2/access_token"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let response = app.http.post(app.url("/oauth2/access_token")).json(&body).send().await.unwrap();
 
     assert_eq!(response.status(), 401);
     assert_eq!(refresh(&app, "sandbox-refresh-token-0").await.status(), 200);
@@ -167,48 +124,25 @@ async fn wrong_client_secret_is_401_and_spends_nothing() {
 #[tokio::test]
 async fn expiring_tokens_makes_an_issued_access_token_401_while_a_fresh_refresh_works() {
     let app = spawn_emulator().await;
-    let tokens: Value = refresh(&app, "sandbox-refresh-token-0")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let tokens: Value = refresh(&app, "sandbox-refresh-token-0").await.json().await.unwrap();
     let access = tokens["access_token"].as_str().unwrap().to_owned();
     assert_eq!(account_status(&app, &access).await, 200);
 
-    app.control(Method::POST, "/_emulator/tokens/expire", None)
-        .await;
+    app.control(Method::POST, "/_emulator/tokens/expire", None).await;
 
     assert_eq!(account_status(&app, &access).await, 401);
-    assert_eq!(
-        account_status(&app, crate::harness::LONG_LIVED_TOKEN).await,
-        200
-    );
-    let renewed: Value = refresh(&app, tokens["refresh_token"].as_str().unwrap())
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        account_status(&app, renewed["access_token"].as_str().unwrap()).await,
-        200
-    );
+    assert_eq!(account_status(&app, crate::harness::LONG_LIVED_TOKEN).await, 200);
+    let renewed: Value = refresh(&app, tokens["refresh_token"].as_str().unwrap()).await.json().await.unwrap();
+    assert_eq!(account_status(&app, renewed["access_token"].as_str().unwrap()).await, 200);
 }
 
 #[tokio::test]
 async fn expiring_with_include_long_lived_revokes_the_long_lived_token_too() {
     let app = spawn_emulator().await;
 
-    app.control(
-        Method::POST,
-        "/_emulator/tokens/expire",
-        Some(json!({"include_long_lived": true})),
-    )
-    .await;
+    app.control(Method::POST, "/_emulator/tokens/expire", Some(json!({"include_long_lived": true}))).await;
 
-    assert_eq!(
-        account_status(&app, crate::harness::LONG_LIVED_TOKEN).await,
-        401
-    );
+    assert_eq!(account_status(&app, crate::harness::LONG_LIVED_TOKEN).await, 401);
 }
 
 #[tokio::test]
@@ -219,17 +153,10 @@ async fn access_token_stops_working_after_its_configured_lifetime() {
         ..EmulatorConfig::default()
     })
     .await;
-    let tokens: Value = refresh(&app, "sandbox-refresh-token-0")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let tokens: Value = refresh(&app, "sandbox-refresh-token-0").await.json().await.unwrap();
     let access = tokens["access_token"].as_str().unwrap().to_owned();
 
-    let expired = poll_until(Duration::from_secs(3), || async {
-        account_status(&app, &access).await == 401
-    })
-    .await;
+    let expired = poll_until(Duration::from_secs(3), || async { account_status(&app, &access).await == 401 }).await;
 
     assert!(expired);
 }

@@ -9,9 +9,7 @@ async fn contact_search_by_last_ten_digits_finds_a_contact_stored_with_plus_seve
     let app = spawn_emulator().await;
     let id = app.create_contact("Анна Иванова", "+79991112233").await;
 
-    let response = app
-        .get("/api/v4/contacts?query=9991112233&with=leads")
-        .await;
+    let response = app.get("/api/v4/contacts?query=9991112233&with=leads").await;
 
     assert_eq!(response.status(), 200);
     assert_eq!(content_type(&response), "application/hal+json");
@@ -46,25 +44,11 @@ async fn contact_search_is_fuzzy_and_also_returns_contacts_matching_by_email_or_
         .unwrap()["_embedded"]["contacts"][0]["id"]
         .clone();
 
-    let digits: Value = app
-        .get("/api/v4/contacts?query=9991112233")
-        .await
-        .json()
-        .await
-        .unwrap();
-    let by_name: Value = app
-        .get("/api/v4/contacts?query=%D0%B0%D0%BD%D0%BD")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let digits: Value = app.get("/api/v4/contacts?query=9991112233").await.json().await.unwrap();
+    let by_name: Value = app.get("/api/v4/contacts?query=%D0%B0%D0%BD%D0%BD").await.json().await.unwrap();
 
-    let ids: Vec<Value> = digits["_embedded"]["contacts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|contact| contact["id"].clone())
-        .collect();
+    let ids: Vec<Value> =
+        digits["_embedded"]["contacts"].as_array().unwrap().iter().map(|contact| contact["id"].clone()).collect();
     assert_eq!(ids, vec![json!(by_phone), by_email]);
     assert_eq!(by_name["_embedded"]["contacts"][0]["id"], by_phone);
 }
@@ -93,12 +77,7 @@ async fn missing_contact_by_id_answers_204() {
 async fn created_contacts_echo_request_ids_or_their_index() {
     let app = spawn_emulator().await;
 
-    let response = app
-        .post(
-            "/api/v4/contacts",
-            json!([{"name": "A", "request_id": "lead-17"}, {"name": "B"}]),
-        )
-        .await;
+    let response = app.post("/api/v4/contacts", json!([{"name": "A", "request_id": "lead-17"}, {"name": "B"}])).await;
 
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
@@ -127,10 +106,7 @@ async fn unknown_custom_field_code_is_a_validation_error_and_creates_nothing() {
     let item = &body["validation-errors"][0];
     assert_eq!(item["request_id"], "1");
     assert_eq!(item["errors"][0]["code"], "NotSupportedChoice");
-    assert_eq!(
-        item["errors"][0]["path"],
-        "custom_fields_values.0.field_code"
-    );
+    assert_eq!(item["errors"][0]["path"], "custom_fields_values.0.field_code");
     assert_eq!(body["detail"], "Request validation failed");
     assert_eq!(app.emulator().contacts_count(), 0);
 }

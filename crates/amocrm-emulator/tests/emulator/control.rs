@@ -16,20 +16,11 @@ async fn pipelines_endpoint_lists_trend_agent_with_the_object_selected_stage() {
     assert_eq!(body["_total_items"], 2);
     let pipelines = body["_embedded"]["pipelines"].as_array().unwrap();
     let main = &pipelines[0];
-    assert_eq!(
-        (main["name"].as_str(), main["is_main"].as_bool()),
-        (Some("Воронка"), Some(true))
-    );
-    let trend = pipelines
-        .iter()
-        .find(|p| p["name"] == "TrendAgent")
-        .unwrap();
+    assert_eq!((main["name"].as_str(), main["is_main"].as_bool()), (Some("Воронка"), Some(true)));
+    let trend = pipelines.iter().find(|p| p["name"] == "TrendAgent").unwrap();
     assert_eq!(trend["is_main"], false);
     let statuses = trend["_embedded"]["statuses"].as_array().unwrap();
-    let names: Vec<&str> = statuses
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> = statuses.iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert_eq!(
         names,
         vec![
@@ -46,12 +37,7 @@ async fn pipelines_endpoint_lists_trend_agent_with_the_object_selected_stage() {
     assert_eq!(statuses[2]["pipeline_id"], trend["id"]);
     assert_eq!(statuses[4]["id"], 142);
     assert_eq!(statuses[5]["id"], 143);
-    let one: Value = app
-        .get(&format!("/api/v4/leads/pipelines/{}", trend["id"]))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let one: Value = app.get(&format!("/api/v4/leads/pipelines/{}", trend["id"])).await.json().await.unwrap();
     assert_eq!(one["name"], "TrendAgent");
 }
 
@@ -70,24 +56,13 @@ async fn seeded_contact_is_found_by_phone_with_its_deal_in_the_named_stage() {
         .json()
         .await
         .unwrap();
-    let found: Value = app
-        .get("/api/v4/contacts?query=9991112233&with=leads")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let found: Value = app.get("/api/v4/contacts?query=9991112233&with=leads").await.json().await.unwrap();
 
     let contact = &found["_embedded"]["contacts"][0];
     assert_eq!(contact["id"], seeded["contact_id"]);
-    assert_eq!(
-        contact["_embedded"]["leads"][0]["id"],
-        seeded["lead_ids"][0]
-    );
+    assert_eq!(contact["_embedded"]["leads"][0]["id"], seeded["lead_ids"][0]);
     let leads = app.emulator().leads_in_pipeline("TrendAgent");
-    assert_eq!(
-        (leads[0].name.as_str(), leads[0].status.as_str()),
-        ("Старая заявка", "Новая заявка")
-    );
+    assert_eq!((leads[0].name.as_str(), leads[0].status.as_str()), ("Старая заявка", "Новая заявка"));
     let unknown_stage = app
         .http
         .post(app.url("/_emulator/contacts"))
@@ -102,19 +77,9 @@ async fn seeded_contact_is_found_by_phone_with_its_deal_in_the_named_stage() {
 async fn request_log_records_method_path_with_query_and_status() {
     let app = spawn_emulator().await;
     app.get("/api/v4/contacts?query=123").await;
-    app.http
-        .post(app.url("/oauth2/access_token"))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
+    app.http.post(app.url("/oauth2/access_token")).json(&json!({})).send().await.unwrap();
 
-    let log: Value = app
-        .control(Method::GET, "/_emulator/requests", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let log: Value = app.control(Method::GET, "/_emulator/requests", None).await.json().await.unwrap();
 
     let entries = log.as_array().unwrap();
     assert_eq!(entries.len(), 2);
@@ -130,24 +95,14 @@ async fn request_log_records_method_path_with_query_and_status() {
 async fn state_snapshot_shows_contacts_with_their_lead_ids() {
     let app = spawn_emulator().await;
     let contact_id = app.create_contact("Анна", "+79991112233").await;
-    let lead_id = app
-        .create_lead(json!({"name": "x", "_embedded": {"contacts": [{"id": contact_id}]}}))
-        .await;
+    let lead_id = app.create_lead(json!({"name": "x", "_embedded": {"contacts": [{"id": contact_id}]}})).await;
 
-    let state: Value = app
-        .control(Method::GET, "/_emulator/state", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let state: Value = app.control(Method::GET, "/_emulator/state", None).await.json().await.unwrap();
 
     assert_eq!(state, app.emulator().snapshot());
     assert_eq!(state["account"]["id"], 31000001);
     assert_eq!(state["contacts"][0]["_embedded"]["leads"][0]["id"], lead_id);
-    assert_eq!(
-        state["leads"][0]["_embedded"]["contacts"][0]["id"],
-        contact_id
-    );
+    assert_eq!(state["leads"][0]["_embedded"]["contacts"][0]["id"], contact_id);
     assert_eq!(state["pipelines"].as_array().unwrap().len(), 2);
 }
 
@@ -155,12 +110,7 @@ async fn state_snapshot_shows_contacts_with_their_lead_ids() {
 async fn reset_clears_records_log_faults_and_stats_but_keeps_pipelines() {
     let app = spawn_emulator().await;
     app.create_contact("Анна", "+79991112233").await;
-    app.control(
-        Method::POST,
-        "/_emulator/faults",
-        Some(json!({"status": 503})),
-    )
-    .await;
+    app.control(Method::POST, "/_emulator/faults", Some(json!({"status": 503}))).await;
 
     app.control(Method::POST, "/_emulator/reset", None).await;
 

@@ -17,21 +17,13 @@ pub struct TestEmulator {
 
 /// An emulator whose rate limit is out of the way, for tests not about the limit.
 pub async fn spawn_emulator() -> TestEmulator {
-    spawn_with(EmulatorConfig {
-        requests_per_second: 10_000,
-        ..EmulatorConfig::default()
-    })
-    .await
+    spawn_with(EmulatorConfig { requests_per_second: 10_000, ..EmulatorConfig::default() }).await
 }
 
 pub async fn spawn_with(config: EmulatorConfig) -> TestEmulator {
-    let running = amocrm_emulator::spawn(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("emulator binds a free port");
-    TestEmulator {
-        running,
-        http: reqwest::Client::new(),
-    }
+    let running =
+        amocrm_emulator::spawn(config, "127.0.0.1:0".parse().unwrap()).await.expect("emulator binds a free port");
+    TestEmulator { running, http: reqwest::Client::new() }
 }
 
 impl TestEmulator {
@@ -44,10 +36,7 @@ impl TestEmulator {
     }
 
     pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Response {
-        let mut request = self
-            .http
-            .request(method, self.url(path))
-            .bearer_auth(LONG_LIVED_TOKEN);
+        let mut request = self.http.request(method, self.url(path)).bearer_auth(LONG_LIVED_TOKEN);
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -111,20 +100,12 @@ pub fn content_type(response: &Response) -> String {
 
 /// Pipeline id and the id of the named stage, read from the pipelines endpoint.
 pub async fn stage(app: &TestEmulator, pipeline: &str, status: &str) -> (u64, u64) {
-    let body: Value = app
-        .get("/api/v4/leads/pipelines")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = app.get("/api/v4/leads/pipelines").await.json().await.unwrap();
     let pipelines = body["_embedded"]["pipelines"].as_array().unwrap();
     let found = pipelines.iter().find(|p| p["name"] == pipeline).unwrap();
     let statuses = found["_embedded"]["statuses"].as_array().unwrap();
     let status = statuses.iter().find(|s| s["name"] == status).unwrap();
-    (
-        found["id"].as_u64().unwrap(),
-        status["id"].as_u64().unwrap(),
-    )
+    (found["id"].as_u64().unwrap(), status["id"].as_u64().unwrap())
 }
 
 /// Retries `check` until it holds or `deadline` passes; tests wait with this, not sleeps.

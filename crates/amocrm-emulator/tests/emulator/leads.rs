@@ -23,38 +23,17 @@ async fn contact_lead_and_note_created_in_turn_show_up_linked() {
         .await;
     assert_eq!(note.status(), 200);
 
-    let contact: Value = app
-        .get(&format!("/api/v4/contacts/{contact_id}?with=leads"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let lead: Value = app
-        .get(&format!("/api/v4/leads/{lead_id}?with=contacts"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let notes: Value = app
-        .get(&format!("/api/v4/leads/{lead_id}/notes"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let contact: Value = app.get(&format!("/api/v4/contacts/{contact_id}?with=leads")).await.json().await.unwrap();
+    let lead: Value = app.get(&format!("/api/v4/leads/{lead_id}?with=contacts")).await.json().await.unwrap();
+    let notes: Value = app.get(&format!("/api/v4/leads/{lead_id}/notes")).await.json().await.unwrap();
 
     assert_eq!(contact["_embedded"]["leads"][0]["id"], lead_id);
     assert_eq!(lead["_embedded"]["contacts"][0]["id"], contact_id);
     assert_eq!(lead["_embedded"]["contacts"][0]["is_main"], true);
     assert_eq!(lead["_embedded"]["tags"][0]["name"], "partner");
-    assert_eq!(
-        (lead["pipeline_id"].as_u64(), lead["status_id"].as_u64()),
-        (Some(pipeline_id), Some(status_id))
-    );
+    assert_eq!((lead["pipeline_id"].as_u64(), lead["status_id"].as_u64()), (Some(pipeline_id), Some(status_id)));
     assert_eq!(lead["price"], 1000);
-    assert_eq!(
-        notes["_embedded"]["notes"][0]["params"]["text"],
-        "Из партнёрской заявки"
-    );
+    assert_eq!(notes["_embedded"]["notes"][0]["params"]["text"], "Из партнёрской заявки");
     assert_eq!(notes["_embedded"]["notes"][0]["entity_id"], lead_id);
 }
 
@@ -66,10 +45,7 @@ async fn lead_without_status_lands_in_the_first_working_stage_of_the_main_pipeli
 
     let lead = &app.emulator().leads()[0];
     assert_eq!(lead.id, lead_id);
-    assert_eq!(
-        (lead.pipeline.as_str(), lead.status.as_str()),
-        ("Воронка", "Первичный контакт")
-    );
+    assert_eq!((lead.pipeline.as_str(), lead.status.as_str()), ("Воронка", "Первичный контакт"));
 }
 
 #[tokio::test]
@@ -77,8 +53,7 @@ async fn lead_with_only_a_status_id_lands_in_the_pipeline_owning_it() {
     let app = spawn_emulator().await;
     let (_, status_id) = stage(&app, "TrendAgent", "Бронь").await;
 
-    app.create_lead(json!({"name": "x", "status_id": status_id}))
-        .await;
+    app.create_lead(json!({"name": "x", "status_id": status_id})).await;
 
     let leads = app.emulator().leads_in_pipeline("TrendAgent");
     assert_eq!(leads.len(), 1);
@@ -91,12 +66,8 @@ async fn lead_with_a_status_from_another_pipeline_is_rejected_with_validation_er
     let (trend_agent, _) = stage(&app, "TrendAgent", "Новая заявка").await;
     let (_, negotiation) = stage(&app, "Воронка", "Переговоры").await;
 
-    let response = app
-        .post(
-            "/api/v4/leads",
-            json!([{"name": "x", "pipeline_id": trend_agent, "status_id": negotiation}]),
-        )
-        .await;
+    let response =
+        app.post("/api/v4/leads", json!([{"name": "x", "pipeline_id": trend_agent, "status_id": negotiation}])).await;
 
     assert_eq!(response.status(), 400);
     assert_eq!(content_type(&response), "application/problem+json");
@@ -140,10 +111,7 @@ async fn patching_a_lead_status_moves_it_and_answers_id_and_updated_at() {
     let (pipeline_id, status_id) = stage(&app, "TrendAgent", "Объект выбран").await;
 
     let response = app
-        .patch(
-            &format!("/api/v4/leads/{lead_id}"),
-            json!({"pipeline_id": pipeline_id, "status_id": status_id}),
-        )
+        .patch(&format!("/api/v4/leads/{lead_id}"), json!({"pipeline_id": pipeline_id, "status_id": status_id}))
         .await;
 
     assert_eq!(response.status(), 200);
@@ -151,10 +119,7 @@ async fn patching_a_lead_status_moves_it_and_answers_id_and_updated_at() {
     assert_eq!(body["id"], lead_id);
     assert!(body["updated_at"].as_i64().unwrap() > 0);
     let lead = &app.emulator().leads()[0];
-    assert_eq!(
-        (lead.pipeline.as_str(), lead.status.as_str()),
-        ("TrendAgent", "Объект выбран")
-    );
+    assert_eq!((lead.pipeline.as_str(), lead.status.as_str()), ("TrendAgent", "Объект выбран"));
 }
 
 #[tokio::test]
@@ -163,27 +128,15 @@ async fn batch_patch_moves_several_leads_and_closing_sets_closed_at() {
     let first = app.create_lead(json!({"name": "a"})).await;
     let second = app.create_lead(json!({"name": "b"})).await;
 
-    let response = app
-        .patch(
-            "/api/v4/leads",
-            json!([{"id": first, "status_id": 142}, {"id": second, "price": 5}]),
-        )
-        .await;
+    let response =
+        app.patch("/api/v4/leads", json!([{"id": first, "status_id": 142}, {"id": second, "price": 5}])).await;
 
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["_embedded"]["leads"][1]["id"], second);
-    let won: Value = app
-        .get(&format!("/api/v4/leads/{first}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let won: Value = app.get(&format!("/api/v4/leads/{first}")).await.json().await.unwrap();
     assert_eq!(won["status_id"], 142);
-    assert_eq!(
-        won["pipeline_id"],
-        stage(&app, "Воронка", "Переговоры").await.0
-    );
+    assert_eq!(won["pipeline_id"], stage(&app, "Воронка", "Переговоры").await.0);
     assert!(won["closed_at"].as_i64().is_some());
 }
 
@@ -191,9 +144,7 @@ async fn batch_patch_moves_several_leads_and_closing_sets_closed_at() {
 async fn patching_a_missing_lead_is_a_validation_error_on_id() {
     let app = spawn_emulator().await;
 
-    let response = app
-        .patch("/api/v4/leads/777777", json!({"status_id": 142}))
-        .await;
+    let response = app.patch("/api/v4/leads/777777", json!({"status_id": 142})).await;
 
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.unwrap();
@@ -203,24 +154,15 @@ async fn patching_a_missing_lead_is_a_validation_error_on_id() {
 #[tokio::test]
 async fn lead_search_matches_names_and_missing_lead_answers_204() {
     let app = spawn_emulator().await;
-    let lead_id = app
-        .create_lead(json!({"name": "Квартира на Невском"}))
-        .await;
+    let lead_id = app.create_lead(json!({"name": "Квартира на Невском"})).await;
 
-    let found: Value = app
-        .get("/api/v4/leads?query=%D0%BD%D0%B5%D0%B2%D1%81%D0%BA&with=contacts")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let found: Value =
+        app.get("/api/v4/leads?query=%D0%BD%D0%B5%D0%B2%D1%81%D0%BA&with=contacts").await.json().await.unwrap();
     let nothing = app.get("/api/v4/leads?query=zzz").await;
     let missing = app.get("/api/v4/leads/123").await;
 
     assert_eq!(found["_embedded"]["leads"][0]["id"], lead_id);
-    assert_eq!(
-        found["_embedded"]["leads"][0]["_embedded"]["contacts"],
-        json!([])
-    );
+    assert_eq!(found["_embedded"]["leads"][0]["_embedded"]["contacts"], json!([]));
     assert_eq!(nothing.status(), 204);
     assert_eq!(missing.status(), 204);
 }
@@ -262,10 +204,7 @@ async fn complex_create_links_an_existing_contact_by_id_and_allows_no_company() 
     let contact_id = app.create_contact("Анна", "+79991112233").await;
 
     let body: Value = app
-        .post(
-            "/api/v4/leads/complex",
-            json!([{"name": "x", "_embedded": {"contacts": [{"id": contact_id}]}}]),
-        )
+        .post("/api/v4/leads/complex", json!([{"name": "x", "_embedded": {"contacts": [{"id": contact_id}]}}]))
         .await
         .json()
         .await
@@ -280,17 +219,11 @@ async fn complex_create_links_an_existing_contact_by_id_and_allows_no_company() 
 #[tokio::test]
 async fn complex_create_refuses_more_than_fifty_leads_or_two_contacts() {
     let app = spawn_emulator().await;
-    let many: Vec<Value> = (0..51)
-        .map(|i| json!({"name": format!("lead {i}")}))
-        .collect();
+    let many: Vec<Value> = (0..51).map(|i| json!({"name": format!("lead {i}")})).collect();
 
     let too_many = app.post("/api/v4/leads/complex", Value::Array(many)).await;
-    let two_contacts = app
-        .post(
-            "/api/v4/leads/complex",
-            json!([{"_embedded": {"contacts": [{"name": "a"}, {"name": "b"}]}}]),
-        )
-        .await;
+    let two_contacts =
+        app.post("/api/v4/leads/complex", json!([{"_embedded": {"contacts": [{"name": "a"}, {"name": "b"}]}}])).await;
 
     assert_eq!(too_many.status(), 400);
     assert_eq!(two_contacts.status(), 400);

@@ -10,11 +10,7 @@ use crate::harness::{content_type, poll_until, spawn_emulator, spawn_with};
 
 #[tokio::test]
 async fn more_than_the_limit_within_a_second_gets_429_with_an_html_body_and_is_counted() {
-    let app = spawn_with(EmulatorConfig {
-        requests_per_second: 3,
-        ..EmulatorConfig::default()
-    })
-    .await;
+    let app = spawn_with(EmulatorConfig { requests_per_second: 3, ..EmulatorConfig::default() }).await;
 
     let mut statuses = Vec::new();
     let mut limited_body = None;
@@ -33,12 +29,7 @@ async fn more_than_the_limit_within_a_second_gets_429_with_an_html_body_and_is_c
     let body = limited_body.unwrap();
     assert!(body.contains("429 Too Many Requests"));
     assert!(serde_json::from_str::<Value>(&body).is_err());
-    let stats: Value = app
-        .control(Method::GET, "/_emulator/stats", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = app.control(Method::GET, "/_emulator/stats", None).await.json().await.unwrap();
     assert_eq!(
         stats,
         json!({"api_requests": 5, "rate_limited": 2, "max_requests_in_any_second": 5,
@@ -65,12 +56,7 @@ async fn retry_after_is_sent_when_configured() {
 #[tokio::test]
 async fn injected_503_answers_count_requests_then_the_api_recovers() {
     let app = spawn_emulator().await;
-    app.control(
-        Method::POST,
-        "/_emulator/faults",
-        Some(json!({"status": 503, "count": 2})),
-    )
-    .await;
+    app.control(Method::POST, "/_emulator/faults", Some(json!({"status": 503, "count": 2}))).await;
 
     let first = app.get("/api/v4/account").await;
     let second = app.get("/api/v4/account").await;
@@ -87,18 +73,11 @@ async fn injected_503_answers_count_requests_then_the_api_recovers() {
 #[tokio::test]
 async fn injected_fault_for_seconds_ends_by_itself() {
     let app = spawn_emulator().await;
-    app.control(
-        Method::POST,
-        "/_emulator/faults",
-        Some(json!({"status": 500, "seconds": 0.3})),
-    )
-    .await;
+    app.control(Method::POST, "/_emulator/faults", Some(json!({"status": 500, "seconds": 0.3}))).await;
 
     let failing = app.get("/api/v4/account").await;
-    let recovered = poll_until(Duration::from_secs(3), || async {
-        app.get("/api/v4/account").await.status() == 200
-    })
-    .await;
+    let recovered =
+        poll_until(Duration::from_secs(3), || async { app.get("/api/v4/account").await.status() == 200 }).await;
 
     assert_eq!(failing.status(), 500);
     assert!(recovered);
@@ -125,22 +104,16 @@ async fn fault_with_a_path_prefix_spares_other_paths_and_can_be_cleared() {
 #[tokio::test]
 async fn injected_400_carries_the_validation_body_and_a_custom_body_is_sent_verbatim() {
     let app = spawn_emulator().await;
+    app.emulator().inject_fault(Fault::new(400, FaultLimit::Count(1)));
     app.emulator()
-        .inject_fault(Fault::new(400, FaultLimit::Count(1)));
-    app.emulator().inject_fault(Fault {
-        body: Some("<html>blocked</html>".to_owned()),
-        ..Fault::new(403, FaultLimit::Count(1))
-    });
+        .inject_fault(Fault { body: Some("<html>blocked</html>".to_owned()), ..Fault::new(403, FaultLimit::Count(1)) });
 
     let validation = app.post("/api/v4/leads", json!([{"name": "x"}])).await;
     let blocked = app.get("/api/v4/account").await;
 
     assert_eq!(validation.status(), 400);
     let body: Value = validation.json().await.unwrap();
-    assert_eq!(
-        body["validation-errors"][0]["errors"][0]["code"],
-        "NotSupportedChoice"
-    );
+    assert_eq!(body["validation-errors"][0]["errors"][0]["code"], "NotSupportedChoice");
     assert_eq!(blocked.status(), 403);
     assert_eq!(blocked.text().await.unwrap(), "<html>blocked</html>");
     assert_eq!(app.emulator().leads_count(), 0);
@@ -164,25 +137,14 @@ async fn latency_delays_matching_requests_only() {
     let fast_elapsed = started.elapsed();
 
     assert_eq!(slow.status(), 200);
-    assert!(
-        slow_elapsed >= Duration::from_millis(300),
-        "{slow_elapsed:?}"
-    );
-    assert!(
-        fast_elapsed < Duration::from_millis(300),
-        "{fast_elapsed:?}"
-    );
+    assert!(slow_elapsed >= Duration::from_millis(300), "{slow_elapsed:?}");
+    assert!(fast_elapsed < Duration::from_millis(300), "{fast_elapsed:?}");
 }
 
 #[tokio::test]
 async fn client_that_times_out_during_latency_creates_nothing() {
     let app = spawn_emulator().await;
-    app.control(
-        Method::POST,
-        "/_emulator/latency",
-        Some(json!({"millis": 400, "method": "POST"})),
-    )
-    .await;
+    app.control(Method::POST, "/_emulator/latency", Some(json!({"millis": 400, "method": "POST"}))).await;
 
     let timed_out = app
         .http
@@ -193,16 +155,8 @@ async fn client_that_times_out_during_latency_creates_nothing() {
         .send()
         .await;
     assert!(timed_out.unwrap_err().is_timeout());
-    app.control(
-        Method::POST,
-        "/_emulator/latency",
-        Some(json!({"millis": 0})),
-    )
-    .await;
-    let created_later = poll_until(Duration::from_millis(800), || async {
-        app.emulator().contacts_count() > 0
-    })
-    .await;
+    app.control(Method::POST, "/_emulator/latency", Some(json!({"millis": 0}))).await;
+    let created_later = poll_until(Duration::from_millis(800), || async { app.emulator().contacts_count() > 0 }).await;
 
     assert!(!created_later);
     assert_eq!(app.emulator().requests()[0].status, 499);
@@ -213,12 +167,7 @@ async fn unknown_api_route_is_a_404_problem_and_needs_a_token_first() {
     let app = spawn_emulator().await;
 
     let unknown = app.get("/api/v4/widgets").await;
-    let anonymous = app
-        .http
-        .get(app.url("/api/v4/widgets"))
-        .send()
-        .await
-        .unwrap();
+    let anonymous = app.http.get(app.url("/api/v4/widgets")).send().await.unwrap();
 
     assert_eq!(unknown.status(), 404);
     assert_eq!(content_type(&unknown), "application/problem+json");

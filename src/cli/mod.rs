@@ -1,4 +1,6 @@
-//! The command line: `serve`, `config check`, `migrate`, `sandbox-crm`.
+//! The command line: `serve`, `config check`, `migrate`, `leads`, `sandbox-crm`.
+
+mod leads;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,11 +15,7 @@ use crate::startup::App;
 use crate::store::Store;
 
 #[derive(Parser)]
-#[command(
-    name = "leadgate",
-    version,
-    about = "Self-hosted lead gateway: every lead reaches the CRM exactly once."
-)]
+#[command(name = "leadgate", version, about = "Self-hosted lead gateway: every lead reaches the CRM exactly once.")]
 struct Cli {
     /// The configuration file (TOML). Without one, the embedded defaults apply.
     #[arg(long, global = true, env = "LEADGATE_CONFIG")]
@@ -37,6 +35,11 @@ enum Command {
     },
     /// Create or upgrade the database, then exit.
     Migrate,
+    /// List and inspect leads; re-send dead ones.
+    Leads {
+        #[command(subcommand)]
+        action: leads::LeadsAction,
+    },
     /// Run the amoCRM emulator on its own, for demos and manual tests.
     SandboxCrm {
         #[arg(long, default_value = "127.0.0.1:8090")]
@@ -57,10 +60,12 @@ pub fn run() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve => serve(cli.config).await,
-            Command::Config {
-                action: ConfigAction::Check,
-            } => check(cli.config).await,
+            Command::Config { action: ConfigAction::Check } => check(cli.config).await,
             Command::Migrate => migrate(cli.config).await,
+            Command::Leads { action } => match load(cli.config) {
+                Ok(config) => leads::run(action, &config).await,
+                Err(code) => Ok(code),
+            },
             Command::SandboxCrm { listen } => sandbox_crm(listen).await,
         }
     });
@@ -96,9 +101,7 @@ fn print_banner(app: &App) {
     println!("leadgate is listening on {base}");
     if let Some(sandbox) = &app.sandbox_url {
         println!();
-        println!(
-            "*** SANDBOX CRM: no [destinations.*] is configured, so leads go to the built-in amoCRM emulator"
-        );
+        println!("*** SANDBOX CRM: no [destinations.*] is configured, so leads go to the built-in amoCRM emulator");
         println!("*** at {sandbox}. It is NOT a real CRM. Its contents: {sandbox}/_emulator/state");
     }
     if let Some(key) = &app.demo_key {
@@ -119,8 +122,8 @@ fn print_banner(app: &App) {
 
 async fn cancel_on_signal(shutdown: CancellationToken) {
     let interrupt = tokio::signal::ctrl_c();
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM can be handled");
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM can be handled");
     tokio::select! {
         _ = interrupt => {}
         _ = terminate.recv() => {}
@@ -136,9 +139,7 @@ async fn check(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     if config.destinations.is_empty() {
-        println!(
-            "configuration OK; no [destinations.*]: `serve` will use the built-in sandbox CRM"
-        );
+        println!("configuration OK; no [destinations.*]: `serve` will use the built-in sandbox CRM");
         return Ok(ExitCode::SUCCESS);
     }
     // Renewing an OAuth token rotates it, so the check keeps tokens where `serve` will find them.
@@ -146,34 +147,16 @@ async fn check(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let mut problems = Vec::new();
     for source in config.sources.values() {
         let destination = &config.destinations[&source.route.destination];
-        let connector = Connector::build(
-            destination,
-            store.clone(),
-            config.phone_region,
-            config.worker.blocked_pause,
-        );
+        let connector = Connector::build(destination, store.clone(), config.phone_region, config.worker.blocked_pause);
         let key = |field: &str| format!("sources.{}.{field}", source.id);
         match connector.check_route(&source.route).await {
             Ok(()) => {}
-            Err(RouteProblem::Pipeline(message)) => problems.push(Problem {
-                key: key("pipeline"),
-                message,
-            }),
-            Err(RouteProblem::Status(message)) => problems.push(Problem {
-                key: key("status"),
-                message,
-            }),
+            Err(RouteProblem::Pipeline(message)) => problems.push(Problem { key: key("pipeline"), message }),
+            Err(RouteProblem::Status(message)) => problems.push(Problem { key: key("status"), message }),
             Err(RouteProblem::Destination(error)) => {
-                let field = if matches!(error, DeliveryError::Unauthorized(_)) {
-                    "access_token"
-                } else {
-                    "base_url"
-                };
+                let field = if matches!(error, DeliveryError::Unauthorized(_)) { "access_token" } else { "base_url" };
                 let key = format!("destinations.{}.{field}", source.route.destination);
-                problems.push(Problem {
-                    key,
-                    message: error.to_string(),
-                });
+                problems.push(Problem { key, message: error.to_string() });
             }
         }
     }
@@ -206,10 +189,7 @@ async fn sandbox_crm(listen: SocketAddr) -> anyhow::Result<ExitCode> {
     let config = amocrm_emulator::EmulatorConfig::default();
     let token = config.long_lived_token.clone().unwrap_or_default();
     let emulator = amocrm_emulator::spawn(config, listen).await?;
-    println!(
-        "amoCRM emulator (NOT a real CRM) on {}",
-        emulator.base_url()
-    );
+    println!("amoCRM emulator (NOT a real CRM) on {}", emulator.base_url());
     println!("  long-lived token: {token}");
     println!("  state: {}/_emulator/state", emulator.base_url());
     tokio::signal::ctrl_c().await?;

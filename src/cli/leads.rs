@@ -1,0 +1,106 @@
+//! `leadgate leads list|show|retry`: operators' view of the queue, straight from the database.
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+use crate::config::Config;
+use crate::domain::{LeadId, LeadStatus, SourceId};
+use crate::store::{Resend, Store};
+
+#[derive(Subcommand)]
+pub enum LeadsAction {
+    /// The newest leads first.
+    List {
+        /// pending, processing, approved, rejected, skipped or dead.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        source: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// One lead with its whole history, as JSON.
+    Show { id: i64 },
+    /// Put dead leads back in the queue; a running `serve` picks them up within `[worker] interval`.
+    Retry {
+        /// The lead to re-send.
+        #[arg(required_unless_present = "dead", conflicts_with = "dead")]
+        id: Option<i64>,
+        /// Every dead lead (of `--source`, if given).
+        #[arg(long)]
+        dead: bool,
+        #[arg(long, requires = "dead")]
+        source: Option<String>,
+    },
+}
+
+pub async fn run(action: LeadsAction, config: &Config) -> anyhow::Result<ExitCode> {
+    let store = Store::open(&config.store).await?;
+    match action {
+        LeadsAction::List { status, source, limit } => {
+            let status = match status.as_deref().map(|text| LeadStatus::parse(text).ok_or(text)).transpose() {
+                Ok(status) => status,
+                Err(text) => {
+                    eprintln!("«{text}» is not a status (pending, processing, approved, rejected, skipped, dead)");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let source = source.map(SourceId);
+            let leads = store.list_leads(status, source.as_ref(), limit).await?;
+            println!(
+                "{:>8}  {:<10}  {:<14}  {:<16}  {:<20}  last error",
+                "id", "status", "source", "phone", "received"
+            );
+            for lead in leads {
+                let received = lead.created_at.format("%Y-%m-%d %H:%M:%S").to_string();
+                let error = lead.last_error.unwrap_or_default();
+                let phone = lead.fields.phone.e164().to_owned();
+                println!(
+                    "{:>8}  {:<10}  {:<14}  {:<16}  {:<20}  {}",
+                    lead.id,
+                    lead.status.as_str(),
+                    lead.fields.source.0,
+                    phone,
+                    received,
+                    error.chars().take(80).collect::<String>()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        LeadsAction::Show { id } => {
+            let Some(lead) = store.find_lead(LeadId(id)).await? else {
+                eprintln!("lead {id} does not exist");
+                return Ok(ExitCode::from(1));
+            };
+            let history = store.history(LeadId(id)).await?;
+            println!("{:#}", crate::http::lead_status::report(&lead, &history));
+            Ok(ExitCode::SUCCESS)
+        }
+        LeadsAction::Retry { id: Some(id), .. } => match store.resend(LeadId(id), "cli").await? {
+            Resend::Queued => {
+                println!("lead {id} is queued again");
+                Ok(ExitCode::SUCCESS)
+            }
+            Resend::NotDead(status) => {
+                eprintln!("lead {id} is {}; only dead leads are re-sent", status.as_str());
+                Ok(ExitCode::from(1))
+            }
+            Resend::NotFound => {
+                eprintln!("lead {id} does not exist");
+                Ok(ExitCode::from(1))
+            }
+        },
+        LeadsAction::Retry { id: None, source, .. } => {
+            let source = source.map(SourceId);
+            let mut queued = 0;
+            for id in store.dead_leads(source.as_ref()).await? {
+                if store.resend(id, "cli").await? == Resend::Queued {
+                    queued += 1;
+                }
+            }
+            println!("{queued} dead lead(s) queued again");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! Checking the written configuration into typed settings, collecting every problem by its key.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+use super::raw::{RawDestination, RawEmailTemplates, RawFeedback, RawRetry, RawSettings, RawSmtp, RawSource};
+use super::*;
+use crate::domain::{Email, PhoneRegion, SourceId};
+use crate::notify::templates::EmailTemplates;
+
+/// Collects problems as they are found, keeping the checks themselves linear.
+struct Found<'a>(&'a mut Vec<Problem>);
+
+impl Found<'_> {
+    fn problem(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem::new(key, message));
+    }
+
+    fn keep<T>(&mut self, result: Result<T, Problem>) -> Option<T> {
+        result.map_err(|problem| self.0.push(problem)).ok()
+    }
+}
+
+pub(super) fn check(raw: RawSettings, problems: &mut Vec<Problem>) -> Option<Config> {
+    let mut found = Found(problems);
+    let listen = found.keep(raw.server.listen.parse::<SocketAddr>().map_err(|_| {
+        Problem::new("server.listen", format!("«{}» is not an address such as 127.0.0.1:8080", raw.server.listen))
+    }));
+    let durability = found.keep(match raw.store.synchronous.as_str() {
+        "normal" => Ok(Durability::ProcessCrash),
+        "full" => Ok(Durability::PowerLoss),
+        other => Err(Problem::new("store.synchronous", format!("«{other}» must be \"normal\" or \"full\""))),
+    });
+    let store_url = found.keep(if raw.store.url.starts_with("sqlite:") {
+        Ok(raw.store.url.clone())
+    } else {
+        Err(Problem::new("store.url", format!("«{}» is not a sqlite:// URL", raw.store.url)))
+    });
+    let phone_region = found.keep(
+        raw.phone
+            .default_region
+            .parse::<PhoneRegion>()
+            .map_err(|message| Problem::new("phone.default_region", message)),
+    );
+    let worker = &raw.worker;
+    if worker.batch_size == 0 {
+        found.problem("worker.batch_size", "must be at least 1");
+    }
+    for (key, value) in [
+        ("worker.interval", worker.interval),
+        ("worker.lease", worker.lease),
+        ("worker.retry_initial", worker.retry_initial),
+        ("feedback.timeout", raw.feedback.timeout),
+        ("feedback.retry_initial", raw.feedback.retry_initial),
+    ] {
+        if value.is_zero() {
+            found.problem(key, "must be longer than zero");
+        }
+    }
+    let feedback = check_feedback(&raw.feedback);
+    let smtp = raw.smtp.and_then(|smtp| check_smtp(smtp, &mut found));
+    let admin_token = raw.admin.and_then(|admin| admin.token);
+    if admin_token.as_ref().is_some_and(|token| token.expose_secret().len() < 16) {
+        found.problem("admin.token", "shorter than 16 characters");
+    }
+    let destinations: BTreeMap<_, _> = raw
+        .destinations
+        .into_iter()
+        .filter_map(|(name, destination)| check_destination(&name, destination, found.0).map(|checked| (name, checked)))
+        .collect();
+    let sources = raw
+        .sources
+        .into_iter()
+        .filter_map(|(name, source)| check_source(&name, source, &destinations, smtp.is_some(), &mut found))
+        .map(|source| (source.id.clone(), source))
+        .collect();
+    Some(Config {
+        listen: listen?,
+        store: StoreConfig { url: store_url?, durability: durability? },
+        worker: WorkerConfig {
+            interval: worker.interval,
+            batch_size: worker.batch_size as usize,
+            lease: worker.lease,
+            retry_initial: worker.retry_initial,
+            retry_max: worker.retry_max.max(worker.retry_initial),
+            blocked_pause: worker.blocked_pause,
+        },
+        phone_region: phone_region?,
+        security: SecurityConfig {
+            allow_private_callbacks: raw.security.allow_private_callbacks,
+            callback_allow_hosts: raw
+                .security
+                .callback_allow_hosts
+                .iter()
+                .map(|host| host.to_ascii_lowercase())
+                .collect(),
+        },
+        feedback,
+        smtp,
+        admin_token,
+        destinations,
+        sources,
+    })
+}
+
+fn check_feedback(raw: &RawFeedback) -> FeedbackConfig {
+    FeedbackConfig {
+        timeout: raw.timeout,
+        retry_initial: raw.retry_initial,
+        retry_max: raw.retry_max.max(raw.retry_initial),
+        max_age: raw.max_age,
+    }
+}
+
+fn check_smtp(raw: RawSmtp, found: &mut Found<'_>) -> Option<SmtpConfig> {
+    let url = match raw.url.as_deref().map(Url::parse) {
+        Some(Ok(url)) if matches!(url.scheme(), "smtp" | "smtps" | "smtp+starttls") && url.host().is_some() => {
+            Some(url)
+        }
+        Some(_) => {
+            let value = raw.url.unwrap_or_default();
+            found.problem(
+                "smtp.url",
+                format!("«{value}» is not smtp://host:port, smtp+starttls://host:port or smtps://host:port"),
+            );
+            None
+        }
+        None => {
+            found.problem("smtp.url", "missing");
+            None
+        }
+    };
+    let from = match raw.from.as_deref().map(Email::parse) {
+        Some(Ok(address)) => Some(address.as_str().to_owned()),
+        Some(Err(error)) => {
+            found.problem("smtp.from", error.to_string());
+            None
+        }
+        None => {
+            found.problem("smtp.from", "missing: the sender address of notifications");
+            None
+        }
+    };
+    Some(SmtpConfig {
+        url: url?,
+        from: from?,
+        username: raw.username,
+        password: raw.password,
+        timeout: raw.timeout.unwrap_or(Duration::from_secs(30)),
+    })
+}
+
+fn check_destination(name: &str, raw: RawDestination, problems: &mut Vec<Problem>) -> Option<DestinationConfig> {
+    let key = |field: &str| format!("destinations.{name}.{field}");
+    match raw.kind.as_deref() {
+        Some("amocrm") => {}
+        Some(other) => {
+            problems.push(Problem::new(key("kind"), format!("«{other}» is not a known kind (known: amocrm)")));
+            return None;
+        }
+        None => {
+            problems.push(Problem::new(key("kind"), "missing (known: amocrm)"));
+            return None;
+        }
+    }
+    let base_url = match raw.base_url.as_deref().map(Url::parse) {
+        Some(Ok(url)) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Some(url),
+        Some(_) => {
+            let value = raw.base_url.unwrap_or_default();
+            problems.push(Problem::new(
+                key("base_url"),
+                format!("«{value}» is not an http(s) URL such as https://example.amocrm.ru"),
+            ));
+            None
+        }
+        None => {
+            problems.push(Problem::new(
+                key("base_url"),
+                "missing: the account's address, such as https://example.amocrm.ru",
+            ));
+            None
+        }
+    };
+    let auth =
+        check_amocrm_auth(raw.access_token, raw.client_id, raw.client_secret, raw.redirect_uri, raw.refresh_token)
+            .map_err(|(field, message)| problems.push(Problem::new(key(field), message)))
+            .ok();
+    let requests_per_second = raw.requests_per_second.unwrap_or(7);
+    if requests_per_second == 0 {
+        problems.push(Problem::new(key("requests_per_second"), "must be at least 1"));
+    }
+    Some(DestinationConfig::AmoCrm(AmoCrmConfig {
+        name: name.to_owned(),
+        base_url: base_url?,
+        auth: auth?,
+        requests_per_second,
+        timeout: raw.timeout.unwrap_or(Duration::from_secs(30)),
+    }))
+}
+
+fn check_amocrm_auth(
+    access_token: Option<SecretString>,
+    client_id: Option<String>,
+    client_secret: Option<SecretString>,
+    redirect_uri: Option<String>,
+    refresh_token: Option<SecretString>,
+) -> Result<AmoCrmAuth, (&'static str, String)> {
+    let oauth_given = client_id.is_some() || client_secret.is_some() || refresh_token.is_some();
+    if !oauth_given {
+        return access_token.map(AmoCrmAuth::LongLivedToken).ok_or((
+            "access_token",
+            "missing: a long-lived token, or OAuth2 client_id, client_secret, redirect_uri and refresh_token"
+                .to_owned(),
+        ));
+    }
+    let missing = |field: &'static str| {
+        (field, "missing: OAuth2 needs client_id, client_secret, redirect_uri and refresh_token".to_owned())
+    };
+    let redirect_text = redirect_uri.ok_or_else(|| missing("redirect_uri"))?;
+    let redirect_uri =
+        Url::parse(&redirect_text).map_err(|_| ("redirect_uri", format!("«{redirect_text}» is not a URL")))?;
+    Ok(AmoCrmAuth::OAuth(OAuthConfig {
+        client_id: client_id.ok_or_else(|| missing("client_id"))?,
+        client_secret: client_secret.ok_or_else(|| missing("client_secret"))?,
+        redirect_uri,
+        refresh_token: refresh_token.ok_or_else(|| missing("refresh_token"))?,
+        access_token,
+    }))
+}
+
+fn check_source(
+    name: &str,
+    raw: RawSource,
+    destinations: &BTreeMap<String, DestinationConfig>,
+    smtp_configured: bool,
+    found: &mut Found<'_>,
+) -> Option<SourceConfig> {
+    let key = |field: &str| format!("sources.{name}.{field}");
+    let before = found.0.len();
+    match raw.kind.as_deref() {
+        Some("partner") => {}
+        Some(other) => found.problem(key("kind"), format!("«{other}» is not a known kind (known: partner)")),
+        None => found.problem(key("kind"), "missing (known: partner)"),
+    }
+    let mut required = |field: &str, value: Option<String>| match value.filter(|value| !value.trim().is_empty()) {
+        Some(value) => Some(value),
+        None => {
+            found.problem(key(field), "missing");
+            None
+        }
+    };
+    let destination = required("destination", raw.destination);
+    let pipeline = required("pipeline", raw.pipeline);
+    let status = required("status", raw.status);
+    let source_key = raw.key.filter(|secret| secret.expose_secret().len() >= 16);
+    if source_key.is_none() {
+        found.problem(key("key"), "missing or shorter than 16 characters");
+    }
+    if let Some(destination) = &destination
+        && !destinations.contains_key(destination)
+    {
+        found.problem(key("destination"), format!("«{destination}» is not a [destinations.*] entry"));
+    }
+    let retry = raw
+        .retry
+        .map_or(Ok(RetryPolicy::default()), check_retry)
+        .map_err(|message| found.problem(key("retry"), message));
+    let mut notify = Vec::new();
+    for address in &raw.notify {
+        match Email::parse(address) {
+            Ok(email) => notify.push(email),
+            Err(error) => found.problem(key("notify"), error.to_string()),
+        }
+    }
+    if !notify.is_empty() && !smtp_configured {
+        found.problem(key("notify"), "e-mail notifications need an [smtp] section");
+    }
+    let messages = raw.messages.map_or_else(CallbackMessages::default, |messages| {
+        let defaults = CallbackMessages::default();
+        CallbackMessages {
+            unique: messages.unique.unwrap_or(defaults.unique),
+            not_unique: messages.not_unique.unwrap_or(defaults.not_unique),
+        }
+    });
+    let email = raw.email.map_or_else(EmailTemplates::default, email_templates);
+    if let Err(error) = email.check() {
+        found.problem(key("email"), error.to_string());
+    }
+    if found.0.len() > before {
+        return None;
+    }
+    Some(SourceConfig {
+        id: SourceId(name.to_owned()),
+        key: source_key?,
+        route: Route { destination: destination?, pipeline: pipeline?, status: status? },
+        retry: retry.ok()?,
+        feedback: SourceFeedback { callback_secret: raw.callback_secret, notify, messages, email },
+    })
+}
+
+fn check_retry(raw: RawRetry) -> Result<RetryPolicy, String> {
+    let schedule = match (raw.backoff.as_deref(), raw.every) {
+        (Some("exponential") | None, None) => RetrySchedule::Exponential,
+        (None, Some(every)) if !every.is_zero() => RetrySchedule::Every(every),
+        (None, Some(_)) => return Err("`every` must be longer than zero".to_owned()),
+        (Some(other), None) => return Err(format!("backoff «{other}» is not known (known: exponential)")),
+        (Some(_), Some(_)) => return Err("give either `backoff` or `every`, not both".to_owned()),
+    };
+    Ok(RetryPolicy { schedule, max_age: raw.max_age.unwrap_or(RetryPolicy::default().max_age) })
+}
+
+fn email_templates(raw: RawEmailTemplates) -> EmailTemplates {
+    let defaults = EmailTemplates::default();
+    EmailTemplates {
+        new_client_subject: raw.new_client_subject.unwrap_or(defaults.new_client_subject),
+        new_client_body: raw.new_client_body.unwrap_or(defaults.new_client_body),
+        known_client_subject: raw.known_client_subject.unwrap_or(defaults.known_client_subject),
+        known_client_body: raw.known_client_body.unwrap_or(defaults.known_client_body),
+    }
+}

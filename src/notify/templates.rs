@@ -1,0 +1,396 @@
+//! Report by e-mail, the words: subjects and bodies of the outcome e-mails, overridable per source.
+
+use std::fmt;
+
+use minijinja::syntax::SyntaxConfig;
+use minijinja::value::{Serde, Value};
+use minijinja::{AutoEscape, Environment, UndefinedBehavior, escape_formatter};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+const NEW_CLIENT_SUBJECT: &str = "Успех! Клиент уникальный: {{ name }}";
+const KNOWN_CLIENT_SUBJECT: &str = "Проверка! Требуется уточнение: {{ name }}";
+
+// One body serves both outcomes: the decision line and the links already say what happened, and a
+// user who wants them to differ overrides either one.
+const DEFAULT_BODY: &str = "\
+Заявка №{{ lead_id }} из источника «{{ source }}»
+
+{% if decision == \"new_client\" %}
+Решение: новый клиент — в CRM созданы контакт и сделка.
+{% elif decision == \"known_client_deal_moved\" %}
+Решение: клиент уже есть в CRM — его сделка перенесена на этап источника.
+{% else %}
+Решение: клиент уже есть в CRM, сделки в воронке источника нет — ничего не создано, требуется уточнение.
+{% endif %}
+
+Имя: {{ name }}
+Телефон: {{ phone }} (как получен: {{ phone_raw }})
+E-mail: {{ email or \"—\" }}
+Комментарий: {{ comment or \"—\" }}
+{% if contact_url %}
+Контакт в CRM: {{ contact_url }}
+{% endif %}
+{% if deal_url %}
+Сделка в CRM: {{ deal_url }}
+{% endif %}
+
+Все поля заявки, как они пришли:
+{% for key, value in fields | items %}
+  {{ key }}: {{ value }}
+{% endfor %}
+";
+
+/// The four templates of the outcome e-mails (minijinja syntax, rendered as plain text).
+/// A source overrides any of them; the ones it leaves out keep our defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EmailTemplates {
+    pub new_client_subject: String,
+    pub new_client_body: String,
+    pub known_client_subject: String,
+    pub known_client_body: String,
+}
+
+impl Default for EmailTemplates {
+    fn default() -> Self {
+        Self {
+            new_client_subject: NEW_CLIENT_SUBJECT.to_owned(),
+            new_client_body: DEFAULT_BODY.to_owned(),
+            known_client_subject: KNOWN_CLIENT_SUBJECT.to_owned(),
+            known_client_body: DEFAULT_BODY.to_owned(),
+        }
+    }
+}
+
+/// What a template can refer to: one finished lead and its outcome.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EmailContext {
+    pub lead_id: i64,
+    pub source: String,
+    pub name: String,
+    /// E.164.
+    pub phone: String,
+    /// The number as the sender wrote it.
+    pub phone_raw: String,
+    pub email: Option<String>,
+    pub comment: Option<String>,
+    /// The request body as received, extra fields included.
+    pub fields: serde_json::Map<String, serde_json::Value>,
+    /// True when the CRM did not know the client (a contact and a deal were created).
+    pub unique: bool,
+    /// `new_client`, `known_client_without_deal` or `known_client_deal_moved`.
+    pub decision: String,
+    pub contact_url: Option<String>,
+    pub deal_url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedEmail {
+    pub subject: String,
+    pub body: String,
+}
+
+/// Which of the four templates; its name is also its configuration key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TemplateName {
+    NewClientSubject,
+    NewClientBody,
+    KnownClientSubject,
+    KnownClientBody,
+}
+
+impl TemplateName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NewClientSubject => "new_client_subject",
+            Self::NewClientBody => "new_client_body",
+            Self::KnownClientSubject => "known_client_subject",
+            Self::KnownClientBody => "known_client_body",
+        }
+    }
+}
+
+impl fmt::Display for TemplateName {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+/// A template that does not parse, or fails while rendering (an unknown filter, a bad call).
+/// The message carries minijinja's reason and line, because `config check` shows only this text.
+#[derive(Debug, thiserror::Error)]
+#[error("the e-mail template {template} is invalid: {source}")]
+pub struct TemplateError {
+    pub template: TemplateName,
+    #[source]
+    pub source: minijinja::Error,
+}
+
+impl EmailTemplates {
+    /// Parses all four templates and renders each against a sample lead.
+    ///
+    /// # Errors
+    /// The first template that does not parse or render, named, with minijinja's reason.
+    pub fn check(&self) -> Result<(), TemplateError> {
+        let environment = environment();
+        for unique in [true, false] {
+            let sample = EmailContext::sample(unique);
+            for (name, source) in self.pair(unique) {
+                render_one(&environment, name, source, &sample)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Renders the new-client pair when `context.unique`, the known-client pair otherwise.
+    ///
+    /// # Errors
+    /// When the chosen subject or body does not parse or render.
+    pub fn render(&self, context: &EmailContext) -> Result<RenderedEmail, TemplateError> {
+        let environment = environment();
+        let [(subject_name, subject), (body_name, body)] = self.pair(context.unique);
+        let subject = render_one(&environment, subject_name, subject, context)?;
+        Ok(RenderedEmail { subject: single_line(&subject), body: render_one(&environment, body_name, body, context)? })
+    }
+
+    fn pair(&self, unique: bool) -> [(TemplateName, &str); 2] {
+        if unique {
+            [
+                (TemplateName::NewClientSubject, &self.new_client_subject),
+                (TemplateName::NewClientBody, &self.new_client_body),
+            ]
+        } else {
+            [
+                (TemplateName::KnownClientSubject, &self.known_client_subject),
+                (TemplateName::KnownClientBody, &self.known_client_body),
+            ]
+        }
+    }
+}
+
+impl EmailContext {
+    /// A lead with every optional value present, so `check` exercises every branch it can.
+    fn sample(unique: bool) -> Self {
+        let fields = serde_json::json!({ "name": "Иван", "phone": "8 999 123-45-67", "utm_source": "check" });
+        Self {
+            lead_id: 1,
+            source: "check".to_owned(),
+            name: "Иван".to_owned(),
+            phone: "+79991234567".to_owned(),
+            phone_raw: "8 999 123-45-67".to_owned(),
+            email: Some("ivan@example.com".to_owned()),
+            comment: Some("комментарий".to_owned()),
+            fields: fields.as_object().cloned().unwrap_or_default(),
+            unique,
+            decision: if unique { "new_client" } else { "known_client_deal_moved" }.to_owned(),
+            contact_url: Some("https://example.amocrm.ru/contacts/detail/1".to_owned()),
+            deal_url: Some("https://example.amocrm.ru/leads/detail/1".to_owned()),
+        }
+    }
+}
+
+/// Links to the contact's and the deal's cards in the CRM account at `base_url`.
+pub fn crm_links(base_url: &Url, contact_id: Option<i64>, deal_id: Option<i64>) -> (Option<String>, Option<String>) {
+    let card = |kind: &str, id: i64| {
+        let mut url = base_url.clone();
+        url.set_path(&format!("/{kind}/detail/{id}"));
+        url.set_query(None);
+        url.set_fragment(None);
+        url.to_string()
+    };
+    (contact_id.map(|id| card("contacts", id)), deal_id.map(|id| card("leads", id)))
+}
+
+fn environment() -> Environment<'static> {
+    let mut environment = Environment::new();
+    // Plain-text mail: HTML escaping would turn a client's «&» or quotes into entities.
+    environment.set_auto_escape_callback(|_| AutoEscape::None);
+    // A lead without an e-mail or a comment must still produce a message, not an error, and a
+    // missing value prints as nothing rather than as `None`.
+    environment.set_undefined_behavior(UndefinedBehavior::Chainable);
+    environment.set_formatter(
+        |output, state, value| {
+            if value.is_none() { Ok(()) } else { escape_formatter(output, state, value) }
+        },
+    );
+    // Block tags on lines of their own leave no blank lines behind, as in Jinja's own advice.
+    let syntax = SyntaxConfig::builder()
+        .trim_blocks(true)
+        .lstrip_blocks(true)
+        .build()
+        .expect("the default delimiters always build");
+    environment.set_syntax(syntax);
+    environment
+}
+
+fn render_one(
+    environment: &Environment<'static>,
+    name: TemplateName,
+    source: &str,
+    context: &EmailContext,
+) -> Result<String, TemplateError> {
+    environment
+        .render_named_str(name.as_str(), source, Value::from(Serde(context)))
+        .map_err(|source| TemplateError { template: name, source })
+}
+
+/// A subject is one header line: a line break from a template or a client's name is folded
+/// into a space rather than sent as a broken header.
+fn single_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn context(unique: bool) -> EmailContext {
+        let base_url = Url::parse("https://acme.amocrm.ru").expect("a valid URL");
+        let (contact_url, deal_url) =
+            if unique { crm_links(&base_url, Some(101), Some(202)) } else { crm_links(&base_url, Some(101), None) };
+        let fields = json!({
+            "name": "Анна Петрова",
+            "phone": "8 (999) 123-45-67",
+            "utm_campaign": "весна",
+            "flat_rooms": 2,
+        });
+        EmailContext {
+            lead_id: 42,
+            source: "trendagent".to_owned(),
+            name: "Анна Петрова".to_owned(),
+            phone: "+79991234567".to_owned(),
+            phone_raw: "8 (999) 123-45-67".to_owned(),
+            email: None,
+            comment: Some("Перезвонить после 18:00 & не раньше".to_owned()),
+            fields: fields.as_object().cloned().expect("an object"),
+            unique,
+            decision: if unique { "new_client" } else { "known_client_without_deal" }.to_owned(),
+            contact_url,
+            deal_url,
+        }
+    }
+
+    #[test]
+    fn default_templates_give_the_seed_subject_for_a_new_client() {
+        let email = EmailTemplates::default().render(&context(true)).expect("rendered");
+
+        assert_eq!(email.subject, "Успех! Клиент уникальный: Анна Петрова");
+        assert!(email.body.contains("новый клиент"), "{}", email.body);
+    }
+
+    #[test]
+    fn default_templates_give_the_seed_subject_for_a_known_client() {
+        let email = EmailTemplates::default().render(&context(false)).expect("rendered");
+
+        assert_eq!(email.subject, "Проверка! Требуется уточнение: Анна Петрова");
+        assert!(email.body.contains("требуется уточнение"), "{}", email.body);
+    }
+
+    #[test]
+    fn default_body_lists_the_lead_and_links_to_the_crm_cards() {
+        let email = EmailTemplates::default().render(&context(true)).expect("rendered");
+
+        for expected in [
+            "Заявка №42 из источника «trendagent»",
+            "Телефон: +79991234567 (как получен: 8 (999) 123-45-67)",
+            "E-mail: —",
+            "Комментарий: Перезвонить после 18:00 & не раньше",
+            "Контакт в CRM: https://acme.amocrm.ru/contacts/detail/101",
+            "Сделка в CRM: https://acme.amocrm.ru/leads/detail/202",
+        ] {
+            assert!(email.body.contains(expected), "missing {expected:?} in:\n{}", email.body);
+        }
+    }
+
+    #[test]
+    fn default_body_omits_the_deal_link_when_there_is_no_deal() {
+        let email = EmailTemplates::default().render(&context(false)).expect("rendered");
+
+        assert!(email.body.contains("/contacts/detail/101"), "{}", email.body);
+        assert!(!email.body.contains("Сделка в CRM"), "{}", email.body);
+    }
+
+    #[test]
+    fn default_body_lists_every_field_received() {
+        let email = EmailTemplates::default().render(&context(true)).expect("rendered");
+
+        assert!(email.body.contains("  utm_campaign: весна\n"), "{}", email.body);
+        assert!(email.body.contains("  flat_rooms: 2\n"), "{}", email.body);
+    }
+
+    #[test]
+    fn a_user_override_replaces_the_default() {
+        let templates = EmailTemplates {
+            known_client_subject: "Дубль {{ lead_id }}{{ comment.missing.deeper }}".to_owned(),
+            known_client_body: "{{ name }} / {{ email }}".to_owned(),
+            ..EmailTemplates::default()
+        };
+
+        let email = templates.render(&context(false)).expect("rendered");
+
+        assert_eq!(email.subject, "Дубль 42");
+        assert_eq!(email.body, "Анна Петрова / ");
+    }
+
+    #[test]
+    fn a_line_break_in_a_subject_becomes_a_space() {
+        let templates =
+            EmailTemplates { new_client_subject: "Лид\n{{ name }}\r\n".to_owned(), ..EmailTemplates::default() };
+
+        let email = templates.render(&context(true)).expect("rendered");
+
+        assert_eq!(email.subject, "Лид Анна Петрова");
+    }
+
+    #[test]
+    fn check_names_a_template_that_does_not_parse() {
+        let templates = EmailTemplates {
+            known_client_body: "Здравствуйте, {{ name".to_owned(),
+            ..EmailTemplates::default()
+        };
+
+        let error = templates.check().expect_err("a broken template");
+
+        assert_eq!(error.template, TemplateName::KnownClientBody);
+        let message = error.to_string();
+        assert!(message.contains("known_client_body"), "{message}");
+        assert!(message.contains("syntax error"), "{message}");
+    }
+
+    #[test]
+    fn check_names_a_template_that_fails_to_render() {
+        let templates = EmailTemplates {
+            new_client_subject: "{{ name | no_such_filter }}".to_owned(),
+            ..EmailTemplates::default()
+        };
+
+        let error = templates.check().expect_err("an unknown filter");
+
+        assert_eq!(error.template, TemplateName::NewClientSubject);
+        assert!(error.to_string().contains("no_such_filter"), "{error}");
+    }
+
+    #[test]
+    fn default_templates_pass_the_check() {
+        EmailTemplates::default().check().expect("the defaults are valid");
+    }
+
+    #[test]
+    fn crm_links_point_at_the_account_host_whatever_the_base_path() {
+        let base_url = Url::parse("https://acme.amocrm.ru/api/v4/?x=1").expect("a valid URL");
+
+        let links = crm_links(&base_url, Some(7), Some(8));
+
+        assert_eq!(
+            links,
+            (
+                Some("https://acme.amocrm.ru/contacts/detail/7".to_owned()),
+                Some("https://acme.amocrm.ru/leads/detail/8".to_owned()),
+            )
+        );
+        assert_eq!(crm_links(&base_url, None, None), (None, None));
+    }
+}

@@ -1,0 +1,83 @@
+//! Retry policies, dead leads, and re-sending them by API and from the command line.
+
+use std::process::Command;
+use std::time::Duration;
+
+use amocrm_emulator::{Fault, FaultLimit};
+use leadgate::config::{RetryPolicy, RetrySchedule};
+
+use crate::helpers::{ADMIN_TOKEN, Setup, TestProcess, lead, spawn_app_with};
+
+fn every_100ms_for_1s() -> Setup {
+    Setup {
+        retry: RetryPolicy {
+            schedule: RetrySchedule::Every(Duration::from_millis(100)),
+            max_age: Duration::from_secs(1),
+        },
+        ..Setup::default()
+    }
+}
+
+#[tokio::test]
+async fn a_lead_whose_retry_policy_is_spent_is_dead_and_re_sending_it_by_api_delivers_it() {
+    let app = spawn_app_with(every_100ms_for_1s()).await;
+    app.crm.emulator.inject_fault(Fault::new(503, FaultLimit::UntilCleared));
+    let id = app.accept(lead("Павел", "+79997000001")).await;
+    let dead = app.wait_for(id, &["dead"]).await;
+    let error = dead["last_error"].as_str().unwrap();
+    assert!(error.contains("retry policy is spent") && error.contains("503"), "{error}");
+    assert!(dead["failed_attempts"].as_i64().unwrap() >= 3, "retried every 100 ms for a second: {dead:#}");
+
+    app.crm.emulator.clear_faults();
+    let retry =
+        |token: &str| app.http.post(app.url(&format!("/api/v1/leads/{id}/retry"))).bearer_auth(token.to_owned()).send();
+    assert_eq!(retry("wrong-token").await.unwrap().status(), 401);
+    let accepted = retry(ADMIN_TOKEN).await.unwrap();
+    assert_eq!(accepted.status(), 200);
+    let done = app.wait_for(id, &["approved"]).await;
+    assert!(
+        done["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|event| event["kind"] == "resend_requested" && event["detail"]["by"] == "api")
+    );
+    assert_eq!(retry(ADMIN_TOKEN).await.unwrap().status(), 409, "an approved lead is not sent twice");
+    assert_eq!(app.crm.emulator.contacts_count(), 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn operators_list_show_and_re_send_dead_leads_from_the_command_line() {
+    let app = spawn_app_with(Setup::default()).await;
+    app.crm.emulator.inject_fault(Fault {
+        path_prefix: Some("/api/v4/contacts".to_owned()),
+        ..Fault::new(400, FaultLimit::Count(2))
+    });
+    let first = app.accept(lead("Дина", "+79997000002")).await;
+    let second = app.accept(lead("Лев", "+79997000003")).await;
+    app.wait_for(first, &["dead"]).await;
+    app.wait_for(second, &["dead"]).await;
+
+    let leads = |args: &[&str]| {
+        let output = Command::new(TestProcess::BINARY)
+            .arg("leads")
+            .args(args)
+            .env("LEADGATE_STORE__URL", format!("sqlite://{}", app.database.display()))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let listed = leads(&["list", "--status", "dead"]);
+    assert!(listed.contains("+79997000002") && listed.contains("+79997000003"), "{listed}");
+    let shown: serde_json::Value = serde_json::from_str(&leads(&["show", &first.to_string()])).unwrap();
+    assert_eq!(shown["status"], "dead");
+    assert!(shown["last_error"].as_str().unwrap().contains("400"));
+
+    assert!(leads(&["retry", "--dead", "--source", "trendagent"]).contains("2 dead lead(s) queued again"));
+    app.wait_for(first, &["approved"]).await;
+    app.wait_for(second, &["approved"]).await;
+    assert!(leads(&["list", "--status", "dead"]).lines().count() == 1, "only the header is left");
+    app.stop().await;
+}
