@@ -81,8 +81,8 @@ async fn a_receiver_that_fails_for_a_while_gets_every_callback_once_it_recovers(
     let all_delivered = poll_until(Duration::from_secs(20), || async {
         let mut settled = true;
         for id in &ids {
-            settled &=
-                app.store.owed_feedback(LeadId(*id)).await.unwrap().iter().all(|owed| owed.status == "delivered");
+            let owed = app.store.owed_feedback(LeadId(*id)).await.unwrap();
+            settled &= !owed.is_empty() && owed.iter().all(|owed| owed.status == "delivered");
         }
         settled
     })
