@@ -55,3 +55,49 @@ async fn a_worker_killed_between_contact_and_deal_resumes_without_a_second_conta
         .count();
     assert_eq!(contact_posts, 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_lets_the_running_crm_step_finish_and_exits_promptly() {
+    let crm = spawn_emulator(200).await;
+    crm.emulator.set_latency(Some(Latency {
+        delay: Duration::from_millis(1500),
+        path_prefix: Some("/api/v4/contacts".to_owned()),
+        method: Some("POST".to_owned()),
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_file(&crm.base_url(), "");
+    let http = reqwest::Client::new();
+    let first = TestProcess::serve(dir.path(), &config).await;
+    let base = format!("http://{}", first.address);
+    let answer: Value = http
+        .post(format!("{base}/api/v1/leads"))
+        .bearer_auth(SOURCE_KEY)
+        .json(&lead("Роман", "+79995000002"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = answer["id"].as_i64().unwrap();
+    wait_for_status(&http, &base, SOURCE_KEY, id, &["processing"]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let started = std::time::Instant::now();
+    let exit = tokio::task::spawn_blocking(move || first.terminate(Duration::from_secs(15))).await.unwrap();
+    let exit = exit.expect("leadgate exits within its shutdown grace");
+    assert!(exit.success(), "{exit:?}");
+    assert!(started.elapsed() < Duration::from_secs(12));
+    assert_eq!(
+        crm.emulator.contacts_count(),
+        1,
+        "the contact being created when SIGTERM came was finished, not cut off"
+    );
+
+    crm.emulator.set_latency(None);
+    let second = TestProcess::serve(dir.path(), &config).await;
+    let done = wait_for_status(&http, &format!("http://{}", second.address), SOURCE_KEY, id, &["approved"]).await;
+    assert_eq!(done["outcome"]["decision"], "new_client");
+    assert_eq!(crm.emulator.contacts_count(), 1);
+    assert_eq!(crm.emulator.leads_count(), 1);
+}

@@ -273,6 +273,21 @@ impl TestProcess {
         process
     }
 
+    /// SIGTERM, as a service manager stops it; returns how it exited, or `None` if it was still
+    /// running after `deadline`.
+    pub fn terminate(mut self, deadline: Duration) -> Option<std::process::ExitStatus> {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let until = std::time::Instant::now() + deadline;
+        while std::time::Instant::now() < until {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
     /// SIGKILL: no shutdown code runs, exactly like a crash.
     pub fn kill(mut self) {
         self.child.kill().unwrap();
