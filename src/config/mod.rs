@@ -345,4 +345,56 @@ mod tests {
         .unwrap_err();
         assert_eq!(keys(error), ["destinations.main.refresh_token"]);
     }
+
+    const SOURCE: &str = "[destinations.main]\nkind = \"amocrm\"\nbase_url = \"https://a.amocrm.ru\"\naccess_token = \"t\"\n\
+        [sources.partner]\nkind = \"partner\"\nkey = \"0123456789abcdef\"\ndestination = \"main\"\npipeline = \"P\"\nstatus = \"S\"\n";
+
+    #[test]
+    fn retry_policies_are_read_in_both_forms_and_default_to_exponential_for_two_days() {
+        let source = |extra: &str| {
+            let config = load_toml(&format!("{SOURCE}{extra}")).unwrap();
+            config.sources[&SourceId("partner".into())].retry
+        };
+        assert_eq!(
+            source(""),
+            RetryPolicy { schedule: RetrySchedule::Exponential, max_age: Duration::from_secs(48 * 3600) }
+        );
+        assert_eq!(
+            source("retry = { every = \"30m\", max_age = \"48h\" }"),
+            RetryPolicy {
+                schedule: RetrySchedule::Every(Duration::from_secs(1800)),
+                max_age: Duration::from_secs(48 * 3600)
+            }
+        );
+        assert_eq!(
+            source("retry = { backoff = \"exponential\", max_age = \"2h\" }").max_age,
+            Duration::from_secs(7200)
+        );
+        let error = load_toml(&format!("{SOURCE}retry = {{ backoff = \"linear\" }}")).unwrap_err();
+        assert_eq!(keys(error), ["sources.partner.retry"]);
+    }
+
+    #[test]
+    fn notification_addresses_need_smtp_and_must_be_addresses() {
+        let error = load_toml(&format!("{SOURCE}notify = [\"sales@example.ru\", \"not an address\"]")).unwrap_err();
+        let keys = keys(error);
+        assert_eq!(keys, ["sources.partner.notify", "sources.partner.notify"]);
+        let with_smtp = format!(
+            "[smtp]\nurl = \"smtp://127.0.0.1:2525\"\nfrom = \"gate@example.ru\"\n{SOURCE}notify = [\"sales@example.ru\"]"
+        );
+        let config = load_toml(&with_smtp).unwrap();
+        assert_eq!(config.sources[&SourceId("partner".into())].feedback.notify.len(), 1);
+    }
+
+    #[test]
+    fn a_broken_email_template_and_a_bad_smtp_url_are_named() {
+        let text = format!(
+            "[smtp]\nurl = \"http://mail\"\nfrom = \"gate@example.ru\"\n{SOURCE}[sources.partner.email]\nnew_client_subject = \"{{{{ name\"\n"
+        );
+        let keys = keys(load_toml(&text).unwrap_err());
+        assert!(
+            keys.contains(&"smtp.url".to_owned()) && keys.contains(&"sources.partner.email".to_owned()),
+            "{keys:?}"
+        );
+    }
 }
