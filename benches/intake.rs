@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use amocrm_emulator::EmulatorConfig;
+use amocrm_emulator::{EmulatorConfig, TrafficStats};
 use axum::Json;
 use axum::body::Bytes;
 use axum::routing::post;
@@ -57,9 +57,6 @@ fn main() -> anyhow::Result<()> {
         Err(_) => DEFAULT_SECONDS,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    if std::env::var_os("BENCH_DIAGNOSE").is_some() {
-        return runtime.block_on(diagnose());
-    }
     runtime.block_on(run(seconds))
 }
 
@@ -318,6 +315,7 @@ struct EndToEnd {
     /// Per lead, from the commit of `pending` to the commit of its outcome.
     delivery: Vec<Duration>,
     deals_in_crm: usize,
+    crm_traffic: TrafficStats,
 }
 
 async fn run_end_to_end() -> anyhow::Result<EndToEnd> {
@@ -355,10 +353,11 @@ async fn run_end_to_end() -> anyhow::Result<EndToEnd> {
     }
     delivery.sort_unstable();
     let deals_in_crm = crm.emulator.snapshot()["leads"].as_array().map_or(0, Vec::len);
+    let crm_traffic = crm.emulator.traffic_stats();
     shutdown.cancel();
     running.await??;
     crm.shutdown().await;
-    Ok(EndToEnd { intake, all_posted, all_settled, statuses, delivery, deals_in_crm })
+    Ok(EndToEnd { intake, all_posted, all_settled, statuses, delivery, deals_in_crm, crm_traffic })
 }
 
 /// Posts `count` leads from `clients` concurrent clients; returns their latencies and ids.
@@ -446,43 +445,14 @@ impl EndToEnd {
             delivery(100.0),
             self.delivery.len(),
         );
+        let traffic = &self.crm_traffic;
+        println!(
+            "  CRM:      {} API requests ({:.1} per lead), busiest second {} of {} allowed, {} answered 429",
+            traffic.api_requests,
+            traffic.api_requests as f64 / posted.max(1) as f64,
+            traffic.max_requests_in_any_second,
+            traffic.requests_per_second_limit,
+            traffic.rate_limited,
+        );
     }
-}
-
-async fn diagnose() -> anyhow::Result<()> {
-    for durability in [Durability::ProcessCrash, Durability::PowerLoss] {
-        let dir = tempfile::tempdir()?;
-        let url = format!("sqlite://{}", dir.path().join("d.db").display());
-        let store = Store::open(&StoreConfig { url, durability }).await?;
-        for size in [1usize, 8, 32, 64, 256] {
-            let rounds = 4000 / size;
-            let started = Instant::now();
-            for _ in 0..rounds {
-                let batch: Vec<leadgate::domain::NewLead> = (0..size)
-                    .map(|_| {
-                        let phone = next_phone();
-                        leadgate::domain::NewLead {
-                            source: SourceId("bench".into()),
-                            external_id: None,
-                            name: "Иван".into(),
-                            phone: Phone::parse(&phone, PhoneRegion::RUSSIA).unwrap(),
-                            email: None,
-                            comment: Some("ЖК".into()),
-                            callback_url: None,
-                            payload: json!({"name":"Иван","phone":phone,"comment":"ЖК Север, корпус 2, двухкомнатная"}),
-                        }
-                    })
-                    .collect();
-                store.insert_leads(&batch).await?;
-            }
-            let per_batch = started.elapsed() / rounds as u32;
-            println!(
-                "{durability:?} batch {size:>3}: {:.3} ms per commit, {:.1} us per lead, {:.0} leads/s",
-                milliseconds(per_batch),
-                per_batch.as_secs_f64() * 1e6 / size as f64,
-                (rounds * size) as f64 / started.elapsed().as_secs_f64()
-            );
-        }
-    }
-    Ok(())
 }

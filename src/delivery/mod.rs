@@ -34,33 +34,7 @@ impl Deliverer {
     /// when even that is impossible the lease runs out and the lead is claimed again.
     #[tracing::instrument(skip_all, fields(lead.id = %claim.lead.id, source = %claim.lead.fields.source))]
     pub async fn deliver(&self, claim: Claim) {
-        let lead = &claim.lead;
-        let mut journal = Journal::new(&self.store, &claim.lease, self.worker.lease, claim.progress.clone());
-        journal.note(HistoryEvent::now("claimed", json!({ "attempt": lead.attempt + 1 })));
-        let routed = self.route_of(lead);
-        let result = match &routed {
-            Ok((source, connector)) => connector.deliver(lead, &source.route, &mut journal).await,
-            Err(error) => Err(DeliveryError::Misconfigured(error.clone())),
-        };
-        let mut events = journal.take_events();
-        let written = match (result, routed) {
-            (Ok(outcome), Ok((source, connector))) => {
-                let decided = HistoryEvent::now(
-                    outcome.decision.status().as_str(),
-                    serde_json::to_value(&outcome).unwrap_or_default(),
-                );
-                events.push(decided);
-                tracing::info!(decision = ?outcome.decision, contact_id = ?outcome.contact_id, deal_id = ?outcome.deal_id, "lead delivered");
-                let feedback = owed_feedback(lead, &outcome, source, connector);
-                let completed = self.store.complete(&claim.lease, &outcome, &events, &feedback).await;
-                if completed.is_ok() && !feedback.is_empty() {
-                    self.feedback_wake.notify_one();
-                }
-                completed
-            }
-            (Err(error), _) => self.settle_failure(&claim, error, events).await,
-            (Ok(_), Err(_)) => unreachable!("an outcome needs a route"),
-        };
+        let written = self.attempt(&claim).await;
         match written {
             Ok(()) => {}
             Err(StoreError::LeaseLost(id)) => {
@@ -70,6 +44,43 @@ impl Deliverer {
                 tracing::error!(?error, "could not record the attempt; the lead returns when its lease expires")
             }
         }
+    }
+
+    async fn attempt(&self, claim: &Claim) -> Result<(), StoreError> {
+        let lead = &claim.lead;
+        let mut journal = Journal::new(&self.store, &claim.lease, self.worker.lease, claim.progress.clone());
+        journal.note(HistoryEvent::now("claimed", json!({ "attempt": lead.attempt + 1 })));
+        let (source, connector) = match self.route_of(lead) {
+            Ok(found) => found,
+            Err(reason) => {
+                return self.settle_failure(claim, DeliveryError::Misconfigured(reason), journal.take_events()).await;
+            }
+        };
+        match connector.deliver(lead, &source.route, &mut journal).await {
+            Ok(outcome) => self.complete(claim, &outcome, source, connector, journal.take_events()).await,
+            Err(error) => self.settle_failure(claim, error, journal.take_events()).await,
+        }
+    }
+
+    /// Commits the outcome with the feedback it owes, and wakes the feedback worker.
+    async fn complete(
+        &self,
+        claim: &Claim,
+        outcome: &Outcome,
+        source: &SourceConfig,
+        connector: &Connector,
+        mut events: Vec<HistoryEvent>,
+    ) -> Result<(), StoreError> {
+        let decided =
+            HistoryEvent::now(outcome.decision.status().as_str(), serde_json::to_value(outcome).unwrap_or_default());
+        events.push(decided);
+        tracing::info!(decision = ?outcome.decision, contact_id = ?outcome.contact_id, deal_id = ?outcome.deal_id, "lead delivered");
+        let feedback = owed_feedback(&claim.lead, outcome, source, connector);
+        self.store.complete(&claim.lease, outcome, &events, &feedback).await?;
+        if !feedback.is_empty() {
+            self.feedback_wake.notify_one();
+        }
+        Ok(())
     }
 
     /// The lead's source and connector, or why they are missing from the configuration.
