@@ -16,7 +16,8 @@ use url::{Host, Url};
 ///
 /// `url` is `smtp://host[:25]` (plain, never upgraded), `smtp+starttls://host[:587]` (STARTTLS
 /// required) or `smtps://host[:465]` (TLS from the first byte). Credentials come from
-/// `username`/`password`, else from the URL's user info.
+/// `username`/`password`, else from the URL's user info. `timeout` bounds one whole send,
+/// from connecting to the server's last reply.
 #[derive(Clone)]
 pub struct SmtpConfig {
     pub url: Url,
@@ -60,7 +61,13 @@ pub enum EmailError {
     NoRecipients,
     #[error("the e-mail could not be assembled")]
     Message(#[source] lettre::error::Error),
-    /// The server refused the message, or could not be reached or understood in time.
+    #[error("the SMTP server did not finish taking the e-mail within {}ms", after.as_millis())]
+    TimedOut {
+        after: Duration,
+        #[source]
+        source: tokio::time::error::Elapsed,
+    },
+    /// The server refused the message, or could not be reached or understood.
     #[error("the SMTP server did not take the e-mail: {message}")]
     Transport {
         message: String,
@@ -76,6 +83,7 @@ impl EmailError {
     pub fn is_permanent(&self) -> bool {
         match self {
             Self::Transport { permanent, .. } => *permanent,
+            Self::TimedOut { .. } => false,
             Self::InvalidAddress { .. }
             | Self::InvalidUrl { .. }
             | Self::Tls { .. }
@@ -97,6 +105,7 @@ impl EmailError {
 pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
+    timeout: Duration,
 }
 
 impl Mailer {
@@ -111,7 +120,7 @@ impl Mailer {
         if let Some(credentials) = credentials(config) {
             builder = builder.credentials(credentials);
         }
-        Ok(Self { transport: builder.build(), from })
+        Ok(Self { transport: builder.build(), from, timeout: config.timeout })
     }
 
     /// Sends one message, with every recipient in `To`, over a fresh connection.
@@ -130,7 +139,12 @@ impl Mailer {
         // lettre picks quoted-printable or base64 for non-ASCII text and RFC 2047 words for the
         // subject, so the message is 7-bit clean and needs no 8BITMIME from the server.
         let message = message.body(body.to_owned()).map_err(EmailError::Message)?;
-        self.transport.send(message).await.map_err(EmailError::from_transport)?;
+        // lettre's own timeout covers only connecting: a server that accepts and then stalls
+        // would hold this lead's report forever.
+        tokio::time::timeout(self.timeout, self.transport.send(message))
+            .await
+            .map_err(|source| EmailError::TimedOut { after: self.timeout, source })?
+            .map_err(EmailError::from_transport)?;
         Ok(())
     }
 }

@@ -1,13 +1,10 @@
-//! Temporary: the e-mail sender against a real SMTP sink, until these tests move into `tests/api/`.
-
-#[path = "api/smtp_sink.rs"]
-mod smtp_sink;
+//! E-mail: the sender against a real SMTP server on loopback, and the notifications outcomes owe.
 
 use std::time::{Duration, Instant};
 
+use crate::smtp_sink::SmtpSink;
 use leadgate::notify::email::{EmailError, Mailer, SmtpConfig};
 use secrecy::SecretString;
-use smtp_sink::SmtpSink;
 use url::Url;
 
 fn config(url: &str) -> SmtpConfig {
@@ -154,4 +151,105 @@ async fn a_server_that_never_greets_times_out_as_a_temporary_error() {
 
     assert!(!error.is_permanent(), "{error:?}");
     assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+}
+
+mod notifications {
+    //! The e-mails outcomes owe the team, end to end through the feedback worker.
+
+    use std::time::Duration;
+
+    use amocrm_emulator::{SeedContact, SeedLead};
+    use serde_json::json;
+
+    use crate::helpers::{PIPELINE, Setup, history_kinds, poll_until, spawn_app_with};
+    use crate::smtp_sink::SmtpSink;
+
+    async fn app_with_mail(sink: &SmtpSink) -> crate::helpers::TestApp {
+        spawn_app_with(Setup {
+            smtp_url: Some(sink.url()),
+            notify: vec!["sales@example.ru".to_owned(), "boss@example.ru".to_owned()],
+            ..Setup::default()
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn a_new_client_is_announced_with_the_seed_subject_the_fields_and_crm_links() {
+        let sink = SmtpSink::start().await;
+        let app = app_with_mail(&sink).await;
+        let id = app
+            .accept(json!({ "name": "Алиса", "phone": "+79998000001", "comment": "Студия", "object": "ЖК Лес" }))
+            .await;
+        app.wait_for(id, &["approved"]).await;
+        assert!(poll_until(Duration::from_secs(10), || async { !sink.messages().is_empty() }).await);
+
+        let mail = &sink.messages()[0];
+        assert!(mail.subject.starts_with("Успех! Клиент уникальный"), "{}", mail.subject);
+        assert!(mail.subject.contains("Алиса"));
+        assert_eq!(mail.to.len(), 2);
+        let deal = &app.crm.emulator.leads()[0];
+        let base = app.crm.base_url();
+        for expected in [
+            "+79998000001".to_owned(),
+            "Студия".to_owned(),
+            "ЖК Лес".to_owned(),
+            format!("{base}/contacts/detail/{}", deal.contact_ids[0]),
+            format!("{base}/leads/detail/{}", deal.id),
+        ] {
+            assert!(mail.body.contains(&expected), "{expected} missing from:\n{}", mail.body);
+        }
+        assert!(
+            poll_until(Duration::from_secs(5), || async {
+                history_kinds(&app.get_lead(id).await).contains(&"email_delivered".to_owned())
+            })
+            .await
+        );
+        app.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_known_client_is_announced_as_needing_a_check() {
+        let sink = SmtpSink::start().await;
+        let app = app_with_mail(&sink).await;
+        let seed = SeedContact {
+            name: "Борис".to_owned(),
+            phones: vec!["+79998000002".to_owned()],
+            emails: Vec::new(),
+            leads: vec![SeedLead {
+                pipeline: PIPELINE.to_owned(),
+                status: "Новая заявка".to_owned(),
+                ..SeedLead::default()
+            }],
+        };
+        app.crm.emulator.seed_contact(&seed).unwrap();
+        let id = app.accept(json!({ "name": "Борис", "phone": "8 999 800-00-02" })).await;
+        app.wait_for(id, &["rejected"]).await;
+        assert!(poll_until(Duration::from_secs(10), || async { !sink.messages().is_empty() }).await);
+        assert!(
+            sink.messages()[0].subject.starts_with("Проверка! Требуется уточнение"),
+            "{}",
+            sink.messages()[0].subject
+        );
+        app.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_mail_server_that_refuses_for_a_while_still_gets_the_notification() {
+        let sink = SmtpSink::start().await;
+        sink.fail_next(2, 451);
+        let app = app_with_mail(&sink).await;
+        let id = app.accept(json!({ "name": "Вика", "phone": "+79998000003" })).await;
+        app.wait_for(id, &["approved"]).await;
+        assert!(poll_until(Duration::from_secs(15), || async { !sink.messages().is_empty() }).await);
+        assert!(
+            poll_until(Duration::from_secs(5), || async {
+                history_kinds(&app.get_lead(id).await).contains(&"email_delivered".to_owned())
+            })
+            .await
+        );
+        let kinds = history_kinds(&app.get_lead(id).await);
+        assert_eq!(kinds.iter().filter(|kind| *kind == "email_attempt_failed").count(), 2, "{kinds:?}");
+        assert_eq!(sink.messages().len(), 1);
+        app.stop().await;
+    }
 }
