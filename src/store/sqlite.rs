@@ -83,7 +83,10 @@ impl SqliteStore {
                         or (candidate.status = 'processing' and candidate.lease_until <= ?3))
                    and not exists (
                        select 1 from leads busy
-                       where busy.phone = candidate.phone and busy.status = 'processing' and busy.lease_until > ?3)
+                       where busy.phone = candidate.phone and busy.id <> candidate.id
+                         and ((busy.status = 'processing' and busy.lease_until > ?3)
+                              -- a lead waiting to finish what it started keeps its client's phone
+                              or (busy.status = 'pending' and busy.progress is not null)))
                  group by candidate.phone
                  order by min(candidate.run_at)
                  limit ?4)

@@ -81,3 +81,27 @@ async fn operators_list_show_and_re_send_dead_leads_from_the_command_line() {
     assert!(leads(&["list", "--status", "dead"]).lines().count() == 1, "only the header is left");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_re_sent_lead_decides_again_when_its_client_was_delivered_meanwhile() {
+    let app = spawn_app_with(Setup::default()).await;
+    // The first lead dies on its contact create, after it had decided "new client".
+    app.crm.emulator.inject_fault(Fault {
+        path_prefix: Some("/api/v4/contacts".to_owned()),
+        ..Fault::new(400, FaultLimit::Count(1))
+    });
+    let first = app.accept(lead("Зоя", "+79997000004")).await;
+    app.wait_for(first, &["dead"]).await;
+    let sibling = app.accept(lead("Зоя", "+79997000004")).await;
+    app.wait_for(sibling, &["approved"]).await;
+
+    let retry =
+        app.http.post(app.url(&format!("/api/v1/leads/{first}/retry"))).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+    assert_eq!(retry.status(), 200);
+    let done = app.wait_for(first, &["approved", "rejected"]).await;
+
+    assert_eq!(done["outcome"]["decision"], "known_client_deal_moved", "{done:#}");
+    assert_eq!(app.crm.emulator.contacts_count(), 1);
+    assert_eq!(app.crm.emulator.leads_count(), 1, "no second deal for the client");
+    app.stop().await;
+}

@@ -56,6 +56,9 @@ impl AmoCrm {
         let mut progress = resumed.unwrap_or_default();
         let placement = self.placement(route, journal.calls()).await?;
         let found = match progress.found {
+            Some(Found::New) if interrupted == Some(Create::Contact) => {
+                self.decide_again(lead, placement, &mut progress, journal).await?
+            }
             Some(found) => found,
             None => {
                 let found = self.look_up(lead, placement, journal.calls()).await?;
@@ -95,16 +98,7 @@ impl AmoCrm {
         let contact_id = match progress.contact_id {
             Some(id) => id,
             None => {
-                let earlier = match interrupted {
-                    Some(Create::Contact) => {
-                        self.matching_contacts(lead, journal.calls()).await?.first().map(|contact| contact.id)
-                    }
-                    _ => None,
-                };
-                let id = match earlier {
-                    Some(id) => id,
-                    None => self.create_contact(lead, journal.calls()).await?,
-                };
+                let id = self.create_contact(lead, journal.calls()).await?;
                 progress.contact_id = Some(id);
                 progress.started = Some(Create::Deal);
                 journal.record_step(progress).await?;
@@ -142,6 +136,37 @@ impl AmoCrm {
             journal.record_step(progress).await?;
         }
         Ok(Outcome { decision: Decision::NewClient, contact_id: Some(contact_id), deal_id: Some(deal_id) })
+    }
+
+    /// A "new client" lead whose contact create was cut short: the create may have happened,
+    /// and while the lead waited for its retry, other leads of the same client may have been
+    /// delivered. Acting on the old look-up could make a second deal, so the CRM is asked again:
+    /// a contact without a deal in the pipeline is taken as this lead's (it is ours, or creating
+    /// our deal for it duplicates nothing); a contact with such a deal makes this a known client.
+    async fn decide_again(
+        &self,
+        lead: &Lead,
+        placement: Placement,
+        progress: &mut Progress,
+        journal: &mut Journal<'_>,
+    ) -> Result<Found, DeliveryError> {
+        let now = self.look_up(lead, placement, journal.calls()).await?;
+        journal.note(HistoryEvent::now("client_looked_up_again", serde_json::to_value(now).unwrap_or_default()));
+        let found = match now {
+            Found::New => return Ok(Found::New),
+            Found::KnownWithoutDeal { contact_id } => {
+                progress.contact_id = Some(contact_id);
+                progress.started = Some(Create::Deal);
+                Found::New
+            }
+            Found::KnownWithDeal { .. } => {
+                progress.found = Some(now);
+                progress.started = None;
+                now
+            }
+        };
+        journal.record_step(progress).await?;
+        Ok(found)
     }
 
     async fn look_up(
