@@ -3,9 +3,11 @@
 //! One contract in domain terms; `Store` is an enum over the backends so callers never carry
 //! database generics. SQLite is the embedded default; PostgreSQL joins as a second variant.
 
+mod advertisers;
 mod group_commit;
 mod rows;
 mod sqlite;
+mod sqlite_advertisers;
 mod sqlite_outbox;
 
 use std::time::Duration;

@@ -1,0 +1,1 @@
+//! Advertisers of a portal source (Grupo ZAP): the store contract.

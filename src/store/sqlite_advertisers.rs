@@ -1,0 +1,1 @@
+//! The SQLite backend, continued: advertisers and their listings.
