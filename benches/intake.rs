@@ -15,7 +15,7 @@ use axum::body::Bytes;
 use axum::routing::post;
 use leadgate::config::{
     AmoCrmAuth, AmoCrmConfig, Config, DestinationConfig, Durability, RetryPolicy, Route, SecurityConfig, SourceConfig,
-    SourceFeedback, StoreConfig,
+    SourceFeedback, SourceKind, StoreConfig,
 };
 use leadgate::domain::{LeadId, LeadStatus, Phone, PhoneRegion, SourceId};
 use leadgate::http::AppState;
@@ -167,7 +167,7 @@ async fn accept_without_storing(_source: AuthenticatedSource, body: Bytes) -> Re
 fn bench_source() -> SourceConfig {
     SourceConfig {
         id: SourceId("bench".to_owned()),
-        key: SecretString::from(SOURCE_KEY),
+        kind: SourceKind::Partner { key: SecretString::from(SOURCE_KEY) },
         route: Route {
             destination: "bench".to_owned(),
             pipeline: "TrendAgent".to_owned(),

@@ -10,7 +10,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, RetryPolicy, SourceConfig, SourceFeedback};
+use crate::config::{Config, RetryPolicy, SourceConfig, SourceFeedback, SourceKind};
 use crate::connectors::Connector;
 use crate::delivery::Deliverer;
 use crate::domain::SourceId;
@@ -49,6 +49,7 @@ impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let Config {
             listen,
+            public_url: _,
             store: store_config,
             worker: worker_config,
             phone_region,
@@ -69,7 +70,7 @@ impl App {
                 let id = SourceId(DEMO_SOURCE.to_owned());
                 let demo = SourceConfig {
                     id: id.clone(),
-                    key: SecretString::from(key.clone()),
+                    kind: SourceKind::Partner { key: SecretString::from(key.clone()) },
                     route: Sandbox::demo_route(),
                     retry: RetryPolicy::default(),
                     feedback: SourceFeedback::default(),

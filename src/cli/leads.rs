@@ -5,14 +5,15 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use crate::config::Config;
-use crate::domain::{LeadId, LeadStatus, SourceId};
+use crate::domain::advertiser::AdvertiserId;
+use crate::domain::{LeadId, LeadStatus, Routing, SourceId};
 use crate::store::{Resend, Store};
 
 #[derive(Subcommand)]
 pub enum LeadsAction {
     /// The newest leads first.
     List {
-        /// pending, processing, approved, rejected, skipped or dead.
+        /// pending, processing, approved, rejected, skipped, dead or unrouted.
         #[arg(long)]
         status: Option<String>,
         #[arg(long)]
@@ -22,6 +23,12 @@ pub enum LeadsAction {
     },
     /// One lead with its whole history, as JSON.
     Show { id: i64 },
+    /// Give an unrouted portal lead its advertiser, and queue it.
+    Route {
+        id: i64,
+        #[arg(long)]
+        advertiser: String,
+    },
     /// Put dead leads back in the queue; a running `serve` picks them up within `[worker] interval`.
     Retry {
         /// The lead to re-send.
@@ -42,7 +49,9 @@ pub async fn run(action: LeadsAction, config: &Config) -> anyhow::Result<ExitCod
             let status = match status.as_deref().map(|text| LeadStatus::parse(text).ok_or(text)).transpose() {
                 Ok(status) => status,
                 Err(text) => {
-                    eprintln!("«{text}» is not a status (pending, processing, approved, rejected, skipped, dead)");
+                    eprintln!(
+                        "«{text}» is not a status (pending, processing, approved, rejected, skipped, dead, unrouted)"
+                    );
                     return Ok(ExitCode::from(2));
                 }
             };
@@ -77,6 +86,7 @@ pub async fn run(action: LeadsAction, config: &Config) -> anyhow::Result<ExitCod
             println!("{:#}", crate::http::lead_status::report(&lead, &history));
             Ok(ExitCode::SUCCESS)
         }
+        LeadsAction::Route { id, advertiser } => route(&store, LeadId(id), &advertiser).await,
         LeadsAction::Retry { id: Some(id), .. } => match store.resend(LeadId(id), "cli").await? {
             Resend::Queued => {
                 println!("lead {id} is queued again");
@@ -101,6 +111,35 @@ pub async fn run(action: LeadsAction, config: &Config) -> anyhow::Result<ExitCod
             }
             println!("{queued} dead lead(s) queued again");
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn route(store: &Store, id: LeadId, advertiser: &str) -> anyhow::Result<ExitCode> {
+    let Some(lead) = store.find_lead(id).await? else {
+        eprintln!("lead {id} does not exist");
+        return Ok(ExitCode::from(1));
+    };
+    let found = match AdvertiserId::parse(advertiser) {
+        Ok(advertiser_id) => store.find_advertiser(&lead.fields.source, &advertiser_id).await?,
+        Err(_) => None,
+    };
+    let Some(found) = found else {
+        eprintln!("source {} has no advertiser «{advertiser}»", lead.fields.source);
+        return Ok(ExitCode::from(1));
+    };
+    match store.route_lead(id, &Routing::from(found), "cli").await? {
+        Resend::Queued => {
+            println!("lead {id} is routed to advertiser {advertiser} and queued");
+            Ok(ExitCode::SUCCESS)
+        }
+        Resend::NotDead(status) => {
+            eprintln!("lead {id} is {}; only unrouted leads are routed", status.as_str());
+            Ok(ExitCode::from(1))
+        }
+        Resend::NotFound => {
+            eprintln!("lead {id} does not exist");
+            Ok(ExitCode::from(1))
         }
     }
 }

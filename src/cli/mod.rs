@@ -1,5 +1,6 @@
 //! The command line: `serve`, `config check`, `migrate`, `leads`, `sandbox-crm`.
 
+mod advertisers;
 mod leads;
 
 use std::net::SocketAddr;
@@ -40,6 +41,11 @@ enum Command {
         #[command(subcommand)]
         action: leads::LeadsAction,
     },
+    /// Manage a portal source's advertisers; write the portal's batch file.
+    Advertisers {
+        #[command(subcommand)]
+        action: advertisers::AdvertisersAction,
+    },
     /// Run the amoCRM emulator on its own, for demos and manual tests.
     SandboxCrm {
         #[arg(long, default_value = "127.0.0.1:8090")]
@@ -64,6 +70,10 @@ pub fn run() -> ExitCode {
             Command::Migrate => migrate(cli.config).await,
             Command::Leads { action } => match load(cli.config) {
                 Ok(config) => leads::run(action, &config).await,
+                Err(code) => Ok(code),
+            },
+            Command::Advertisers { action } => match load(cli.config) {
+                Ok(config) => advertisers::run(action, &config).await,
                 Err(code) => Ok(code),
             },
             Command::SandboxCrm { listen } => sandbox_crm(listen).await,

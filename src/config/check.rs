@@ -78,8 +78,17 @@ pub(super) fn check(raw: RawSettings, problems: &mut Vec<Problem>) -> Option<Con
         .filter_map(|(name, source)| check_source(&name, source, &destinations, smtp.is_some(), &mut found))
         .map(|source| (source.id.clone(), source))
         .collect();
+    let public_url = match raw.server.public_url.as_deref().map(Url::parse) {
+        Some(Ok(url)) if matches!(url.scheme(), "http" | "https") => Some(url),
+        Some(_) => {
+            found.problem("server.public_url", "not an http(s) URL such as https://leads.example.com");
+            None
+        }
+        None => None,
+    };
     Some(Config {
         listen: listen?,
+        public_url,
         store: StoreConfig { url: store_url?, durability: durability? },
         worker: WorkerConfig {
             interval: worker.interval,
@@ -241,11 +250,6 @@ fn check_source(
 ) -> Option<SourceConfig> {
     let key = |field: &str| format!("sources.{name}.{field}");
     let before = found.0.len();
-    match raw.kind.as_deref() {
-        Some("partner") => {}
-        Some(other) => found.problem(key("kind"), format!("«{other}» is not a known kind (known: partner)")),
-        None => found.problem(key("kind"), "missing (known: partner)"),
-    }
     let mut required = |field: &str, value: Option<String>| match value.filter(|value| !value.trim().is_empty()) {
         Some(value) => Some(value),
         None => {
@@ -256,10 +260,24 @@ fn check_source(
     let destination = required("destination", raw.destination);
     let pipeline = required("pipeline", raw.pipeline);
     let status = required("status", raw.status);
-    let source_key = raw.key.filter(|secret| secret.expose_secret().len() >= 16);
-    if source_key.is_none() {
-        found.problem(key("key"), "missing or shorter than 16 characters");
-    }
+    let kind = match raw.kind.as_deref() {
+        Some("partner") => {
+            let source_key = raw.key.filter(|secret| secret.expose_secret().len() >= 16);
+            if source_key.is_none() {
+                found.problem(key("key"), "missing or shorter than 16 characters");
+            }
+            source_key.map(|key| SourceKind::Partner { key })
+        }
+        Some("zap") => check_zap(raw.username, raw.secret_key, raw.timezone.as_deref(), &key, found),
+        Some(other) => {
+            found.problem(key("kind"), format!("«{other}» is not a known kind (known: partner, zap)"));
+            None
+        }
+        None => {
+            found.problem(key("kind"), "missing (known: partner, zap)");
+            None
+        }
+    };
     if let Some(destination) = &destination
         && !destinations.contains_key(destination)
     {
@@ -295,11 +313,30 @@ fn check_source(
     }
     Some(SourceConfig {
         id: SourceId(name.to_owned()),
-        key: source_key?,
+        kind: kind?,
         route: Route { destination: destination?, pipeline: pipeline?, status: status? },
         retry: retry.ok()?,
         feedback: SourceFeedback { callback_secret: raw.callback_secret, notify, messages, email },
     })
+}
+
+fn check_zap(
+    username: Option<String>,
+    secret_key: Option<SecretString>,
+    timezone: Option<&str>,
+    key: &dyn Fn(&str) -> String,
+    found: &mut Found<'_>,
+) -> Option<SourceKind> {
+    let username = username.filter(|name| !name.is_empty()).unwrap_or_else(|| "vivareal".to_owned());
+    let secret_key = secret_key.filter(|secret| secret.expose_secret().len() >= 8);
+    if secret_key.is_none() {
+        found.problem(key("secret_key"), "missing or shorter than 8 characters: the password the portal sends");
+    }
+    let timezone = timezone.unwrap_or("America/Sao_Paulo");
+    let timezone = timezone.parse::<chrono_tz::Tz>().map_err(|_| {
+        found.problem(key("timezone"), format!("«{timezone}» is not an IANA time zone such as America/Sao_Paulo"))
+    });
+    Some(SourceKind::Zap(ZapSource { username, secret_key: secret_key?, timezone: timezone.ok()? }))
 }
 
 fn check_retry(raw: RawRetry) -> Result<RetryPolicy, String> {

@@ -25,6 +25,8 @@ const DEFAULTS: &str = include_str!("default.toml");
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// This gateway's address as the outside world reaches it (for the portal's batch file).
+    pub public_url: Option<Url>,
     pub store: StoreConfig,
     pub worker: WorkerConfig,
     pub phone_region: PhoneRegion,
@@ -109,10 +111,40 @@ pub struct OAuthConfig {
 #[derive(Debug, Clone)]
 pub struct SourceConfig {
     pub id: SourceId,
-    pub key: SecretString,
+    pub kind: SourceKind,
+    /// For a portal source, the default of advertisers that set no route of their own.
     pub route: Route,
     pub retry: RetryPolicy,
     pub feedback: SourceFeedback,
+}
+
+/// The channel a source receives leads on, with its credentials.
+#[derive(Debug, Clone)]
+pub enum SourceKind {
+    /// `POST /api/v1/leads` (the TrendAgent flow), authenticated by `key`.
+    Partner { key: SecretString },
+    /// Grupo ZAP's lead contract: `POST /grupozap/lead[/{advertiser}]` with HTTP Basic auth.
+    Zap(ZapSource),
+}
+
+#[derive(Debug, Clone)]
+pub struct ZapSource {
+    /// The Basic auth user name; `vivareal` in the portal's samples.
+    pub username: String,
+    /// The Basic auth password the portal issues to the gateway.
+    pub secret_key: SecretString,
+    /// The zone the contract's local `timestamp` is read in.
+    pub timezone: chrono_tz::Tz,
+}
+
+impl SourceConfig {
+    /// The key of a partner source; portal sources authenticate otherwise.
+    pub fn partner_key(&self) -> Option<&SecretString> {
+        match &self.kind {
+            SourceKind::Partner { key } => Some(key),
+            SourceKind::Zap(_) => None,
+        }
+    }
 }
 
 /// When a failed lead is tried again, and when it is given up as `dead`.

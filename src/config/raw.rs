@@ -25,6 +25,7 @@ pub struct RawSettings {
 #[derive(Debug, Deserialize)]
 pub struct RawServer {
     pub listen: String,
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -72,6 +73,9 @@ pub struct RawDestination {
 pub struct RawSource {
     pub kind: Option<String>,
     pub key: Option<SecretString>,
+    pub username: Option<String>,
+    pub secret_key: Option<SecretString>,
+    pub timezone: Option<String>,
     pub destination: Option<String>,
     pub pipeline: Option<String>,
     pub status: Option<String>,

@@ -18,6 +18,16 @@ pub enum Connector {
     AmoCrm(AmoCrm),
 }
 
+/// Which decision a lead gets, by the kind of its source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// The partner contract: a known client gets no new deal; an existing deal is moved.
+    Partner,
+    /// The listing portal: the client is found by phone or e-mail; an existing deal gets a note,
+    /// a known client without one gets a new deal.
+    Portal,
+}
+
 /// Why a delivery attempt stopped, which decides what happens to the lead next.
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
@@ -72,10 +82,11 @@ impl Connector {
         &self,
         lead: &Lead,
         route: &Route,
+        flow: Flow,
         journal: &mut Journal<'_>,
     ) -> Result<Outcome, DeliveryError> {
         match self {
-            Self::AmoCrm(amocrm) => amocrm.deliver(lead, route, journal).await,
+            Self::AmoCrm(amocrm) => amocrm.deliver(lead, route, flow, journal).await,
         }
     }
 

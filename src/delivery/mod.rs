@@ -10,8 +10,8 @@ use chrono::Utc;
 use serde_json::json;
 use tokio::sync::Notify;
 
-use crate::config::{Route, SourceConfig, WorkerConfig};
-use crate::connectors::{Connector, Connectors, DeliveryError};
+use crate::config::{Route, SourceConfig, SourceKind, WorkerConfig};
+use crate::connectors::{Connector, Connectors, DeliveryError, Flow};
 use crate::domain::{HistoryEvent, Lead, Outcome, SourceId};
 use crate::notify::templates::EmailContext;
 use crate::store::{AttemptCount, Claim, FeedbackKind, OwedFeedback, Store, StoreError};
@@ -50,13 +50,17 @@ impl Deliverer {
         let lead = &claim.lead;
         let mut journal = Journal::new(&self.store, &claim.lease, self.worker.lease, claim.progress.clone());
         journal.note(HistoryEvent::now("claimed", json!({ "attempt": lead.attempt + 1 })));
-        let (source, connector) = match self.route_of(lead) {
+        let (source, route, connector) = match self.route_of(lead) {
             Ok(found) => found,
             Err(reason) => {
                 return self.settle_failure(claim, DeliveryError::Misconfigured(reason), journal.take_events()).await;
             }
         };
-        match connector.deliver(lead, &source.route, &mut journal).await {
+        let flow = match source.kind {
+            SourceKind::Partner { .. } => Flow::Partner,
+            SourceKind::Zap(_) => Flow::Portal,
+        };
+        match connector.deliver(lead, &route, flow, &mut journal).await {
             Ok(outcome) => self.complete(claim, &outcome, source, connector, journal.take_events()).await,
             Err(error) => self.settle_failure(claim, error, journal.take_events()).await,
         }
@@ -83,16 +87,24 @@ impl Deliverer {
         Ok(())
     }
 
-    /// The lead's source and connector, or why they are missing from the configuration.
-    fn route_of(&self, lead: &Lead) -> Result<(&SourceConfig, &Connector), String> {
+    /// The lead's source, its route (an advertiser's overrides over the source's), and the
+    /// connector, or why they are missing from the configuration.
+    fn route_of(&self, lead: &Lead) -> Result<(&SourceConfig, Route, &Connector), String> {
         let source = self
             .sources
             .get(&lead.fields.source)
             .ok_or_else(|| format!("source «{}» is no longer configured", lead.fields.source))?;
-        let Route { destination, .. } = &source.route;
-        let connector =
-            self.connectors.get(destination).ok_or_else(|| format!("destination «{destination}» is not configured"))?;
-        Ok((source, connector))
+        let routing = &lead.fields.routing;
+        let route = Route {
+            destination: routing.destination.clone().unwrap_or_else(|| source.route.destination.clone()),
+            pipeline: routing.pipeline.clone().unwrap_or_else(|| source.route.pipeline.clone()),
+            status: routing.status.clone().unwrap_or_else(|| source.route.status.clone()),
+        };
+        let connector = self
+            .connectors
+            .get(&route.destination)
+            .ok_or_else(|| format!("destination «{}» is not configured", route.destination))?;
+        Ok((source, route, connector))
     }
 
     /// Sends the lead back to the queue, or makes it `dead` when the CRM refused its data or its
@@ -162,7 +174,9 @@ fn owed_feedback(lead: &Lead, outcome: &Outcome, source: &SourceConfig, connecto
         let payload = json!({ "url": url, "source": fields.source, "body": body });
         owed.push(OwedFeedback { kind: FeedbackKind::Callback, payload });
     }
-    if !source.feedback.notify.is_empty() {
+    let mut recipients: Vec<&str> = source.feedback.notify.iter().map(|address| address.as_str()).collect();
+    recipients.extend(fields.routing.advertiser_email.as_ref().map(|address| address.as_str()));
+    if !recipients.is_empty() {
         let (contact_url, deal_url) = connector.card_links(outcome);
         let context = EmailContext {
             lead_id: lead.id.0,
@@ -183,8 +197,7 @@ fn owed_feedback(lead: &Lead, outcome: &Outcome, source: &SourceConfig, connecto
         };
         match source.feedback.email.render(&context) {
             Ok(email) => {
-                let to: Vec<&str> = source.feedback.notify.iter().map(|address| address.as_str()).collect();
-                let payload = json!({ "to": to, "subject": email.subject, "body": email.body });
+                let payload = json!({ "to": recipients, "subject": email.subject, "body": email.body });
                 owed.push(OwedFeedback { kind: FeedbackKind::Email, payload });
             }
             // Templates are checked at start-up, so this is a value the template cannot show;

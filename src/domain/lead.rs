@@ -40,6 +40,8 @@ pub enum LeadStatus {
     Rejected,
     Skipped,
     Dead,
+    /// A portal lead whose advertiser is not known yet; it waits for an operator to route it.
+    Unrouted,
 }
 
 impl LeadStatus {
@@ -51,6 +53,7 @@ impl LeadStatus {
             Self::Rejected => "rejected",
             Self::Skipped => "skipped",
             Self::Dead => "dead",
+            Self::Unrouted => "unrouted",
         }
     }
 
@@ -62,6 +65,7 @@ impl LeadStatus {
             "rejected" => Self::Rejected,
             "skipped" => Self::Skipped,
             "dead" => Self::Dead,
+            "unrouted" => Self::Unrouted,
             _ => return None,
         })
     }
@@ -81,6 +85,23 @@ pub struct NewLead {
     pub callback_url: Option<Url>,
     /// The request body exactly as received, extra fields included.
     pub payload: serde_json::Value,
+    /// Where the lead goes when that is not simply its source's route (portal advertisers).
+    pub routing: Routing,
+    /// When the lead was made at its origin, if the sender says.
+    pub origin_time: Option<DateTime<Utc>>,
+}
+
+/// A portal lead's advertiser and what it overrides of the source's route.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Routing {
+    pub advertiser_id: Option<String>,
+    pub destination: Option<String>,
+    pub pipeline: Option<String>,
+    pub status: Option<String>,
+    /// The advertiser's own address, when it asked for a copy of each lead.
+    pub advertiser_email: Option<Email>,
+    /// No advertiser could be found: the lead is stored `unrouted` until an operator routes it.
+    pub unrouted: bool,
 }
 
 /// A stored lead with its place in the life cycle.
@@ -97,6 +118,20 @@ pub struct Lead {
     pub updated_at: DateTime<Utc>,
 }
 
+impl From<super::advertiser::Advertiser> for Routing {
+    /// A lead for this advertiser: its route overrides, and its address when it wants a copy.
+    fn from(advertiser: super::advertiser::Advertiser) -> Self {
+        Self {
+            advertiser_id: Some(advertiser.id.as_str().to_owned()),
+            destination: advertiser.route.destination,
+            pipeline: advertiser.route.pipeline,
+            status: advertiser.route.status,
+            advertiser_email: advertiser.email.filter(|_| advertiser.send_lead_email),
+            unrouted: false,
+        }
+    }
+}
+
 /// What the CRM told us about the client: the three cases of the partner flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -107,13 +142,19 @@ pub enum Decision {
     KnownClientWithoutDeal,
     /// In the CRM with a deal of the source's pipeline: that deal moved to the source's stage.
     KnownClientDealMoved,
+    /// Portal flow: in the CRM without a deal of the pipeline: a deal and a note were created.
+    KnownClientNewDeal,
+    /// Portal flow: in the CRM with a deal of the pipeline: a note was added to it.
+    KnownClientDealNoted,
 }
 
 impl Decision {
     pub fn status(self) -> LeadStatus {
         match self {
-            Self::NewClient => LeadStatus::Approved,
-            Self::KnownClientWithoutDeal | Self::KnownClientDealMoved => LeadStatus::Rejected,
+            Self::NewClient | Self::KnownClientNewDeal => LeadStatus::Approved,
+            Self::KnownClientWithoutDeal | Self::KnownClientDealMoved | Self::KnownClientDealNoted => {
+                LeadStatus::Rejected
+            }
         }
     }
 

@@ -28,6 +28,11 @@ pub enum ApiError {
     AdminUnauthorized,
     #[error("Заявка не найдена")]
     NotFound,
+    /// Only for the portal: it reads 404 as "this integration is gone".
+    #[error("the advertiser is unknown or disabled")]
+    AdvertiserNotFound,
+    #[error("missing or wrong Basic credentials")]
+    PortalUnauthorized,
     /// The request is valid but the lead's state does not allow it.
     #[error("Ошибка! {0}")]
     Conflict(String),
@@ -43,15 +48,21 @@ impl IntoResponse for ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::IdempotencyKeyReused(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::NotFound | Self::AdvertiserNotFound => StatusCode::NOT_FOUND,
+            Self::PortalUnauthorized => StatusCode::UNAUTHORIZED,
             Self::Internal(error) => {
                 tracing::error!(?error, "request failed on our side");
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         };
         let mut response = (status, Json(json!({ "error": self.to_string() }))).into_response();
-        if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert("www-authenticate", axum::http::HeaderValue::from_static("Bearer"));
+        let challenge = match self {
+            Self::PortalUnauthorized => Some("Basic realm=\"leadgate\""),
+            Self::Unauthorized | Self::AdminUnauthorized => Some("Bearer"),
+            _ => None,
+        };
+        if let Some(challenge) = challenge {
+            response.headers_mut().insert("www-authenticate", axum::http::HeaderValue::from_static(challenge));
         }
         response
     }

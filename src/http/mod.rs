@@ -57,6 +57,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/leads", post(intake::partner::accept))
         .route("/api/v1/leads/{id}", get(lead_status::show))
         .route("/api/v1/leads/{id}/retry", post(admin::retry))
+        .route("/grupozap/lead", post(intake::zap::accept_by_listing))
+        .route("/grupozap/lead/{advertiser}", post(intake::zap::accept_for_advertiser))
         .route("/healthz", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

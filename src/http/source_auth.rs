@@ -42,7 +42,8 @@ where
         // source came close.
         let mut matched = None;
         for source in sources.iter() {
-            if bool::from(source.key.expose_secret().as_bytes().ct_eq(presented.as_bytes())) {
+            let Some(key) = source.partner_key() else { continue };
+            if bool::from(key.expose_secret().as_bytes().ct_eq(presented.as_bytes())) {
                 matched = Some(source.clone());
             }
         }

@@ -5,10 +5,11 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use url::Url;
 
-use crate::domain::{Email, NewLead, Phone, PhoneRegion, SourceId};
+use super::text_field;
+use crate::domain::{Email, NewLead, Phone, PhoneRegion, Routing, SourceId};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::source_auth::AuthenticatedSource;
@@ -94,18 +95,9 @@ fn parse_lead(
         comment: text_field(fields, "comment")?,
         callback_url,
         payload,
+        routing: Routing::default(),
+        origin_time: None,
     })
-}
-
-/// A known field as text: strings trimmed, numbers spelt out (phones often arrive as numbers),
-/// blank and `null` taken as absent.
-fn text_field(fields: &Map<String, Value>, name: &str) -> Result<Option<String>, ApiError> {
-    match fields.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) => Ok(Some(text.trim().to_owned()).filter(|text| !text.is_empty())),
-        Some(Value::Number(number)) => Ok(Some(number.to_string())),
-        Some(_) => Err(ApiError::Invalid(format!("поле {name} должно быть строкой"))),
-    }
 }
 
 fn parse_callback_url(text: &str) -> Result<Url, ApiError> {

@@ -1,1 +1,64 @@
 //! Advertisers of a portal source (Grupo ZAP): the store contract.
+
+use super::{Store, StoreError};
+use crate::domain::SourceId;
+use crate::domain::advertiser::{Advertiser, AdvertiserId};
+
+impl Store {
+    /// Adds or replaces every advertiser of `advertisers` in one transaction: all or nothing.
+    /// An advertiser's listings become exactly `listings`.
+    ///
+    /// # Errors
+    /// `Database` when a listing already belongs to another advertiser of the same source (the
+    /// table's key enforces it): callers check ownership first to name the conflict.
+    pub async fn upsert_advertisers(&self, advertisers: &[Advertiser]) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(store) => store.upsert_advertisers(advertisers).await,
+        }
+    }
+
+    /// The advertiser with this id, disabled or not: callers decide what a disabled one means.
+    pub async fn find_advertiser(
+        &self,
+        source: &SourceId,
+        id: &AdvertiserId,
+    ) -> Result<Option<Advertiser>, StoreError> {
+        match self {
+            Self::Sqlite(store) => store.find_advertiser(source, id).await,
+        }
+    }
+
+    /// The advertiser that owns the listing a lead names (its `clientListingId`), disabled or not.
+    pub async fn advertiser_for_listing(
+        &self,
+        source: &SourceId,
+        client_listing_id: &str,
+    ) -> Result<Option<Advertiser>, StoreError> {
+        match self {
+            Self::Sqlite(store) => store.advertiser_for_listing(source, client_listing_id).await,
+        }
+    }
+
+    /// Every advertiser (of `source`, if given) ordered by source and id, with its listings.
+    pub async fn list_advertisers(
+        &self,
+        source: Option<&SourceId>,
+        include_disabled: bool,
+    ) -> Result<Vec<Advertiser>, StoreError> {
+        match self {
+            Self::Sqlite(store) => store.list_advertisers(source, include_disabled).await,
+        }
+    }
+
+    /// Returns whether the advertiser exists.
+    pub async fn set_advertiser_enabled(
+        &self,
+        source: &SourceId,
+        id: &AdvertiserId,
+        enabled: bool,
+    ) -> Result<bool, StoreError> {
+        match self {
+            Self::Sqlite(store) => store.set_advertiser_enabled(source, id, enabled).await,
+        }
+    }
+}

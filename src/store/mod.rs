@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::config::StoreConfig;
-use crate::domain::{HistoryEvent, Lead, LeadId, LeadStatus, NewLead, Outcome, SourceId};
+use crate::domain::{HistoryEvent, Lead, LeadId, LeadStatus, NewLead, Outcome, Routing, SourceId};
 pub use group_commit::LeadWriter;
 pub use sqlite::SqliteStore;
 
@@ -111,7 +111,8 @@ pub struct OutboxLease {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resend {
     Queued,
-    /// Only dead leads are re-sent: any other lead is either still on its way or settled.
+    /// Only dead leads are re-sent (and only unrouted ones routed): any other lead is either
+    /// still on its way or settled.
     NotDead(LeadStatus),
     NotFound,
 }
@@ -256,6 +257,13 @@ impl Store {
     pub async fn resend(&self, id: LeadId, requested_by: &str) -> Result<Resend, StoreError> {
         match self {
             Self::Sqlite(store) => store.resend(id, requested_by).await,
+        }
+    }
+
+    /// Gives an `unrouted` lead its advertiser's routing and queues it; other leads are left alone.
+    pub async fn route_lead(&self, id: LeadId, routing: &Routing, requested_by: &str) -> Result<Resend, StoreError> {
+        match self {
+            Self::Sqlite(store) => store.route_lead(id, routing, requested_by).await,
         }
     }
 

@@ -3,7 +3,9 @@
 use sqlx::FromRow;
 
 use super::{StoreError, from_millis};
-use crate::domain::{Decision, Email, HistoryEvent, Lead, LeadId, LeadStatus, NewLead, Outcome, Phone, SourceId};
+use crate::domain::{
+    Decision, Email, HistoryEvent, Lead, LeadId, LeadStatus, NewLead, Outcome, Phone, Routing, SourceId,
+};
 
 #[derive(Debug, FromRow)]
 pub struct LeadRow {
@@ -28,6 +30,12 @@ pub struct LeadRow {
     pub last_error: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    pub advertiser_id: Option<String>,
+    pub route_destination: Option<String>,
+    pub route_pipeline: Option<String>,
+    pub route_status: Option<String>,
+    pub advertiser_email: Option<String>,
+    pub origin_time: Option<i64>,
 }
 
 #[derive(Debug, FromRow)]
@@ -63,6 +71,15 @@ impl TryFrom<LeadRow> for Lead {
                 comment: row.comment,
                 callback_url,
                 payload,
+                routing: Routing {
+                    advertiser_id: row.advertiser_id,
+                    destination: row.route_destination,
+                    pipeline: row.route_pipeline,
+                    status: row.route_status,
+                    advertiser_email: row.advertiser_email.map(Email::from_stored),
+                    unrouted: status == LeadStatus::Unrouted,
+                },
+                origin_time: row.origin_time.map(from_millis),
             },
             status,
             attempt: row.attempt,
@@ -90,5 +107,7 @@ pub fn decision_text(decision: Decision) -> &'static str {
         Decision::NewClient => "new_client",
         Decision::KnownClientWithoutDeal => "known_client_without_deal",
         Decision::KnownClientDealMoved => "known_client_deal_moved",
+        Decision::KnownClientNewDeal => "known_client_new_deal",
+        Decision::KnownClientDealNoted => "known_client_deal_noted",
     }
 }

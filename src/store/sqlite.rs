@@ -20,7 +20,8 @@ pub struct SqliteStore {
 }
 
 pub(super) const LEAD_COLUMNS: &str = "id, source_id, external_id, name, phone, phone_raw, email, comment, callback_url, payload, \
-     status, run_at, attempt, lease_token, progress, decision, contact_id, deal_id, last_error, created_at, updated_at";
+     status, run_at, attempt, lease_token, progress, decision, contact_id, deal_id, last_error, created_at, updated_at, \
+     advertiser_id, route_destination, route_pipeline, route_status, advertiser_email, origin_time";
 
 impl SqliteStore {
     pub(super) fn pool(&self) -> &SqlitePool {
@@ -274,8 +275,9 @@ async fn insert_lead(tx: &mut Transaction<'_, Sqlite>, lead: &NewLead) -> Result
     let now = to_millis(Utc::now());
     let id: Option<i64> = sqlx::query_scalar(
         "insert into leads (source_id, external_id, name, phone, phone_raw, email, comment, callback_url, payload,
-                            status, run_at, created_at, updated_at)
-         values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10, ?10, ?10)
+                            status, run_at, created_at, updated_at, advertiser_id, route_destination, route_pipeline,
+                            route_status, advertiser_email, origin_time)
+         values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
          on conflict (source_id, external_id) where external_id is not null do nothing
          returning id",
     )
@@ -288,7 +290,14 @@ async fn insert_lead(tx: &mut Transaction<'_, Sqlite>, lead: &NewLead) -> Result
     .bind(&lead.comment)
     .bind(lead.callback_url.as_ref().map(url::Url::as_str))
     .bind(lead.payload.to_string())
+    .bind(if lead.routing.unrouted { LeadStatus::Unrouted } else { LeadStatus::Pending }.as_str())
     .bind(now)
+    .bind(&lead.routing.advertiser_id)
+    .bind(&lead.routing.destination)
+    .bind(&lead.routing.pipeline)
+    .bind(&lead.routing.status)
+    .bind(lead.routing.advertiser_email.as_ref().map(|email| email.as_str()))
+    .bind(lead.origin_time.map(to_millis))
     .fetch_optional(&mut **tx)
     .await?;
     if let Some(id) = id {

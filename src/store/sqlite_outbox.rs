@@ -8,7 +8,7 @@ use sqlx::FromRow;
 use super::rows::LeadRow;
 use super::sqlite::{LEAD_COLUMNS, SqliteStore, insert_history, lease_token};
 use super::{FeedbackClaim, FeedbackKind, OutboxLease, Resend, StoreError, StoredFeedback, from_millis, to_millis};
-use crate::domain::{HistoryEvent, Lead, LeadId, LeadStatus, SourceId};
+use crate::domain::{HistoryEvent, Lead, LeadId, LeadStatus, Routing, SourceId};
 
 #[derive(FromRow)]
 struct OutboxRow {
@@ -144,6 +144,41 @@ impl SqliteStore {
             });
         }
         let event = HistoryEvent::now("resend_requested", serde_json::json!({ "by": requested_by }));
+        insert_history(&mut tx, id, std::slice::from_ref(&event)).await?;
+        tx.commit().await?;
+        Ok(Resend::Queued)
+    }
+
+    /// Gives an unrouted lead its advertiser and route, and queues it.
+    pub async fn route_lead(&self, id: LeadId, routing: &Routing, requested_by: &str) -> Result<Resend, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let updated = sqlx::query(
+            "update leads set status = 'pending', run_at = ?1, updated_at = ?1, advertiser_id = ?2,
+                 route_destination = ?3, route_pipeline = ?4, route_status = ?5, advertiser_email = ?6
+             where id = ?7 and status = 'unrouted'",
+        )
+        .bind(to_millis(Utc::now()))
+        .bind(&routing.advertiser_id)
+        .bind(&routing.destination)
+        .bind(&routing.pipeline)
+        .bind(&routing.status)
+        .bind(routing.advertiser_email.as_ref().map(|email| email.as_str()))
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            let status: Option<String> = sqlx::query_scalar("select status from leads where id = ?1")
+                .bind(id.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+            tx.rollback().await?;
+            return Ok(match status.as_deref().and_then(LeadStatus::parse) {
+                Some(status) => Resend::NotDead(status),
+                None => Resend::NotFound,
+            });
+        }
+        let event =
+            HistoryEvent::now("routed", serde_json::json!({ "by": requested_by, "advertiser": routing.advertiser_id }));
         insert_history(&mut tx, id, std::slice::from_ref(&event)).await?;
         tx.commit().await?;
         Ok(Resend::Queued)

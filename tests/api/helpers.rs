@@ -11,7 +11,7 @@ use std::time::Duration;
 use amocrm_emulator::{EmulatorConfig, RunningEmulator};
 use leadgate::config::{
     AmoCrmAuth, AmoCrmConfig, Config, DestinationConfig, OAuthConfig, RetryPolicy, Route, SmtpConfig, SourceConfig,
-    SourceFeedback,
+    SourceFeedback, SourceKind, ZapSource,
 };
 use leadgate::domain::Email;
 use leadgate::domain::SourceId;
@@ -47,7 +47,13 @@ pub struct Setup {
     pub smtp_url: Option<String>,
     pub notify: Vec<String>,
     pub admin_token: Option<String>,
+    /// Adds a Grupo ZAP source `zap` (Basic `vivareal` / `ZAP_SECRET`) routing to «Воронка».
+    pub zap: bool,
 }
+
+pub const ZAP_SECRET: &str = "zap-secret-key-0123";
+pub const ZAP_PIPELINE: &str = "Воронка";
+pub const ZAP_STAGE: &str = "Первичный контакт";
 
 pub const ADMIN_TOKEN: &str = "admin-token-0123456789abcdef";
 
@@ -66,6 +72,7 @@ impl Default for Setup {
             smtp_url: None,
             notify: Vec::new(),
             admin_token: Some(ADMIN_TOKEN.to_owned()),
+            zap: false,
         }
     }
 }
@@ -144,7 +151,7 @@ pub async fn spawn_app_with(setup: Setup) -> TestApp {
             let id = SourceId(id.to_owned());
             let source = SourceConfig {
                 id: id.clone(),
-                key: SecretString::from(key),
+                kind: SourceKind::Partner { key: SecretString::from(key) },
                 route: route.clone(),
                 retry: setup.retry,
                 feedback: feedback.clone(),
@@ -152,6 +159,21 @@ pub async fn spawn_app_with(setup: Setup) -> TestApp {
             (id, source)
         })
         .collect();
+    if setup.zap {
+        let id = SourceId("zap".to_owned());
+        let zap = SourceConfig {
+            id: id.clone(),
+            kind: SourceKind::Zap(ZapSource {
+                username: "vivareal".to_owned(),
+                secret_key: SecretString::from(ZAP_SECRET),
+                timezone: chrono_tz::America::Sao_Paulo,
+            }),
+            route: Route { destination: "main".into(), pipeline: ZAP_PIPELINE.into(), status: ZAP_STAGE.into() },
+            retry: RetryPolicy::default(),
+            feedback: feedback.clone(),
+        };
+        config.sources.insert(id, zap);
+    }
     let app = App::build(config).await.unwrap();
     let (address, store) = (app.address, app.store.clone());
     let shutdown = CancellationToken::new();

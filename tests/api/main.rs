@@ -1,5 +1,6 @@
 //! End-to-end tests: the real router or the real binary, a fresh SQLite file each, the amoCRM emulator over HTTP.
 
+mod advertisers;
 mod callback_receiver;
 mod config_check;
 mod crash;
@@ -12,3 +13,4 @@ mod intake;
 mod resend;
 mod serve_defaults;
 mod smtp_sink;
+mod zap;

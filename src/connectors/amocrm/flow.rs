@@ -10,7 +10,7 @@ use serde_json::json;
 use super::wire::{AmoContact, AmoDeal, ContactsPage, Created, NotesPage};
 use super::{AmoCrm, Placement};
 use crate::config::Route;
-use crate::connectors::DeliveryError;
+use crate::connectors::{DeliveryError, Flow};
 use crate::delivery::Journal;
 use crate::domain::{Decision, HistoryEvent, Lead, Outcome, Phone};
 
@@ -34,6 +34,27 @@ enum Create {
     Note,
 }
 
+impl Progress {
+    /// Records the look-up and what it leaves to create: everything for a new client; for the
+    /// portal, a deal and note for a known client, or only a note on the deal it has.
+    fn plan(&mut self, found: Found, flow: Flow) {
+        self.found = Some(found);
+        self.started = match (found, flow) {
+            (Found::New, _) => Some(Create::Contact),
+            (Found::KnownWithoutDeal { contact_id }, Flow::Portal) => {
+                self.contact_id = Some(contact_id);
+                Some(Create::Deal)
+            }
+            (Found::KnownWithDeal { contact_id, deal_id }, Flow::Portal) => {
+                self.contact_id = Some(contact_id);
+                self.deal_id = Some(deal_id);
+                Some(Create::Note)
+            }
+            (_, Flow::Partner) => None,
+        };
+    }
+}
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Progress {
     found: Option<Found>,
@@ -49,6 +70,7 @@ impl AmoCrm {
         &self,
         lead: &Lead,
         route: &Route,
+        flow: Flow,
         journal: &mut Journal<'_>,
     ) -> Result<Outcome, DeliveryError> {
         let resumed: Option<Progress> = journal.earlier_progress();
@@ -57,42 +79,50 @@ impl AmoCrm {
         let placement = self.placement(route, journal.calls()).await?;
         let found = match progress.found {
             Some(Found::New) if interrupted == Some(Create::Contact) => {
-                self.decide_again(lead, placement, &mut progress, journal).await?
+                self.decide_again(lead, placement, flow, &mut progress, journal).await?
             }
             Some(found) => found,
             None => {
-                let found = self.look_up(lead, placement, journal.calls()).await?;
+                let found = self.look_up(lead, placement, flow, journal.calls()).await?;
                 journal.note(HistoryEvent::now("client_looked_up", serde_json::to_value(found).unwrap_or_default()));
-                progress.found = Some(found);
-                progress.started = (found == Found::New).then_some(Create::Contact);
+                progress.plan(found, flow);
                 journal.record_step(&progress).await?;
                 found
             }
         };
-        match found {
-            Found::New => self.create_client(lead, placement, &mut progress, interrupted, journal).await,
-            Found::KnownWithoutDeal { contact_id } => {
-                Ok(Outcome { decision: Decision::KnownClientWithoutDeal, contact_id: Some(contact_id), deal_id: None })
+        let decision = match (found, flow) {
+            (Found::New, _) => Decision::NewClient,
+            (Found::KnownWithoutDeal { .. }, Flow::Portal) => Decision::KnownClientNewDeal,
+            (Found::KnownWithDeal { .. }, Flow::Portal) => Decision::KnownClientDealNoted,
+            (Found::KnownWithoutDeal { contact_id }, Flow::Partner) => {
+                return Ok(Outcome {
+                    decision: Decision::KnownClientWithoutDeal,
+                    contact_id: Some(contact_id),
+                    deal_id: None,
+                });
             }
-            Found::KnownWithDeal { contact_id, deal_id } => {
+            (Found::KnownWithDeal { contact_id, deal_id }, Flow::Partner) => {
                 // Moving a deal to a stage is idempotent, so it needs no journal entry of its own.
                 let change = json!({ "pipeline_id": placement.pipeline_id, "status_id": placement.status_id });
                 self.client.patch(journal.calls(), &format!("/api/v4/leads/{deal_id}"), &change).await?;
-                Ok(Outcome {
+                return Ok(Outcome {
                     decision: Decision::KnownClientDealMoved,
                     contact_id: Some(contact_id),
                     deal_id: Some(deal_id),
-                })
+                });
             }
-        }
+        };
+        self.create_client(lead, placement, &mut progress, interrupted, decision, journal).await
     }
 
+    /// Makes whatever of contact, deal and note the plan still lacks, each journaled before the next.
     async fn create_client(
         &self,
         lead: &Lead,
         placement: Placement,
         progress: &mut Progress,
         interrupted: Option<Create>,
+        decision: Decision,
         journal: &mut Journal<'_>,
     ) -> Result<Outcome, DeliveryError> {
         let contact_id = match progress.contact_id {
@@ -135,7 +165,7 @@ impl AmoCrm {
             progress.started = None;
             journal.record_step(progress).await?;
         }
-        Ok(Outcome { decision: Decision::NewClient, contact_id: Some(contact_id), deal_id: Some(deal_id) })
+        Ok(Outcome { decision, contact_id: Some(contact_id), deal_id: Some(deal_id) })
     }
 
     /// A "new client" lead whose contact create was cut short: the create may have happened,
@@ -147,10 +177,11 @@ impl AmoCrm {
         &self,
         lead: &Lead,
         placement: Placement,
+        flow: Flow,
         progress: &mut Progress,
         journal: &mut Journal<'_>,
     ) -> Result<Found, DeliveryError> {
-        let now = self.look_up(lead, placement, journal.calls()).await?;
+        let now = self.look_up(lead, placement, flow, journal.calls()).await?;
         journal.note(HistoryEvent::now("client_looked_up_again", serde_json::to_value(now).unwrap_or_default()));
         let found = match now {
             Found::New => return Ok(Found::New),
@@ -160,8 +191,7 @@ impl AmoCrm {
                 Found::New
             }
             Found::KnownWithDeal { .. } => {
-                progress.found = Some(now);
-                progress.started = None;
+                progress.plan(now, flow);
                 now
             }
         };
@@ -173,9 +203,16 @@ impl AmoCrm {
         &self,
         lead: &Lead,
         placement: Placement,
+        flow: Flow,
         calls: &mut Vec<HistoryEvent>,
     ) -> Result<Found, DeliveryError> {
-        let contacts = self.matching_contacts(lead, calls).await?;
+        let mut contacts = self.matching_contacts(lead, calls).await?;
+        if contacts.is_empty()
+            && flow == Flow::Portal
+            && let Some(email) = &lead.fields.email
+        {
+            contacts = self.contacts_with_email(email.as_str(), calls).await?;
+        }
         let Some(first) = contacts.first() else {
             return Ok(Found::New);
         };
@@ -207,18 +244,26 @@ impl AmoCrm {
         Ok(contacts)
     }
 
+    /// Contacts holding exactly this e-mail address (the search is fuzzy here too).
+    async fn contacts_with_email(
+        &self,
+        email: &str,
+        calls: &mut Vec<HistoryEvent>,
+    ) -> Result<Vec<AmoContact>, DeliveryError> {
+        let query = [("query", email), ("with", "leads"), ("limit", "250")];
+        let page: Option<ContactsPage> = self.client.get(calls, "/api/v4/contacts", &query).await?;
+        let mut contacts: Vec<AmoContact> = page
+            .map(|page| page.embedded.contacts)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|contact| field_texts(contact, "EMAIL").any(|text| text.trim().eq_ignore_ascii_case(email)))
+            .collect();
+        contacts.sort_by_key(|contact| contact.id);
+        Ok(contacts)
+    }
+
     fn has_phone(&self, contact: &AmoContact, phone: &Phone) -> bool {
-        contact
-            .custom_fields_values
-            .iter()
-            .flatten()
-            .filter(|field| field.field_code.as_deref() == Some("PHONE"))
-            .flat_map(|field| &field.values)
-            .filter_map(|value| match &value.value {
-                serde_json::Value::String(text) => Some(text.clone()),
-                serde_json::Value::Number(number) => Some(number.to_string()),
-                _ => None,
-            })
+        field_texts(contact, "PHONE")
             .any(|text| Phone::parse(&text, self.phone_region).is_ok_and(|stored| stored.e164() == phone.e164()))
     }
 
@@ -326,6 +371,21 @@ impl AmoCrm {
                 .map(|_| note.id)
         }))
     }
+}
+
+/// The values of a contact's system field (`PHONE`, `EMAIL`) as text.
+fn field_texts<'a>(contact: &'a AmoContact, code: &'a str) -> impl Iterator<Item = String> + 'a {
+    contact
+        .custom_fields_values
+        .iter()
+        .flatten()
+        .filter(move |field| field.field_code.as_deref() == Some(code))
+        .flat_map(|field| &field.values)
+        .filter_map(|value| match &value.value {
+            serde_json::Value::String(text) => Some(text.clone()),
+            serde_json::Value::Number(number) => Some(number.to_string()),
+            _ => None,
+        })
 }
 
 fn first_id(created: Vec<super::wire::EntityRef>, what: &str) -> Result<i64, DeliveryError> {

@@ -1,0 +1,237 @@
+//! `leadgate advertisers`: add, list, disable, import the portal's batch file all or nothing, export it.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use leadgate::domain::document::Document;
+use tempfile::TempDir;
+
+use crate::helpers::TestProcess;
+
+const PUBLIC_URL: &str = "https://gw.example.com";
+
+/// The real binary against a fresh database file of its own.
+struct Operator {
+    dir: TempDir,
+}
+
+impl Operator {
+    fn new() -> Self {
+        Self { dir: tempfile::tempdir().unwrap() }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(TestProcess::BINARY)
+            .arg("advertisers")
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("LEADGATE_CONFIG")
+            .env("LEADGATE_STORE__URL", format!("sqlite://{}", self.dir.path().join("leadgate.db").display()))
+            .output()
+            .unwrap()
+    }
+
+    /// Runs a command that must succeed; returns what it printed.
+    fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    fn file(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+
+    /// Exports the enabled advertisers of `zap` and returns the file's text.
+    fn export(&self) -> String {
+        let path = self.dir.path().join("export.csv");
+        self.ok(&["export-zap", "--source", "zap", "--public-url", PUBLIC_URL, path.to_str().unwrap()]);
+        std::fs::read_to_string(path).unwrap()
+    }
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn operators_add_list_disable_and_enable_an_advertiser() {
+    let operator = Operator::new();
+    let added = operator.ok(&[
+        "add",
+        "--source",
+        "zap",
+        "--id",
+        "123456",
+        "--document",
+        "11.222.333/0001-81",
+        "--name",
+        "Imobiliária X",
+        "--email",
+        "leads@imobiliaria-x.com.br",
+        "--listing",
+        "a40171",
+        "--listing",
+        "b2;c3",
+        "--send-lead-email",
+    ]);
+    assert!(added.contains("123456") && added.contains("added"), "{added}");
+
+    let listed = operator.ok(&["list", "--source", "zap"]);
+    let row = listed.lines().find(|line| line.contains("123456")).expect(&listed);
+    for expected in ["11222333000181", "Imobiliária X", "leads@imobiliaria-x.com.br", " 3 "] {
+        assert!(row.contains(expected), "{expected} missing from {row}");
+    }
+
+    operator.ok(&["disable", "--source", "zap", "--id", "123456"]);
+    assert!(!operator.ok(&["list"]).contains("123456"), "a disabled advertiser is listed only with --all");
+    let all = operator.ok(&["list", "--all"]);
+    assert!(all.lines().any(|line| line.contains("123456") && line.contains(" no ")), "{all}");
+    assert_eq!(operator.export().lines().count(), 1, "only the header: a disabled advertiser is not exported");
+
+    operator.ok(&["enable", "--source", "zap", "--id", "123456"]);
+    assert!(operator.ok(&["list"]).contains("123456"));
+    assert_eq!(operator.run(&["disable", "--source", "zap", "--id", "999"]).status.code(), Some(1));
+}
+
+#[test]
+fn adding_keeps_what_an_update_does_not_mention_and_refuses_bad_input() {
+    let operator = Operator::new();
+    operator.ok(&["add", "--source", "zap", "--id", "1", "--document", "52998224725", "--listing", "a1"]);
+    operator.ok(&["add", "--source", "zap", "--id", "1", "--name", "Ana Corretora"]);
+    let listed = operator.ok(&["list"]);
+    assert!(listed.contains("Ana Corretora") && listed.contains("52998224725"), "{listed}");
+
+    let wrong_digit = operator.run(&["add", "--source", "zap", "--id", "2", "--document", "52998224726"]);
+    assert_eq!(wrong_digit.status.code(), Some(2));
+    assert!(stderr(&wrong_digit).contains("check digits"), "{}", stderr(&wrong_digit));
+    let without_document = operator.run(&["add", "--source", "zap", "--id", "2"]);
+    assert_eq!(without_document.status.code(), Some(2));
+    let taken =
+        operator.run(&["add", "--source", "zap", "--id", "2", "--document", "11222333000181", "--listing", "a1"]);
+    assert_eq!(taken.status.code(), Some(2));
+    assert!(stderr(&taken).contains("belongs to advertiser 1"), "{}", stderr(&taken));
+    assert!(operator.ok(&["list"]).contains("1 advertiser(s)"), "nothing was added");
+}
+
+#[test]
+fn an_imported_batch_file_exported_and_imported_again_into_a_fresh_database_round_trips() {
+    let operator = Operator::new();
+    // Column names in any case and order; ID overrides the URL; masks are removed.
+    let file = operator.file(
+        "advertisers.csv",
+        "send_lead_email,Document,URL,id,Name,listings,Enabled\n\
+         true,11.222.333/0001-81,https://old-crm.example.com/grupozap/lead/123456,,Imobiliária X,a40171;b2,\n\
+         NO,529.982.247-25,https://old-crm.example.com/grupozap/lead/ignored,ana-42,Ana,c3 d4,yes\n\
+         0,56921485000100,https://old-crm.example.com/grupozap/lead/777,,,,false\n",
+    );
+    let imported = operator.ok(&["import", "--source", "zap", file.to_str().unwrap()]);
+    assert!(imported.contains("3 advertiser(s)") && imported.contains("3 new"), "{imported}");
+
+    let exported = operator.export();
+    assert_eq!(
+        exported,
+        "DOCUMENT,URL,SEND_LEAD_EMAIL\n\
+         11222333000181,https://gw.example.com/grupozap/lead/123456,true\n\
+         52998224725,https://gw.example.com/grupozap/lead/ana-42,false\n"
+    );
+
+    let fresh = Operator::new();
+    let copy = fresh.file("from-portal.csv", &exported);
+    fresh.ok(&["import", "--source", "zap", copy.to_str().unwrap()]);
+    assert_eq!(fresh.export(), exported, "same documents, ids and flags");
+
+    let again = operator.ok(&["import", "--source", "zap", operator.dir.path().join("export.csv").to_str().unwrap()]);
+    assert!(again.contains("0 new, 2 updated"), "{again}");
+    let listed = operator.ok(&["list", "--all"]);
+    assert!(listed.contains("Imobiliária X"), "a file without NAME keeps the stored name: {listed}");
+    let row = listed.lines().find(|line| line.contains("123456")).unwrap();
+    assert!(row.contains(" 2 "), "a file without LISTINGS keeps the stored listings: {row}");
+}
+
+#[test]
+fn a_file_with_bad_rows_is_refused_whole_and_every_bad_line_is_named_with_its_reason() {
+    let operator = Operator::new();
+    let file = operator.file(
+        "bad.csv",
+        "DOCUMENT,URL,SEND_LEAD_EMAIL,EMAIL,LISTINGS\n\
+         11222333000181,https://gw.example.com/grupozap/lead/1,true,,a1\n\
+         11222333000182,https://gw.example.com/grupozap/lead/2,true,,\n\
+         52998224725,,false,,\n\
+         52998224725,https://gw.example.com/grupozap/lead/4,maybe,,\n\
+         52998224725,https://gw.example.com/grupozap/lead/1,false,,\n\
+         52998224725,https://gw.example.com/grupozap/lead/6,false,,a1\n\
+         52998224725,https://gw.example.com/grupozap/lead/7,false,not-an-address,\n\
+         52998224725,https://gw.example.com/grupozap/lead,false,,\n\
+         52998224725,https://gw.example.com/grupozap/lead/9,false\n",
+    );
+    let output = operator.run(&["import", "--source", "zap", file.to_str().unwrap()]);
+
+    assert_eq!(output.status.code(), Some(2));
+    let report = stderr(&output);
+    for (line, reason) in [
+        (3, "check digits"),
+        (4, "URL: empty"),
+        (5, "«maybe» is not a boolean"),
+        (6, "id 1 is on line 2 too"),
+        (7, "listing «a1» is claimed on line 2 too"),
+        (8, "«not-an-address» is not a valid e-mail address"),
+        (9, "does not end in an advertiser id"),
+        (10, "3 fields, but the header has 5"),
+    ] {
+        let expected = format!("bad.csv:{line}: ");
+        let reported = report.lines().find(|text| text.contains(&expected));
+        assert!(reported.is_some_and(|text| text.contains(reason)), "line {line}, «{reason}» missing from:\n{report}");
+    }
+    assert!(!report.contains("bad.csv:2:"), "line 2 is good:\n{report}");
+    assert!(report.contains("8 bad row(s); nothing was written"), "{report}");
+    assert!(operator.ok(&["list", "--all"]).contains("0 advertiser(s)"));
+}
+
+#[test]
+fn an_import_cannot_take_a_listing_that_another_advertiser_owns() {
+    let operator = Operator::new();
+    operator.ok(&["add", "--source", "zap", "--id", "owner", "--document", "52998224725", "--listing", "a40171"]);
+    let file = operator.file(
+        "advertisers.csv",
+        "DOCUMENT,URL,SEND_LEAD_EMAIL,LISTINGS\n11222333000181,https://gw.example.com/grupozap/lead/1,true,a40171\n",
+    );
+
+    let output = operator.run(&["import", "--source", "zap", file.to_str().unwrap()]);
+
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("listing «a40171» belongs to advertiser owner"), "{}", stderr(&output));
+    assert!(operator.ok(&["list"]).contains("1 advertiser(s)"));
+}
+
+#[test]
+fn export_needs_the_gateways_public_address() {
+    let operator = Operator::new();
+    let output = operator.run(&["export-zap", "out.csv"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("public_url"), "{}", stderr(&output));
+}
+
+#[test]
+fn five_thousand_advertisers_are_imported_in_seconds() {
+    let operator = Operator::new();
+    let mut csv = String::from("DOCUMENT,URL,SEND_LEAD_EMAIL,LISTINGS\n");
+    for number in 0..5_000u32 {
+        // The check digits are found by trying them all, so the test does not restate the algorithm.
+        let base = format!("{:09}", 100_000_000 + number);
+        let document = (0..100).find_map(|check| Document::parse(&format!("{base}{check:02}")).ok()).unwrap();
+        csv.push_str(&format!("{document},{PUBLIC_URL}/grupozap/lead/{number},{},L{number}\n", number % 2 == 0));
+    }
+    let file = operator.file("large.csv", &csv);
+
+    let started = Instant::now();
+    let imported = operator.ok(&["import", "--source", "zap", file.to_str().unwrap()]);
+    let took = started.elapsed();
+
+    assert!(imported.contains("5000 advertiser(s)"), "{imported}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert_eq!(operator.export().lines().count(), 5_001);
+}
