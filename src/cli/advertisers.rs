@@ -31,7 +31,8 @@ pub enum AdvertisersAction {
     },
     /// Receive leads for the advertiser again and list it in `export-zap`.
     Enable(Target),
-    /// Keep the advertiser and its listings but leave it out of `export-zap`.
+    /// Keep the advertiser and its listings, but answer its leads with 404 (the portal then stops
+    /// sending them for good) and leave it out of `export-zap`.
     Disable(Target),
     /// Add or update advertisers from a CSV file: every row valid, or nothing is written.
     Import {
@@ -68,7 +69,8 @@ pub struct AddArgs {
     /// Where a copy of each lead goes when SEND_LEAD_EMAIL is set; "" removes it.
     #[arg(long)]
     email: Option<String>,
-    /// A clientListingId of the advertiser (repeat it); the given ones replace the stored ones.
+    /// A clientListingId of the advertiser (repeat it); the given ones replace the stored ones,
+    /// and "" removes them all.
     #[arg(long = "listing")]
     listings: Vec<String>,
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_parser = parse_flag)]
@@ -101,8 +103,7 @@ pub async fn run(action: AdvertisersAction, config: &Config) -> anyhow::Result<E
         AdvertisersAction::Import { source, file } => import(&store, &SourceId(source), &file).await,
         AdvertisersAction::ExportZap { source, public_url, file } => {
             let Some(public_url) = public_url.or_else(|| config.public_url.clone()) else {
-                eprintln!("the advertisers' URLs need this gateway's public address: set [server] public_url");
-                return Ok(ExitCode::from(2));
+                return Ok(refuse("the URLs need the gateway's address: set [server] public_url or pass --public-url"));
             };
             export_zap(&store, source.map(SourceId).as_ref(), &public_url, &file).await
         }
@@ -118,15 +119,16 @@ async fn add(store: &Store, args: AddArgs) -> anyhow::Result<ExitCode> {
     let existing = store.find_advertiser(&source, &change.id).await?;
     let is_new = existing.is_none();
     let Some(advertiser) = change.apply(&source, existing) else {
-        eprintln!("a new advertiser needs --document");
-        return Ok(ExitCode::from(2));
+        return Ok(refuse("a new advertiser needs --document"));
     };
     for listing in &advertiser.listings {
         if let Some(owner) = store.advertiser_for_listing(&source, listing).await?
             && owner.id != advertiser.id
         {
-            eprintln!("listing «{listing}» belongs to advertiser {} of source {source}", owner.id);
-            return Ok(ExitCode::from(2));
+            return Ok(refuse(format_args!(
+                "listing «{listing}» belongs to advertiser {} of source {source}",
+                owner.id
+            )));
         }
     }
     store.upsert_advertisers(std::slice::from_ref(&advertiser)).await?;

@@ -112,7 +112,7 @@ impl AdvertiserId {
 
 impl fmt::Display for AdvertiserId {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(&self.0)
+        formatter.pad(&self.0)
     }
 }
 

@@ -101,7 +101,7 @@ fn check_digit(digits: &[u32], kind: DocumentKind) -> u32 {
 
 impl fmt::Display for Document {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(&self.digits)
+        formatter.pad(&self.digits)
     }
 }
 
