@@ -172,6 +172,7 @@ fn bench_source() -> SourceConfig {
             destination: "bench".to_owned(),
             pipeline: "TrendAgent".to_owned(),
             status: "Объект выбран".to_owned(),
+            ..Route::default()
         },
         retry: RetryPolicy::default(),
         feedback: SourceFeedback::default(),

@@ -48,6 +48,7 @@ impl Sandbox {
             destination: DESTINATION.to_owned(),
             pipeline: "TrendAgent".to_owned(),
             status: "Объект выбран".to_owned(),
+            ..Route::default()
         }
     }
 

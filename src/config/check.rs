@@ -314,7 +314,7 @@ fn check_source(
     Some(SourceConfig {
         id: SourceId(name.to_owned()),
         kind: kind?,
-        route: Route { destination: destination?, pipeline: pipeline?, status: status? },
+        route: Route { destination: destination?, pipeline: pipeline?, status: status?, deal_fields: raw.deal_fields },
         retry: retry.ok()?,
         feedback: SourceFeedback { callback_secret: raw.callback_secret, notify, messages, email },
     })

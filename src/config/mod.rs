@@ -193,12 +193,15 @@ impl Default for CallbackMessages {
     }
 }
 
-/// Where a source's leads go: the CRM account and, by name, the pipeline and stage.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where a source's leads go: the CRM account and, by name, the pipeline and stage; and which
+/// received fields also fill custom fields of the deal.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Route {
     pub destination: String,
     pub pipeline: String,
     pub status: String,
+    /// Received field name → the deal's custom field id (`[sources.<name>.deal_fields]`).
+    pub deal_fields: BTreeMap<String, i64>,
 }
 
 /// One thing wrong with the configuration, named by its key.

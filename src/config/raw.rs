@@ -85,6 +85,8 @@ pub struct RawSource {
     pub retry: Option<RawRetry>,
     pub messages: Option<RawMessages>,
     pub email: Option<RawEmailTemplates>,
+    #[serde(default)]
+    pub deal_fields: BTreeMap<String, i64>,
 }
 
 /// `{ backoff = "exponential", max_age = "48h" }` or `{ every = "30m", max_age = "48h" }`.

@@ -99,6 +99,7 @@ impl Deliverer {
             destination: routing.destination.clone().unwrap_or_else(|| source.route.destination.clone()),
             pipeline: routing.pipeline.clone().unwrap_or_else(|| source.route.pipeline.clone()),
             status: routing.status.clone().unwrap_or_else(|| source.route.status.clone()),
+            deal_fields: source.route.deal_fields.clone(),
         };
         let connector = self
             .connectors

@@ -144,7 +144,8 @@ pub async fn spawn_app_with(setup: Setup) -> TestApp {
             timeout: Duration::from_secs(5),
         }),
     )]);
-    let route = Route { destination: "main".into(), pipeline: PIPELINE.into(), status: STAGE.into() };
+    let route =
+        Route { destination: "main".into(), pipeline: PIPELINE.into(), status: STAGE.into(), ..Route::default() };
     config.sources = [("trendagent", SOURCE_KEY), ("other", OTHER_SOURCE_KEY)]
         .into_iter()
         .map(|(id, key)| {
@@ -168,7 +169,12 @@ pub async fn spawn_app_with(setup: Setup) -> TestApp {
                 secret_key: SecretString::from(ZAP_SECRET),
                 timezone: chrono_tz::America::Sao_Paulo,
             }),
-            route: Route { destination: "main".into(), pipeline: ZAP_PIPELINE.into(), status: ZAP_STAGE.into() },
+            route: Route {
+                destination: "main".into(),
+                pipeline: ZAP_PIPELINE.into(),
+                status: ZAP_STAGE.into(),
+                deal_fields: [("clientListingId".to_owned(), amocrm_emulator::LISTING_FIELD_ID as i64)].into(),
+            },
             retry: RetryPolicy::default(),
             feedback: feedback.clone(),
         };

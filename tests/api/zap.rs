@@ -103,6 +103,10 @@ async fn the_contract_sample_is_acknowledged_stored_and_delivered_to_the_adverti
     assert_eq!(contact.emails, ["consumidor@example.com.br"]);
     let deal = &app.crm.emulator.leads()[0];
     assert_eq!((deal.pipeline.as_str(), deal.status.as_str()), (ZAP_PIPELINE, ZAP_STAGE));
+    let snapshot = app.crm.emulator.snapshot();
+    let fields = &snapshot["leads"][0]["custom_fields_values"];
+    assert_eq!(fields[0]["field_id"], amocrm_emulator::LISTING_FIELD_ID, "the configured deal field: {fields}");
+    assert_eq!(fields[0]["values"][0]["value"], "a40171");
     let note = app.crm.emulator.notes()[0].text.clone().unwrap();
     for field in ["Olá, tenho interesse", "a40171", "87027856", "VivaReal", "59ee0fc6"] {
         assert!(note.contains(field), "{field} missing from the note:\n{note}");

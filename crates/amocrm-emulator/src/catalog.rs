@@ -150,8 +150,13 @@ const fn tracking_field(id: u64, code: &'static str) -> FieldDefinition {
     FieldDefinition { id, name: code, code: Some(code), kind: "tracking_data", enums: &[] }
 }
 
-/// Fields of leads: the system tracking fields every account has.
+/// An account-specific text field of deals, as a company would add one for its listings.
+pub const LISTING_FIELD_ID: u64 = 264_941;
+
+/// Fields of leads: the system tracking fields every account has, and one text field of the
+/// sandbox account's own (custom fields are per account; integrations address them by id).
 pub const LEAD_FIELDS: &[FieldDefinition] = &[
+    FieldDefinition { id: LISTING_FIELD_ID, name: "Объявление", code: None, kind: "text", enums: &[] },
     tracking_field(264_921, "UTM_SOURCE"),
     tracking_field(264_923, "UTM_MEDIUM"),
     tracking_field(264_925, "UTM_CAMPAIGN"),

@@ -76,14 +76,15 @@ impl AmoCrm {
         let resumed: Option<Progress> = journal.earlier_progress();
         let interrupted = resumed.as_ref().and_then(|progress| progress.started);
         let mut progress = resumed.unwrap_or_default();
-        let placement = self.placement(route, journal.calls()).await?;
+        let mut placement = self.placement(route, journal.calls()).await?;
+        placement.deal_fields = deal_field_values(lead, route);
         let found = match progress.found {
             Some(Found::New) if interrupted == Some(Create::Contact) => {
-                self.decide_again(lead, placement, flow, &mut progress, journal).await?
+                self.decide_again(lead, &placement, flow, &mut progress, journal).await?
             }
             Some(found) => found,
             None => {
-                let found = self.look_up(lead, placement, flow, journal.calls()).await?;
+                let found = self.look_up(lead, &placement, flow, journal.calls()).await?;
                 journal.note(HistoryEvent::now("client_looked_up", serde_json::to_value(found).unwrap_or_default()));
                 progress.plan(found, flow);
                 journal.record_step(&progress).await?;
@@ -112,14 +113,14 @@ impl AmoCrm {
                 });
             }
         };
-        self.create_client(lead, placement, &mut progress, interrupted, decision, journal).await
+        self.create_client(lead, &placement, &mut progress, interrupted, decision, journal).await
     }
 
     /// Makes whatever of contact, deal and note the plan still lacks, each journaled before the next.
     async fn create_client(
         &self,
         lead: &Lead,
-        placement: Placement,
+        placement: &Placement,
         progress: &mut Progress,
         interrupted: Option<Create>,
         decision: Decision,
@@ -176,7 +177,7 @@ impl AmoCrm {
     async fn decide_again(
         &self,
         lead: &Lead,
-        placement: Placement,
+        placement: &Placement,
         flow: Flow,
         progress: &mut Progress,
         journal: &mut Journal<'_>,
@@ -202,7 +203,7 @@ impl AmoCrm {
     async fn look_up(
         &self,
         lead: &Lead,
-        placement: Placement,
+        placement: &Placement,
         flow: Flow,
         calls: &mut Vec<HistoryEvent>,
     ) -> Result<Found, DeliveryError> {
@@ -271,7 +272,7 @@ impl AmoCrm {
     async fn pick_deal(
         &self,
         contact: &AmoContact,
-        placement: Placement,
+        placement: &Placement,
         calls: &mut Vec<HistoryEvent>,
     ) -> Result<Option<i64>, DeliveryError> {
         let mut deal_ids: Vec<i64> =
@@ -298,7 +299,7 @@ impl AmoCrm {
     async fn deal_in_pipeline(
         &self,
         contact_id: i64,
-        placement: Placement,
+        placement: &Placement,
         calls: &mut Vec<HistoryEvent>,
     ) -> Result<Option<i64>, DeliveryError> {
         let contact: Option<AmoContact> =
@@ -327,7 +328,7 @@ impl AmoCrm {
         &self,
         lead: &Lead,
         contact_id: i64,
-        placement: Placement,
+        placement: &Placement,
         calls: &mut Vec<HistoryEvent>,
     ) -> Result<i64, DeliveryError> {
         let body = json!([{
@@ -335,6 +336,7 @@ impl AmoCrm {
             "pipeline_id": placement.pipeline_id,
             "status_id": placement.status_id,
             "request_id": lead.id.to_string(),
+            "custom_fields_values": placement.deal_fields,
             "_embedded": {
                 "contacts": [{ "id": contact_id, "is_main": true }],
                 "tags": [{ "name": format!("leadgate:{}", lead.fields.source) }],
@@ -371,6 +373,22 @@ impl AmoCrm {
                 .map(|_| note.id)
         }))
     }
+}
+
+/// The deal's custom field values: each configured received field that has a value.
+fn deal_field_values(lead: &Lead, route: &Route) -> Vec<serde_json::Value> {
+    route
+        .deal_fields
+        .iter()
+        .filter_map(|(name, field_id)| {
+            let value = match lead.fields.payload.get(name)? {
+                serde_json::Value::String(text) if !text.trim().is_empty() => text.trim().to_owned(),
+                serde_json::Value::Number(number) => number.to_string(),
+                _ => return None,
+            };
+            Some(json!({ "field_id": field_id, "values": [{ "value": value }] }))
+        })
+        .collect()
 }
 
 /// The values of a contact's system field (`PHONE`, `EMAIL`) as text.

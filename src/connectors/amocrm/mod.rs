@@ -30,11 +30,12 @@ pub struct AmoCrm {
 /// A pipeline's id and its stages' ids by name.
 type PipelineIds = (i64, HashMap<String, i64>);
 
-/// A route's pipeline and stage as the account numbers them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A route's pipeline and stage as the account numbers them, and the deal's custom field values.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Placement {
     pub pipeline_id: i64,
     pub status_id: i64,
+    pub deal_fields: Vec<serde_json::Value>,
 }
 
 impl AmoCrm {
@@ -112,6 +113,6 @@ impl AmoCrm {
         let pipelines = self.pipelines.read().await;
         let (pipeline_id, statuses) = pipelines.get(&route.pipeline)?;
         let status_id = statuses.get(&route.status)?;
-        Some(Placement { pipeline_id: *pipeline_id, status_id: *status_id })
+        Some(Placement { pipeline_id: *pipeline_id, status_id: *status_id, deal_fields: Vec::new() })
     }
 }
