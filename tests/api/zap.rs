@@ -252,3 +252,30 @@ async fn a_known_client_gets_a_note_on_the_deal_it_has_or_a_new_deal_when_found_
     assert_eq!(app.crm.emulator.leads_count(), 2);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_advertiser_with_send_lead_email_gets_a_copy_of_each_lead() {
+    let sink = crate::smtp_sink::SmtpSink::start().await;
+    let app = spawn_app_with(Setup { zap: true, smtp_url: Some(sink.url()), ..Setup::default() }).await;
+    let advertiser = Advertiser {
+        source: SourceId("zap".to_owned()),
+        id: AdvertiserId::parse("555").unwrap(),
+        document: Document::parse("56921485000100").unwrap(),
+        name: "Imobiliária Mail".to_owned(),
+        email: Some(Email::parse("corretor@imobiliaria.com.br").unwrap()),
+        send_lead_email: true,
+        route: AdvertiserRoute::default(),
+        listings: vec!["m1".to_owned()],
+        enabled: true,
+    };
+    app.store.upsert_advertisers(&[advertiser]).await.unwrap();
+    let id = accepted_id(post(&app, "/grupozap/lead/555", &sample("mail-1", "m1", "999990011"), PORTAL).await).await;
+    wait_final(&app, id).await;
+    let arrived =
+        crate::helpers::poll_until(std::time::Duration::from_secs(10), || async { !sink.messages().is_empty() }).await;
+    assert!(arrived, "the advertiser's copy was sent");
+    let mail = &sink.messages()[0];
+    assert_eq!(mail.to, ["corretor@imobiliaria.com.br"]);
+    assert!(mail.body.contains("Olá, tenho interesse"), "{}", mail.body);
+    app.stop().await;
+}
