@@ -49,6 +49,7 @@ async fn commit_batches(store: Store, mut receiver: mpsc::Receiver<(NewLead, Rep
         let (leads, replies): (Vec<NewLead>, Vec<Reply>) = batch.drain(..).unzip();
         match store.insert_leads(&leads).await {
             Ok(results) => {
+                tracing::debug!(leads = results.len(), "committed a batch of leads");
                 if results.iter().any(|result| matches!(result, Inserted::New(_))) {
                     committed.notify_one();
                 }
