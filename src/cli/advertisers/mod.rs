@@ -1,0 +1,238 @@
+//! `leadgate advertisers add|list|enable|disable|import|export-zap`: a portal source's advertisers.
+
+mod import;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::builder::NonEmptyStringValueParser;
+use clap::{Args, Subcommand};
+use url::Url;
+
+use crate::config::Config;
+use crate::domain::advertiser::{AdvertiserChange, AdvertiserId, parse_listings};
+use crate::domain::document::Document;
+use crate::domain::{Email, SourceId};
+use crate::store::Store;
+
+#[derive(Subcommand)]
+pub enum AdvertisersAction {
+    /// Add an advertiser, or update the one with this id: options not given keep their value.
+    Add(AddArgs),
+    /// The advertisers as a table, enabled ones only unless `--all`.
+    List {
+        #[arg(long, value_parser = NonEmptyStringValueParser::new())]
+        source: Option<String>,
+        /// Include disabled advertisers.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Receive leads for the advertiser again and list it in `export-zap`.
+    Enable(Target),
+    /// Keep the advertiser and its listings, but answer its leads with 404 (the portal then stops
+    /// sending them for good) and leave it out of `export-zap`.
+    Disable(Target),
+    /// Add or update advertisers from a CSV file: every row valid, or nothing is written.
+    Import {
+        #[arg(long, value_parser = NonEmptyStringValueParser::new())]
+        source: String,
+        /// Columns DOCUMENT, URL (or ID), SEND_LEAD_EMAIL; optional NAME, EMAIL, LISTINGS,
+        /// DESTINATION, PIPELINE, STATUS, ENABLED. A column left out keeps what is stored.
+        file: PathBuf,
+    },
+    /// Write the portal's batch file (DOCUMENT,URL,SEND_LEAD_EMAIL) of the enabled advertisers.
+    ExportZap {
+        #[arg(long, value_parser = NonEmptyStringValueParser::new())]
+        source: Option<String>,
+        /// The gateway's address as the portal reaches it, e.g. https://leads.example.com;
+        /// overrides `[server] public_url`.
+        #[arg(long)]
+        public_url: Option<Url>,
+        file: PathBuf,
+    },
+}
+
+#[derive(Args)]
+pub struct AddArgs {
+    #[arg(long, value_parser = NonEmptyStringValueParser::new())]
+    source: String,
+    #[arg(long)]
+    id: String,
+    /// CPF or CNPJ, with or without its mask; required for a new advertiser.
+    #[arg(long)]
+    document: Option<String>,
+    /// Defaults to the document for a new advertiser.
+    #[arg(long)]
+    name: Option<String>,
+    /// Where a copy of each lead goes when SEND_LEAD_EMAIL is set; "" removes it.
+    #[arg(long)]
+    email: Option<String>,
+    /// A clientListingId of the advertiser (repeat it); the given ones replace the stored ones,
+    /// and "" removes them all.
+    #[arg(long = "listing")]
+    listings: Vec<String>,
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_parser = parse_flag)]
+    send_lead_email: Option<bool>,
+    /// "" returns to the source's own destination (likewise for pipeline and status).
+    #[arg(long)]
+    destination: Option<String>,
+    #[arg(long)]
+    pipeline: Option<String>,
+    #[arg(long)]
+    status: Option<String>,
+}
+
+#[derive(Args)]
+pub struct Target {
+    #[arg(long, value_parser = NonEmptyStringValueParser::new())]
+    source: String,
+    #[arg(long)]
+    id: String,
+}
+
+pub async fn run(action: AdvertisersAction, config: &Config) -> anyhow::Result<ExitCode> {
+    let store = Store::open(&config.store).await?;
+    // Only non-empty is checked: any source name may hold advertisers until sources have kinds.
+    match action {
+        AdvertisersAction::Add(args) => add(&store, args).await,
+        AdvertisersAction::List { source, all } => list(&store, source.map(SourceId).as_ref(), all).await,
+        AdvertisersAction::Enable(target) => set_enabled(&store, target, true).await,
+        AdvertisersAction::Disable(target) => set_enabled(&store, target, false).await,
+        AdvertisersAction::Import { source, file } => import::import(&store, &SourceId(source), &file).await,
+        AdvertisersAction::ExportZap { source, public_url, file } => {
+            let Some(public_url) = public_url.or_else(|| config.public_url.clone()) else {
+                return Ok(refuse("the URLs need the gateway's address: set [server] public_url or pass --public-url"));
+            };
+            export_zap(&store, source.map(SourceId).as_ref(), &public_url, &file).await
+        }
+    }
+}
+
+async fn add(store: &Store, args: AddArgs) -> anyhow::Result<ExitCode> {
+    let source = SourceId(args.source.clone());
+    let change = match change_from_args(&args) {
+        Ok(change) => change,
+        Err(problem) => return Ok(refuse(problem)),
+    };
+    let existing = store.find_advertiser(&source, &change.id).await?;
+    let is_new = existing.is_none();
+    let Some(advertiser) = change.apply(&source, existing) else {
+        return Ok(refuse("a new advertiser needs --document"));
+    };
+    for listing in &advertiser.listings {
+        if let Some(owner) = store.advertiser_for_listing(&source, listing).await?
+            && owner.id != advertiser.id
+        {
+            return Ok(refuse(format_args!(
+                "listing «{listing}» belongs to advertiser {} of source {source}",
+                owner.id
+            )));
+        }
+    }
+    store.upsert_advertisers(std::slice::from_ref(&advertiser)).await?;
+    let verb = if is_new { "added" } else { "updated" };
+    println!("advertiser {} of source {source} {verb}", advertiser.id);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn change_from_args(args: &AddArgs) -> Result<AdvertiserChange, String> {
+    let document = args.document.as_deref().map(Document::parse).transpose().map_err(|error| error.to_string())?;
+    Ok(AdvertiserChange {
+        document,
+        name: args.name.as_deref().and_then(blank_to_none),
+        email: args.email.as_deref().map(parse_optional_email).transpose()?,
+        send_lead_email: args.send_lead_email,
+        destination: args.destination.as_deref().map(blank_to_none),
+        pipeline: args.pipeline.as_deref().map(blank_to_none),
+        status: args.status.as_deref().map(blank_to_none),
+        listings: (!args.listings.is_empty()).then(|| parse_listings(&args.listings.join(";"))),
+        ..AdvertiserChange::new(AdvertiserId::parse(&args.id).map_err(|error| error.to_string())?)
+    })
+}
+
+async fn list(store: &Store, source: Option<&SourceId>, all: bool) -> anyhow::Result<ExitCode> {
+    let advertisers = store.list_advertisers(source, all).await?;
+    println!(
+        "{:<12}  {:<20}  {:<14}  {:<8}  {:<10}  {:>8}  {:<30}  name",
+        "source", "id", "document", "enabled", "lead email", "listings", "email"
+    );
+    for advertiser in &advertisers {
+        println!(
+            "{:<12}  {:<20}  {:<14}  {:<8}  {:<10}  {:>8}  {:<30}  {}",
+            advertiser.source.0,
+            advertiser.id,
+            advertiser.document,
+            yes_no(advertiser.enabled),
+            yes_no(advertiser.send_lead_email),
+            advertiser.listings.len(),
+            advertiser.email.as_ref().map(Email::as_str).unwrap_or("-"),
+            advertiser.name
+        );
+    }
+    println!("{} advertiser(s)", advertisers.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn set_enabled(store: &Store, target: Target, enabled: bool) -> anyhow::Result<ExitCode> {
+    let source = SourceId(target.source);
+    let id = match AdvertiserId::parse(&target.id) {
+        Ok(id) => id,
+        Err(error) => return Ok(refuse(error)),
+    };
+    if !store.set_advertiser_enabled(&source, &id, enabled).await? {
+        eprintln!("advertiser {id} of source {source} does not exist");
+        return Ok(ExitCode::from(1));
+    }
+    println!("advertiser {id} of source {source} is {}", if enabled { "enabled" } else { "disabled" });
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn export_zap(
+    store: &Store,
+    source: Option<&SourceId>,
+    public_url: &Url,
+    file: &Path,
+) -> anyhow::Result<ExitCode> {
+    let advertisers = store.list_advertisers(source, false).await?;
+    let mut writer = csv::Writer::from_path(file).with_context(|| format!("writing {}", file.display()))?;
+    writer.write_record(["DOCUMENT", "URL", "SEND_LEAD_EMAIL"])?;
+    for advertiser in &advertisers {
+        let url = advertiser.id.lead_url(public_url);
+        let flag = if advertiser.send_lead_email { "true" } else { "false" };
+        writer.write_record([advertiser.document.as_str(), url.as_str(), flag])?;
+    }
+    writer.flush().with_context(|| format!("writing {}", file.display()))?;
+    println!("{} enabled advertiser(s) written to {}", advertisers.len(), file.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn parse_flag(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(format!("«{text}» is not a boolean (true/false, 1/0, yes/no)")),
+    }
+}
+
+pub(super) fn parse_optional_email(text: &str) -> Result<Option<Email>, String> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    Email::parse(text).map(Some).map_err(|error| error.to_string())
+}
+
+pub(super) fn blank_to_none(text: &str) -> Option<String> {
+    let trimmed = text.trim();
+    (!trimmed.is_empty()).then(|| trimmed.to_owned())
+}
+
+/// Reports a problem with what the operator gave; exit code 2 as for a bad configuration.
+pub(super) fn refuse(problem: impl std::fmt::Display) -> ExitCode {
+    eprintln!("{problem}");
+    ExitCode::from(2)
+}
+
+fn yes_no(flag: bool) -> &'static str {
+    if flag { "yes" } else { "no" }
+}
