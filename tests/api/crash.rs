@@ -2,36 +2,20 @@
 
 use std::time::Duration;
 
-use amocrm_emulator::Latency;
-use serde_json::Value;
-
-use crate::helpers::{SOURCE_KEY, TestProcess, config_file, lead, poll_until, spawn_emulator, wait_for_status};
+use crate::helpers::{
+    SOURCE_KEY, TestProcess, accept_at, config_file, emulator_holding, lead, poll_until, wait_for_status,
+};
 
 #[tokio::test]
 async fn a_worker_killed_between_contact_and_deal_resumes_without_a_second_contact() {
-    let crm = spawn_emulator(200).await;
     // The deal's creation hangs, so the process dies after "contact created", before "deal created".
-    crm.emulator.set_latency(Some(Latency {
-        delay: Duration::from_secs(30),
-        path_prefix: Some("/api/v4/leads".to_owned()),
-        method: Some("POST".to_owned()),
-    }));
+    let crm = emulator_holding("/api/v4/leads", "POST", Duration::from_secs(30)).await;
     let dir = tempfile::tempdir().unwrap();
     let config = config_file(&crm.base_url(), "");
     let http = reqwest::Client::new();
 
     let first = TestProcess::serve(dir.path(), &config).await;
-    let answer: Value = http
-        .post(format!("http://{}/api/v1/leads", first.address))
-        .bearer_auth(SOURCE_KEY)
-        .json(&lead("Сергей", "+79995000001"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = answer["id"].as_i64().unwrap();
+    let id = accept_at(&http, &format!("http://{}", first.address), SOURCE_KEY, &lead("Сергей", "+79995000001")).await;
     assert!(poll_until(Duration::from_secs(10), || async { crm.emulator.contacts_count() == 1 }).await);
     first.kill();
 
@@ -58,28 +42,13 @@ async fn a_worker_killed_between_contact_and_deal_resumes_without_a_second_conta
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_lets_the_running_crm_step_finish_and_exits_promptly() {
-    let crm = spawn_emulator(200).await;
-    crm.emulator.set_latency(Some(Latency {
-        delay: Duration::from_millis(1500),
-        path_prefix: Some("/api/v4/contacts".to_owned()),
-        method: Some("POST".to_owned()),
-    }));
+    let crm = emulator_holding("/api/v4/contacts", "POST", Duration::from_millis(1500)).await;
     let dir = tempfile::tempdir().unwrap();
     let config = config_file(&crm.base_url(), "");
     let http = reqwest::Client::new();
     let first = TestProcess::serve(dir.path(), &config).await;
     let base = format!("http://{}", first.address);
-    let answer: Value = http
-        .post(format!("{base}/api/v1/leads"))
-        .bearer_auth(SOURCE_KEY)
-        .json(&lead("Роман", "+79995000002"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = answer["id"].as_i64().unwrap();
+    let id = accept_at(&http, &base, SOURCE_KEY, &lead("Роман", "+79995000002")).await;
     wait_for_status(&http, &base, SOURCE_KEY, id, &["processing"]).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
 

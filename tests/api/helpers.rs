@@ -203,9 +203,7 @@ impl TestApp {
 
     /// Posts and returns the new lead's id, asserting the 200 answer.
     pub async fn accept(&self, body: Value) -> i64 {
-        let response = self.post_lead(&body).await;
-        assert_eq!(response.status(), 200, "{body}");
-        response.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
+        accept_at(&self.http, &self.url(""), SOURCE_KEY, &body).await
     }
 
     pub async fn get_lead(&self, id: i64) -> Value {
@@ -239,6 +237,24 @@ where
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+}
+
+/// Posts a partner lead to the gateway at `base` and returns the id it answered with.
+pub async fn accept_at(http: &reqwest::Client, base: &str, key: &str, body: &Value) -> i64 {
+    let response = http.post(format!("{base}/api/v1/leads")).bearer_auth(key).json(body).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{body}");
+    response.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
+}
+
+/// The emulator, with every `method` call to `path_prefix` held for `delay` before it is served.
+pub async fn emulator_holding(path_prefix: &str, method: &str, delay: Duration) -> RunningEmulator {
+    let crm = spawn_emulator(200).await;
+    crm.emulator.set_latency(Some(amocrm_emulator::Latency {
+        delay,
+        path_prefix: Some(path_prefix.to_owned()),
+        method: Some(method.to_owned()),
+    }));
+    crm
 }
 
 pub async fn get_lead(http: &reqwest::Client, base: &str, key: &str, id: i64) -> Value {

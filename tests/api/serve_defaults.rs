@@ -3,9 +3,9 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::helpers::{TestProcess, free_port, wait_for_status};
+use crate::helpers::{TestProcess, accept_at, free_port, wait_for_status};
 
 struct Started {
     child: Child,
@@ -58,17 +58,8 @@ async fn serve_without_configuration_runs_the_whole_flow_against_the_sandbox_crm
 
     let http = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
-    let answer: Value = http
-        .post(format!("{base}/api/v1/leads"))
-        .bearer_auth(&started.key)
-        .json(&json!({ "name": "Иван Петров", "phone": "+7 999 123-45-67", "comment": "demo" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = answer["id"].as_i64().unwrap();
+    let demo = json!({ "name": "Иван Петров", "phone": "+7 999 123-45-67", "comment": "demo" });
+    let id = accept_at(&http, &base, &started.key, &demo).await;
     let lead = wait_for_status(&http, &base, &started.key, id, &["approved"]).await;
     assert!(lead["outcome"]["contact_id"].as_i64().is_some());
     assert!(lead["outcome"]["deal_id"].as_i64().is_some());
