@@ -7,7 +7,7 @@ use clap::Subcommand;
 use crate::config::Config;
 use crate::domain::advertiser::AdvertiserId;
 use crate::domain::{LeadId, LeadStatus, Routing, SourceId};
-use crate::store::{Resend, Store};
+use crate::store::{Requeue, Store};
 
 #[derive(Subcommand)]
 pub enum LeadsAction {
@@ -87,25 +87,15 @@ pub async fn run(action: LeadsAction, config: &Config) -> anyhow::Result<ExitCod
             Ok(ExitCode::SUCCESS)
         }
         LeadsAction::Route { id, advertiser } => route(&store, LeadId(id), &advertiser).await,
-        LeadsAction::Retry { id: Some(id), .. } => match store.resend(LeadId(id), "cli").await? {
-            Resend::Queued => {
-                println!("lead {id} is queued again");
-                Ok(ExitCode::SUCCESS)
-            }
-            Resend::NotDead(status) => {
-                eprintln!("lead {id} is {}; only dead leads are re-sent", status.as_str());
-                Ok(ExitCode::from(1))
-            }
-            Resend::NotFound => {
-                eprintln!("lead {id} does not exist");
-                Ok(ExitCode::from(1))
-            }
-        },
+        LeadsAction::Retry { id: Some(id), .. } => {
+            let result = store.resend(LeadId(id), "cli").await?;
+            Ok(report(result, LeadId(id), "is queued again", "only dead leads are re-sent"))
+        }
         LeadsAction::Retry { id: None, source, .. } => {
             let source = source.map(SourceId);
             let mut queued = 0;
             for id in store.dead_leads(source.as_ref()).await? {
-                if store.resend(id, "cli").await? == Resend::Queued {
+                if store.resend(id, "cli").await? == Requeue::Queued {
                     queued += 1;
                 }
             }
@@ -128,18 +118,28 @@ async fn route(store: &Store, id: LeadId, advertiser: &str) -> anyhow::Result<Ex
         eprintln!("source {} has no advertiser «{advertiser}»", lead.fields.source);
         return Ok(ExitCode::from(1));
     };
-    match store.route_lead(id, &Routing::from(found), "cli").await? {
-        Resend::Queued => {
-            println!("lead {id} is routed to advertiser {advertiser} and queued");
-            Ok(ExitCode::SUCCESS)
+    let result = store.route_lead(id, &Routing::from(found), "cli").await?;
+    Ok(report(
+        result,
+        id,
+        &format!("is routed to advertiser {advertiser} and queued"),
+        "only unrouted leads are routed",
+    ))
+}
+
+fn report(result: Requeue, id: LeadId, done: &str, only: &str) -> ExitCode {
+    match result {
+        Requeue::Queued => {
+            println!("lead {id} {done}");
+            ExitCode::SUCCESS
         }
-        Resend::NotDead(status) => {
-            eprintln!("lead {id} is {}; only unrouted leads are routed", status.as_str());
-            Ok(ExitCode::from(1))
+        Requeue::WrongStatus(status) => {
+            eprintln!("lead {id} is {}; {only}", status.as_str());
+            ExitCode::from(1)
         }
-        Resend::NotFound => {
+        Requeue::NotFound => {
             eprintln!("lead {id} does not exist");
-            Ok(ExitCode::from(1))
+            ExitCode::from(1)
         }
     }
 }

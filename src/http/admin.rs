@@ -10,7 +10,7 @@ use subtle::ConstantTimeEq;
 use super::AppState;
 use super::error::ApiError;
 use crate::domain::LeadId;
-use crate::store::Resend;
+use crate::store::Requeue;
 
 /// A request carrying the configured admin token as `Authorization: Bearer`. Without an
 /// `[admin] token` in the configuration, every admin request is refused.
@@ -40,11 +40,11 @@ impl FromRequestParts<AppState> for Admin {
 pub async fn retry(State(state): State<AppState>, _: Admin, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let id = id.parse::<i64>().map(LeadId).map_err(|_| ApiError::NotFound)?;
     match state.store.resend(id, "api").await? {
-        Resend::Queued => Ok(Json(json!({ "id": id, "status": "pending" }))),
-        Resend::NotDead(status) => Err(ApiError::Conflict(format!(
+        Requeue::Queued => Ok(Json(json!({ "id": id, "status": "pending" }))),
+        Requeue::WrongStatus(status) => Err(ApiError::Conflict(format!(
             "заявка {id} в статусе {}; повторно отправляются только dead",
             status.as_str()
         ))),
-        Resend::NotFound => Err(ApiError::NotFound),
+        Requeue::NotFound => Err(ApiError::NotFound),
     }
 }

@@ -107,13 +107,12 @@ pub struct OutboxLease {
     pub token: String,
 }
 
-/// What asking to re-send a lead did.
+/// What asking to put a lead back in the queue (re-send a dead one, route an unrouted one) did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Resend {
+pub enum Requeue {
     Queued,
-    /// Only dead leads are re-sent (and only unrouted ones routed): any other lead is either
-    /// still on its way or settled.
-    NotDead(LeadStatus),
+    /// The lead is in another status: still on its way, or settled.
+    WrongStatus(LeadStatus),
     NotFound,
 }
 
@@ -254,14 +253,14 @@ impl Store {
 
     /// Puts a dead lead back in the queue, due now, keeping its journal so that finished CRM
     /// steps are not repeated.
-    pub async fn resend(&self, id: LeadId, requested_by: &str) -> Result<Resend, StoreError> {
+    pub async fn resend(&self, id: LeadId, requested_by: &str) -> Result<Requeue, StoreError> {
         match self {
             Self::Sqlite(store) => store.resend(id, requested_by).await,
         }
     }
 
     /// Gives an `unrouted` lead its advertiser's routing and queues it; other leads are left alone.
-    pub async fn route_lead(&self, id: LeadId, routing: &Routing, requested_by: &str) -> Result<Resend, StoreError> {
+    pub async fn route_lead(&self, id: LeadId, routing: &Routing, requested_by: &str) -> Result<Requeue, StoreError> {
         match self {
             Self::Sqlite(store) => store.route_lead(id, routing, requested_by).await,
         }

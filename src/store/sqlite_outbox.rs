@@ -3,11 +3,11 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::FromRow;
+use sqlx::{FromRow, Sqlite, Transaction};
 
 use super::rows::LeadRow;
 use super::sqlite::{LEAD_COLUMNS, SqliteStore, insert_history, lease_token};
-use super::{FeedbackClaim, FeedbackKind, OutboxLease, Resend, StoreError, StoredFeedback, from_millis, to_millis};
+use super::{FeedbackClaim, FeedbackKind, OutboxLease, Requeue, StoreError, StoredFeedback, from_millis, to_millis};
 use crate::domain::{HistoryEvent, Lead, LeadId, LeadStatus, Routing, SourceId};
 
 #[derive(FromRow)]
@@ -122,7 +122,7 @@ impl SqliteStore {
             .collect()
     }
 
-    pub async fn resend(&self, id: LeadId, requested_by: &str) -> Result<Resend, StoreError> {
+    pub async fn resend(&self, id: LeadId, requested_by: &str) -> Result<Requeue, StoreError> {
         let mut tx = self.pool().begin().await?;
         let updated = sqlx::query(
             "update leads set status = 'pending', run_at = ?1, attempt = 0, updated_at = ?1
@@ -133,24 +133,16 @@ impl SqliteStore {
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() == 0 {
-            let status: Option<String> = sqlx::query_scalar("select status from leads where id = ?1")
-                .bind(id.0)
-                .fetch_optional(&mut *tx)
-                .await?;
-            tx.rollback().await?;
-            return Ok(match status.as_deref().and_then(LeadStatus::parse) {
-                Some(status) => Resend::NotDead(status),
-                None => Resend::NotFound,
-            });
+            return refused(tx, id).await;
         }
         let event = HistoryEvent::now("resend_requested", serde_json::json!({ "by": requested_by }));
         insert_history(&mut tx, id, std::slice::from_ref(&event)).await?;
         tx.commit().await?;
-        Ok(Resend::Queued)
+        Ok(Requeue::Queued)
     }
 
     /// Gives an unrouted lead its advertiser and route, and queues it.
-    pub async fn route_lead(&self, id: LeadId, routing: &Routing, requested_by: &str) -> Result<Resend, StoreError> {
+    pub async fn route_lead(&self, id: LeadId, routing: &Routing, requested_by: &str) -> Result<Requeue, StoreError> {
         let mut tx = self.pool().begin().await?;
         let updated = sqlx::query(
             "update leads set status = 'pending', run_at = ?1, updated_at = ?1, advertiser_id = ?2,
@@ -167,21 +159,13 @@ impl SqliteStore {
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() == 0 {
-            let status: Option<String> = sqlx::query_scalar("select status from leads where id = ?1")
-                .bind(id.0)
-                .fetch_optional(&mut *tx)
-                .await?;
-            tx.rollback().await?;
-            return Ok(match status.as_deref().and_then(LeadStatus::parse) {
-                Some(status) => Resend::NotDead(status),
-                None => Resend::NotFound,
-            });
+            return refused(tx, id).await;
         }
         let event =
             HistoryEvent::now("routed", serde_json::json!({ "by": requested_by, "advertiser": routing.advertiser_id }));
         insert_history(&mut tx, id, std::slice::from_ref(&event)).await?;
         tx.commit().await?;
-        Ok(Resend::Queued)
+        Ok(Requeue::Queued)
     }
 
     pub async fn dead_leads(&self, source: Option<&SourceId>) -> Result<Vec<LeadId>, StoreError> {
@@ -212,4 +196,15 @@ impl SqliteStore {
         .await?;
         rows.into_iter().map(Lead::try_from).collect()
     }
+}
+
+/// Why a lead was not queued again: its status, or that it does not exist.
+async fn refused(mut tx: Transaction<'_, Sqlite>, id: LeadId) -> Result<Requeue, StoreError> {
+    let status: Option<String> =
+        sqlx::query_scalar("select status from leads where id = ?1").bind(id.0).fetch_optional(&mut *tx).await?;
+    tx.rollback().await?;
+    Ok(match status.as_deref().and_then(LeadStatus::parse) {
+        Some(status) => Requeue::WrongStatus(status),
+        None => Requeue::NotFound,
+    })
 }
