@@ -49,7 +49,7 @@ async fn accept(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let (source, zap) = authenticate(state, headers)?;
+    let (source, zap) = authenticate(state, advertiser, headers).await?;
     let body = body.map_err(|rejection| match rejection.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
         _ => ApiError::Invalid(format!("the body could not be read: {rejection}")),
@@ -81,9 +81,14 @@ async fn accept(
     }
 }
 
-/// The zap source whose Basic credentials the request carries. Every source is compared, each
-/// in constant time, so timing tells nothing about which came close.
-fn authenticate<'a>(state: &'a AppState, headers: &HeaderMap) -> Result<(&'a SourceConfig, &'a ZapSource), ApiError> {
+/// The zap source whose Basic credentials the request carries. The password is the source's
+/// `secret_key`, or, for an advertiser with a secret of its own, that secret instead. Each
+/// comparison runs in constant time, so timing tells nothing about how close a guess came.
+async fn authenticate<'a>(
+    state: &'a AppState,
+    advertiser: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<(&'a SourceConfig, &'a ZapSource), ApiError> {
     let credentials = headers
         .get("authorization")
         .and_then(|value| value.to_str().ok())
@@ -92,16 +97,22 @@ fn authenticate<'a>(state: &'a AppState, headers: &HeaderMap) -> Result<(&'a Sou
         .and_then(|decoded| String::from_utf8(decoded).ok())
         .ok_or(ApiError::PortalUnauthorized)?;
     let (user, password) = credentials.split_once(':').ok_or(ApiError::PortalUnauthorized)?;
-    let mut matched = None;
+    let advertiser = advertiser.and_then(|id| AdvertiserId::parse(id).ok());
     for source in state.source_keys.0.iter() {
         let SourceKind::Zap(zap) = &source.kind else { continue };
-        let user_matches = zap.username.as_bytes().ct_eq(user.as_bytes());
-        let password_matches = zap.secret_key.expose_secret().as_bytes().ct_eq(password.as_bytes());
-        if bool::from(user_matches & password_matches) {
-            matched = Some((source, zap));
+        if !bool::from(zap.username.as_bytes().ct_eq(user.as_bytes())) {
+            continue;
+        }
+        let own_secret = match &advertiser {
+            Some(id) => state.store.advertiser_secret(&source.id, id).await?,
+            None => None,
+        };
+        let expected = own_secret.as_ref().unwrap_or(&zap.secret_key);
+        if bool::from(expected.expose_secret().as_bytes().ct_eq(password.as_bytes())) {
+            return Ok((source, zap));
         }
     }
-    matched.ok_or(ApiError::PortalUnauthorized)
+    Err(ApiError::PortalUnauthorized)
 }
 
 /// The contract's fields, parsed once: the phone is `ddd` + `phone` in Brazil (`phoneNumber`,

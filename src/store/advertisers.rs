@@ -1,5 +1,7 @@
 //! Advertisers of a portal source (Grupo ZAP): the store contract.
 
+use secrecy::SecretString;
+
 use super::{Store, StoreError};
 use crate::domain::SourceId;
 use crate::domain::advertiser::{Advertiser, AdvertiserId};
@@ -59,6 +61,29 @@ impl Store {
     ) -> Result<bool, StoreError> {
         match self {
             Self::Sqlite(store) => store.set_advertiser_enabled(source, id, enabled).await,
+        }
+    }
+
+    /// Sets (or, with `None`, removes) the advertiser's own Basic password.
+    pub async fn set_advertiser_secret(
+        &self,
+        source: &SourceId,
+        id: &AdvertiserId,
+        secret: Option<&SecretString>,
+    ) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(store) => store.set_advertiser_secret(source, id, secret).await,
+        }
+    }
+
+    /// The advertiser's own Basic password, when it has one.
+    pub async fn advertiser_secret(
+        &self,
+        source: &SourceId,
+        id: &AdvertiserId,
+    ) -> Result<Option<SecretString>, StoreError> {
+        match self {
+            Self::Sqlite(store) => store.advertiser_secret(source, id).await,
         }
     }
 }

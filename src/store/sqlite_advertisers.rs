@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use chrono::Utc;
+use secrecy::{ExposeSecret, SecretString};
 use sqlx::{FromRow, Sqlite, Transaction};
 
 use super::sqlite::SqliteStore;
@@ -45,6 +46,49 @@ const ADVERTISER_COLUMNS: &str =
     "source_id, id, document, name, email, send_lead_email, destination, pipeline, status, enabled";
 
 impl SqliteStore {
+    pub async fn set_advertiser_secret(
+        &self,
+        source: &SourceId,
+        id: &AdvertiserId,
+        secret: Option<&SecretString>,
+    ) -> Result<(), StoreError> {
+        match secret {
+            Some(secret) => {
+                sqlx::query(
+                    "insert into advertiser_secrets (source_id, advertiser_id, secret_key) values (?1, ?2, ?3)
+                     on conflict (source_id, advertiser_id) do update set secret_key = excluded.secret_key",
+                )
+                .bind(&source.0)
+                .bind(id.as_str())
+                .bind(secret.expose_secret())
+                .execute(self.pool())
+                .await?;
+            }
+            None => {
+                sqlx::query("delete from advertiser_secrets where source_id = ?1 and advertiser_id = ?2")
+                    .bind(&source.0)
+                    .bind(id.as_str())
+                    .execute(self.pool())
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn advertiser_secret(
+        &self,
+        source: &SourceId,
+        id: &AdvertiserId,
+    ) -> Result<Option<SecretString>, StoreError> {
+        let secret: Option<String> =
+            sqlx::query_scalar("select secret_key from advertiser_secrets where source_id = ?1 and advertiser_id = ?2")
+                .bind(&source.0)
+                .bind(id.as_str())
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(secret.map(SecretString::from))
+    }
+
     pub async fn upsert_advertisers(&self, advertisers: &[Advertiser]) -> Result<(), StoreError> {
         let now = to_millis(Utc::now());
         let mut tx = self.pool().begin().await?;

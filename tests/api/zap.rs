@@ -279,3 +279,29 @@ async fn an_advertiser_with_send_lead_email_gets_a_copy_of_each_lead() {
     assert!(mail.body.contains("Olá, tenho interesse"), "{}", mail.body);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_advertiser_with_a_secret_of_its_own_is_reached_only_with_that_secret() {
+    let app = portal_app().await;
+    let own = secrecy::SecretString::from("advertiser-777-secret");
+    app.store
+        .set_advertiser_secret(&SourceId("zap".to_owned()), &AdvertiserId::parse("777").unwrap(), Some(&own))
+        .await
+        .unwrap();
+    let body = sample("own-1", "b1", "999990012");
+    assert_eq!(
+        post(&app, "/grupozap/lead/777", &body, PORTAL).await.status(),
+        401,
+        "the source's secret no longer opens it"
+    );
+    let id =
+        accepted_id(post(&app, "/grupozap/lead/777", &body, Some(("vivareal", "advertiser-777-secret"))).await).await;
+    assert!(id > 0);
+    let other = sample("own-2", "a40171", "999990013");
+    assert_eq!(
+        post(&app, "/grupozap/lead/123456", &other, PORTAL).await.status(),
+        200,
+        "other advertisers keep the source's"
+    );
+    app.stop().await;
+}

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::builder::NonEmptyStringValueParser;
 use clap::{Args, Subcommand};
+use secrecy::SecretString;
 use url::Url;
 
 use crate::config::Config;
@@ -81,6 +82,10 @@ pub struct AddArgs {
     pipeline: Option<String>,
     #[arg(long)]
     status: Option<String>,
+    /// A Basic password of the advertiser's own, replacing the source's `secret_key` on this
+    /// advertiser's URL (for portals that issue one per advertiser); "" removes it.
+    #[arg(long)]
+    secret_key: Option<String>,
 }
 
 #[derive(Args)]
@@ -131,6 +136,10 @@ async fn add(store: &Store, args: AddArgs) -> anyhow::Result<ExitCode> {
         }
     }
     store.upsert_advertisers(std::slice::from_ref(&advertiser)).await?;
+    if let Some(secret) = &args.secret_key {
+        let secret = Some(secret).filter(|secret| !secret.is_empty()).map(|secret| SecretString::from(secret.clone()));
+        store.set_advertiser_secret(&source, &advertiser.id, secret.as_ref()).await?;
+    }
     let verb = if is_new { "added" } else { "updated" };
     println!("advertiser {} of source {source} {verb}", advertiser.id);
     Ok(ExitCode::SUCCESS)
