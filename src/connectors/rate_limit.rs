@@ -45,12 +45,12 @@ pub struct Slot {
 }
 
 impl RateLimiter {
+    /// A fresh budget starts by waiting one window: it cannot know what a previous process,
+    /// killed and restarted a moment ago, sent to the same account within the last second.
     pub fn per_second(requests: u32) -> Self {
-        Self {
-            slots: Arc::new(Semaphore::new(requests.max(1) as usize)),
-            window: Duration::from_secs(1),
-            pause: Arc::default(),
-        }
+        let window = Duration::from_secs(1);
+        let pause = Pause { until: Some(Instant::now() + window), ..Pause::default() };
+        Self { slots: Arc::new(Semaphore::new(requests.max(1) as usize)), window, pause: Arc::new(Mutex::new(pause)) }
     }
 
     /// Waits for a free slot, and out any short pause.
@@ -70,8 +70,23 @@ impl RateLimiter {
 
     /// Slows every caller down after a 429: the CRM's own `Retry-After` when it sent one, else
     /// a pause that doubles with each 429 in a row.
+    ///
+    /// 429s that arrive while a pause is on answer requests sent before it began: they belong to
+    /// the same episode and do not lengthen it, or one burst of in-flight requests would push the
+    /// pause to its longest.
     pub fn throttle(&self, retry_after: Option<Duration>) -> Duration {
         let mut pause = self.pause.lock().expect("pause lock");
+        let now = Instant::now();
+        if let Some(until) = pause.until
+            && until > now
+            && !pause.blocked
+            && pause.consecutive_throttles > 0
+        {
+            let until =
+                retry_after.map_or(until, |retry_after| until.max(now + retry_after.min(LONGEST_THROTTLE_PAUSE)));
+            pause.until = Some(until);
+            return until - now;
+        }
         pause.consecutive_throttles += 1;
         let doubling = FIRST_THROTTLE_PAUSE * 2u32.saturating_pow(pause.consecutive_throttles - 1);
         let length = retry_after.unwrap_or(doubling).min(LONGEST_THROTTLE_PAUSE);
@@ -138,8 +153,29 @@ mod tests {
     use super::*;
 
     #[tokio::test(start_paused = true)]
+    async fn a_new_budget_waits_one_window_before_its_first_request() {
+        let start = Instant::now();
+        let limiter = RateLimiter::per_second(3);
+        drop(limiter.acquire().await.unwrap());
+        assert!(start.elapsed() >= Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn answers_to_requests_sent_before_a_pause_do_not_lengthen_it() {
+        let limiter = RateLimiter::per_second(10);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(limiter.throttle(None), Duration::from_secs(1));
+        for _ in 0..19 {
+            assert!(limiter.throttle(None) <= Duration::from_secs(1));
+        }
+        tokio::time::advance(Duration::from_millis(1500)).await;
+        assert_eq!(limiter.throttle(None), Duration::from_secs(2), "a 429 after the pause is a second episode");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn no_more_than_the_budget_is_handed_out_within_one_window() {
         let limiter = RateLimiter::per_second(3);
+        tokio::time::advance(Duration::from_secs(1)).await;
         let start = Instant::now();
         let mut handed_out = Vec::new();
         for _ in 0..7 {
@@ -156,7 +192,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_throttle_delays_callers_and_doubles_while_429s_continue() {
         let limiter = RateLimiter::per_second(10);
+        tokio::time::advance(Duration::from_secs(1)).await;
         assert_eq!(limiter.throttle(None), Duration::from_secs(1));
+        tokio::time::advance(Duration::from_secs(1)).await;
         assert_eq!(limiter.throttle(None), Duration::from_secs(2));
         let start = Instant::now();
         drop(limiter.acquire().await.unwrap());
@@ -168,6 +206,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_long_pause_or_a_block_is_reported_instead_of_waited_out() {
         let limiter = RateLimiter::per_second(10);
+        tokio::time::advance(Duration::from_secs(1)).await;
         limiter.throttle(Some(Duration::from_secs(30)));
         assert!(matches!(limiter.acquire().await, Err(Paused::Throttled { .. })));
         let limiter = RateLimiter::per_second(10);

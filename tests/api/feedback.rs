@@ -45,8 +45,11 @@ async fn the_sender_gets_a_signed_callback_with_the_outcome() {
     let expected = format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()));
     assert_eq!(header("webhook-signature"), expected);
 
-    let lead = app.get_lead(id).await;
-    assert!(history_kinds(&lead).contains(&"callback_delivered".to_owned()), "{lead:#}");
+    let recorded = poll_until(Duration::from_secs(5), || async {
+        history_kinds(&app.get_lead(id).await).contains(&"callback_delivered".to_owned())
+    })
+    .await;
+    assert!(recorded, "{:#}", app.get_lead(id).await);
     app.stop().await;
 }
 

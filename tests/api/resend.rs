@@ -8,11 +8,12 @@ use leadgate::config::{RetryPolicy, RetrySchedule};
 
 use crate::helpers::{ADMIN_TOKEN, Setup, TestProcess, lead, spawn_app_with};
 
-fn every_100ms_for_1s() -> Setup {
+/// The CRM budget's first window (1 s) passes before the first attempt, so the policy runs past it.
+fn every_100ms_for_3s() -> Setup {
     Setup {
         retry: RetryPolicy {
             schedule: RetrySchedule::Every(Duration::from_millis(100)),
-            max_age: Duration::from_secs(1),
+            max_age: Duration::from_secs(3),
         },
         ..Setup::default()
     }
@@ -20,13 +21,13 @@ fn every_100ms_for_1s() -> Setup {
 
 #[tokio::test]
 async fn a_lead_whose_retry_policy_is_spent_is_dead_and_re_sending_it_by_api_delivers_it() {
-    let app = spawn_app_with(every_100ms_for_1s()).await;
+    let app = spawn_app_with(every_100ms_for_3s()).await;
     app.crm.emulator.inject_fault(Fault::new(503, FaultLimit::UntilCleared));
     let id = app.accept(lead("Павел", "+79997000001")).await;
     let dead = app.wait_for(id, &["dead"]).await;
     let error = dead["last_error"].as_str().unwrap();
     assert!(error.contains("retry policy is spent") && error.contains("503"), "{error}");
-    assert!(dead["failed_attempts"].as_i64().unwrap() >= 3, "retried every 100 ms for a second: {dead:#}");
+    assert!(dead["failed_attempts"].as_i64().unwrap() >= 3, "retried every 100 ms until the policy ran out: {dead:#}");
 
     app.crm.emulator.clear_faults();
     let retry =
