@@ -14,7 +14,7 @@ use crate::config::{Route, SourceConfig, SourceKind, WorkerConfig};
 use crate::connectors::{Connector, Connectors, DeliveryError, Flow};
 use crate::domain::{HistoryEvent, Lead, Outcome, SourceId};
 use crate::notify::templates::EmailContext;
-use crate::store::{AttemptCount, Claim, FeedbackKind, OwedFeedback, Store, StoreError};
+use crate::store::{AttemptCount, Claim, FeedbackKind, Lease, OwedFeedback, Store, StoreError};
 pub use journal::Journal;
 pub use retry::{backoff, lead_retry_delay};
 
@@ -34,7 +34,12 @@ impl Deliverer {
     /// when even that is impossible the lease runs out and the lead is claimed again.
     #[tracing::instrument(skip_all, fields(lead.id = %claim.lead.id, source = %claim.lead.fields.source))]
     pub async fn deliver(&self, claim: Claim) {
-        let written = self.attempt(&claim).await;
+        // A step may outlast the lease (a slow CRM, a wait for the rate budget); the lease is
+        // renewed meanwhile, and if it is lost anyway, the attempt stops where it is.
+        let written = tokio::select! {
+            written = self.attempt(&claim) => written,
+            lost = self.hold_lease(&claim.lease) => Err(lost),
+        };
         match written {
             Ok(()) => {}
             Err(StoreError::LeaseLost(id)) => {
@@ -42,6 +47,16 @@ impl Deliverer {
             }
             Err(error) => {
                 tracing::error!(?error, "could not record the attempt; the lead returns when its lease expires")
+            }
+        }
+    }
+
+    /// Renews the lease every third of its length; returns only when it cannot.
+    async fn hold_lease(&self, lease: &Lease) -> StoreError {
+        loop {
+            tokio::time::sleep(self.worker.lease / 3).await;
+            if let Err(error) = self.store.extend_lease(lease, self.worker.lease).await {
+                return error;
             }
         }
     }

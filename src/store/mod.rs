@@ -190,6 +190,16 @@ impl Store {
         }
     }
 
+    /// Keeps a lead ours while a long CRM step runs.
+    ///
+    /// # Errors
+    /// `LeaseLost` when the lead is no longer ours.
+    pub async fn extend_lease(&self, lease: &Lease, extend_by: Duration) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(store) => store.extend_lease(lease, extend_by).await,
+        }
+    }
+
     /// Returns the lead to the queue, due at `run_at`.
     pub async fn reschedule(
         &self,

@@ -143,6 +143,21 @@ impl SqliteStore {
         finish_owned_write(tx, lease, updated.rows_affected(), events).await
     }
 
+    pub async fn extend_lease(&self, lease: &Lease, extend_by: Duration) -> Result<(), StoreError> {
+        let updated = sqlx::query(
+            "update leads set lease_until = ?1 where id = ?2 and lease_token = ?3 and status = 'processing'",
+        )
+        .bind(to_millis(Utc::now() + extend_by))
+        .bind(lease.lead_id.0)
+        .bind(&lease.token)
+        .execute(&self.pool)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::LeaseLost(lease.lead_id));
+        }
+        Ok(())
+    }
+
     pub async fn reschedule(
         &self,
         lease: &Lease,

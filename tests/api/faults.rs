@@ -124,3 +124,19 @@ async fn a_burst_of_200_leads_never_exceeds_the_configured_rate_at_the_crm() {
     assert_eq!(app.crm.emulator.leads_count(), 200);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_crm_call_longer_than_the_lease_keeps_the_lead_with_its_worker() {
+    let app = spawn_app_with(Setup { lease: Duration::from_secs(1), ..Setup::default() }).await;
+    app.crm.emulator.set_latency(Some(amocrm_emulator::Latency {
+        delay: Duration::from_millis(2500),
+        path_prefix: Some("/api/v4/contacts".to_owned()),
+        method: Some("POST".to_owned()),
+    }));
+    let id = app.accept(lead("Долгий", "+79993000007")).await;
+    let done = app.wait_for(id, &["approved"]).await;
+    let claims = history_kinds(&done).iter().filter(|kind| *kind == "claimed").count();
+    assert_eq!(claims, 1, "nobody took the lead over while its contact was being made: {done:#}");
+    assert_eq!(app.crm.emulator.contacts_count(), 1);
+    app.stop().await;
+}

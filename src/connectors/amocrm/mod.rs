@@ -9,7 +9,7 @@ mod wire;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use tokio::sync::RwLock;
+use tokio::sync::{Mutex, RwLock};
 
 use crate::config::{AmoCrmConfig, Route};
 use crate::connectors::{DeliveryError, RouteProblem};
@@ -25,6 +25,7 @@ pub struct AmoCrm {
     phone_region: PhoneRegion,
     /// Read from the account and refreshed on a miss.
     pipelines: RwLock<HashMap<String, PipelineIds>>,
+    refreshing: Mutex<()>,
 }
 
 /// A pipeline's id and its stages' ids by name.
@@ -47,6 +48,7 @@ impl AmoCrm {
             client: AmoCrmClient::new(&config.name, config.base_url.clone(), transport, credentials, blocked_pause),
             phone_region,
             pipelines: RwLock::default(),
+            refreshing: Mutex::default(),
         }
     }
 
@@ -67,6 +69,12 @@ impl AmoCrm {
     }
 
     async fn resolve(&self, route: &Route, calls: &mut Vec<HistoryEvent>) -> Result<Placement, RouteProblem> {
+        if let Some(found) = self.cached_placement(route).await {
+            return Ok(found);
+        }
+        // One refresh at a time: a restarted gateway's first batch would otherwise ask the CRM
+        // for the same pipelines once per lead, all in the same second.
+        let _refreshing = self.refreshing.lock().await;
         if let Some(found) = self.cached_placement(route).await {
             return Ok(found);
         }
