@@ -124,6 +124,8 @@ impl FieldDefinition {
     }
 }
 
+/// The contact text field «Должность», for tests that fill a contact field by id.
+pub const POSITION_FIELD_ID: u64 = 264_909;
 pub const PHONE_FIELD_ID: u64 = 264_911;
 pub const EMAIL_FIELD_ID: u64 = 264_913;
 
@@ -139,7 +141,9 @@ const EMAIL_ENUMS: &[(u64, &str)] = &[(180_013, "WORK"), (180_015, "PRIV"), (180
 
 /// Fields of contacts (and of companies, which share the system phone and e-mail fields).
 pub const CONTACT_FIELDS: &[FieldDefinition] = &[
-    FieldDefinition { id: 264_909, name: "Должность", code: Some("POSITION"), kind: "text", enums: &[] },
+    FieldDefinition {
+        id: POSITION_FIELD_ID, name: "Должность", code: Some("POSITION"), kind: "text", enums: &[]
+    },
     FieldDefinition {
         id: PHONE_FIELD_ID, name: "Телефон", code: Some("PHONE"), kind: "multitext", enums: PHONE_ENUMS
     },

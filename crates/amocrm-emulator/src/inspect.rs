@@ -1,11 +1,12 @@
 //! Typed views and controls on `Emulator` for in-process tests, mirroring the control API.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use crate::Emulator;
 use crate::catalog::{EMAIL_FIELD_ID, PHONE_FIELD_ID};
 use crate::seed::{self, SeedContact, SeedError, SeededContact};
-use crate::state::{Contact, Crm, Lead};
+use crate::state::{Contact, Crm, CustomField, Lead};
 use crate::traffic::{Fault, Latency, RequestRecord, TrafficStats};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -15,6 +16,8 @@ pub struct ContactSummary {
     pub phones: Vec<String>,
     pub emails: Vec<String>,
     pub lead_ids: Vec<u64>,
+    /// Every custom field by id, phone and e-mail included.
+    pub custom_fields: BTreeMap<u64, Vec<String>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,6 +32,11 @@ pub struct LeadSummary {
     pub status: String,
     /// Linked contacts, the main one first.
     pub contact_ids: Vec<u64>,
+    /// Tag names in the order they were attached.
+    pub tags: Vec<String>,
+    pub responsible_user_id: u64,
+    /// Custom fields by id (`LISTING_FIELD_ID`, the UTM fields…).
+    pub custom_fields: BTreeMap<u64, Vec<String>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,6 +58,15 @@ fn field_texts(contact: &Contact, field_id: u64) -> Vec<String> {
         .collect()
 }
 
+/// Values as text, so a test can compare what it sent whatever JSON type it was sent as.
+fn fields_by_id(fields: &[CustomField]) -> BTreeMap<u64, Vec<String>> {
+    let mut by_id: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    for field in fields {
+        by_id.entry(field.definition.id).or_default().extend(field.texts());
+    }
+    by_id
+}
+
 fn contact_summary(crm: &Crm, contact: &Contact) -> ContactSummary {
     ContactSummary {
         id: contact.id,
@@ -57,6 +74,7 @@ fn contact_summary(crm: &Crm, contact: &Contact) -> ContactSummary {
         phones: field_texts(contact, PHONE_FIELD_ID),
         emails: field_texts(contact, EMAIL_FIELD_ID),
         lead_ids: crm.lead_ids_of_contact(contact.id),
+        custom_fields: fields_by_id(&contact.custom_fields),
     }
 }
 
@@ -74,6 +92,9 @@ fn lead_summary(crm: &Crm, lead: &Lead) -> LeadSummary {
         pipeline: pipeline.map(|p| p.name.clone()).unwrap_or_default(),
         status: status.map(|s| s.name.clone()).unwrap_or_default(),
         contact_ids: links.iter().map(|link| link.contact_id).collect(),
+        tags: lead.tag_ids.iter().filter_map(|id| crm.tag(*id)).map(|tag| tag.name.clone()).collect(),
+        responsible_user_id: lead.responsible_user_id,
+        custom_fields: fields_by_id(&lead.custom_fields),
     }
 }
 

@@ -23,7 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use catalog::LISTING_FIELD_ID;
+pub use catalog::{LISTING_FIELD_ID, POSITION_FIELD_ID, USER_ID};
 pub use inspect::{ContactSummary, LeadSummary, NoteSummary};
 pub use seed::{SeedContact, SeedError, SeedLead, SeededContact};
 pub use traffic::{Fault, FaultLimit, Latency, RequestRecord, TrafficStats};

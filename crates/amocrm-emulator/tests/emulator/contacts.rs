@@ -1,5 +1,8 @@
 //! Contacts: fuzzy search, 204 answers, creation with catalog fields, validation, update.
 
+use std::collections::BTreeMap;
+
+use amocrm_emulator::POSITION_FIELD_ID;
 use serde_json::{Value, json};
 
 use crate::harness::{content_type, spawn_emulator};
@@ -151,4 +154,32 @@ async fn patching_a_contact_replaces_its_phone_and_keeps_other_fields() {
     let contact = &app.emulator().contacts()[0];
     assert_eq!(contact.name, "Анна П.");
     assert_eq!(contact.phones, vec!["+79995550000".to_owned()]);
+}
+
+#[tokio::test]
+async fn contact_position_is_visible_by_field_id_next_to_its_phone_and_email() {
+    let app = spawn_emulator().await;
+
+    let response = app
+        .post(
+            "/api/v4/contacts",
+            json!([{"name": "Анна", "custom_fields_values": [
+                {"field_id": 264909, "values": [{"value": "Директор"}]},
+                {"field_code": "PHONE", "values": [{"value": "+79991112233", "enum_code": "MOB"}]},
+                {"field_code": "EMAIL", "values": [{"value": "anna@example.com"}]}
+            ]}]),
+        )
+        .await;
+
+    assert_eq!(response.status(), 200);
+    let contact = &app.emulator().contacts()[0];
+    assert_eq!(
+        contact.custom_fields,
+        BTreeMap::from([
+            (POSITION_FIELD_ID, vec!["Директор".to_owned()]),
+            (264_911, vec!["+79991112233".to_owned()]),
+            (264_913, vec!["anna@example.com".to_owned()]),
+        ])
+    );
+    assert_eq!(contact.phones, vec!["+79991112233"]);
 }

@@ -1,5 +1,8 @@
 //! Leads: placement rules, links to contacts, moves between stages, complex creation.
 
+use std::collections::BTreeMap;
+
+use amocrm_emulator::{LISTING_FIELD_ID, USER_ID};
 use serde_json::{Value, json};
 
 use crate::harness::{content_type, spawn_emulator, stage};
@@ -46,6 +49,57 @@ async fn lead_without_status_lands_in_the_first_working_stage_of_the_main_pipeli
     let lead = &app.emulator().leads()[0];
     assert_eq!(lead.id, lead_id);
     assert_eq!((lead.pipeline.as_str(), lead.status.as_str()), ("Воронка", "Первичный контакт"));
+}
+
+#[tokio::test]
+async fn lead_created_with_price_responsible_user_tags_and_listing_field_shows_them_all_in_its_summary() {
+    let app = spawn_emulator().await;
+
+    app.create_lead(json!({
+        "name": "Квартира на Ленина", "price": 4_500_000, "responsible_user_id": USER_ID,
+        "_embedded": {"tags": [{"name": "a"}, {"name": "b"}]},
+        "custom_fields_values": [{"field_id": 264941, "values": [{"value": "x"}]}]
+    }))
+    .await;
+
+    let lead = &app.emulator().leads()[0];
+    assert_eq!(lead.price, 4_500_000);
+    assert_eq!(lead.responsible_user_id, USER_ID);
+    assert_eq!(lead.tags, vec!["a", "b"]);
+    assert_eq!(lead.custom_fields, BTreeMap::from([(LISTING_FIELD_ID, vec!["x".to_owned()])]));
+}
+
+#[tokio::test]
+async fn lead_tags_are_listed_in_the_order_attached_not_by_tag_age() {
+    let app = spawn_emulator().await;
+    app.create_lead(json!({"name": "first", "_embedded": {"tags": [{"name": "avito"}]}})).await;
+
+    app.create_lead(json!({"name": "second", "_embedded": {"tags": [{"name": "partner"}, {"name": "avito"}]}})).await;
+
+    let leads = app.emulator().leads();
+    assert_eq!(leads[1].tags, vec!["partner", "avito"]);
+}
+
+#[tokio::test]
+async fn lead_without_responsible_user_and_fields_belongs_to_the_account_user_and_has_no_fields() {
+    let app = spawn_emulator().await;
+
+    app.create_lead(json!({"name": "x"})).await;
+
+    let lead = &app.emulator().leads()[0];
+    assert_eq!(lead.responsible_user_id, USER_ID);
+    assert!(lead.tags.is_empty());
+    assert!(lead.custom_fields.is_empty());
+}
+
+/// The facts say nothing about an unknown user id, so the emulator does not invent a rejection.
+#[tokio::test]
+async fn lead_with_an_unknown_responsible_user_id_is_stored_as_given() {
+    let app = spawn_emulator().await;
+
+    app.create_lead(json!({"name": "x", "responsible_user_id": 6_000_999})).await;
+
+    assert_eq!(app.emulator().leads()[0].responsible_user_id, 6_000_999);
 }
 
 #[tokio::test]
