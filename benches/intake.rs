@@ -23,7 +23,7 @@ use leadgate::http::error::ApiError;
 use leadgate::http::source_auth::AuthenticatedSource;
 use leadgate::notify::address_guard::AddressGuard;
 use leadgate::startup::App;
-use leadgate::store::{LeadWriter, Store};
+use leadgate::store::{FileStore, LeadWriter, Store};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -130,7 +130,9 @@ impl IntakeServer {
         let (writer, writer_task) = LeadWriter::start(store.clone(), Arc::new(Notify::new()));
         // No callback is ever sent here; the guard is only a required part of the state.
         let guard = AddressGuard::new(&SecurityConfig::default());
-        let state = AppState::new(store, writer, PhoneRegion::RUSSIA, vec![bench_source()], guard, None);
+        let files_url = url::Url::parse("http://127.0.0.1/")?;
+        let files = FileStore::open(&dir.path().join("files"), "bench".to_owned(), files_url).await?;
+        let state = AppState::new(store, writer, PhoneRegion::RUSSIA, vec![bench_source()], guard, None, files);
         // The router arrives with its state already applied, so the extra route gets the
         // source keys the authentication extractor needs on its own.
         let source_keys = state.source_keys.clone();

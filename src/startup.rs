@@ -20,7 +20,7 @@ use crate::notify::callback::CallbackSender;
 use crate::notify::email::Mailer;
 use crate::notify::outbox::FeedbackWorker;
 use crate::sandbox::Sandbox;
-use crate::store::{LeadWriter, Store};
+use crate::store::{FileStore, LeadWriter, Store};
 use crate::worker::Worker;
 
 /// The demo source created when no source is configured.
@@ -49,7 +49,7 @@ impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let Config {
             listen,
-            public_url: _,
+            public_url,
             store: store_config,
             worker: worker_config,
             phone_region,
@@ -57,6 +57,7 @@ impl App {
             feedback: feedback_config,
             smtp,
             admin_token,
+            files_dir,
             mut destinations,
             mut sources,
         } = config;
@@ -91,6 +92,15 @@ impl App {
         let lead_wake = Arc::new(Notify::new());
         let feedback_wake = Arc::new(Notify::new());
         let (writer, writer_task) = LeadWriter::start(store.clone(), Arc::clone(&lead_wake));
+        let listener = TcpListener::bind(listen).await?;
+        let address = listener.local_addr()?;
+        // Links to website leads' files point here; without a public address, at the listener.
+        let files_url = match public_url {
+            Some(url) => url,
+            None => url::Url::parse(&format!("http://{address}/"))?,
+        };
+        let link_secret = store.generated_setting("file_link_secret", generate_key).await?;
+        let files = FileStore::open(&files_dir, link_secret, files_url).await?;
         let state = AppState::new(
             store.clone(),
             writer,
@@ -98,10 +108,12 @@ impl App {
             sources.values().cloned().collect(),
             guard.clone(),
             admin_token,
+            files,
         );
+        let connectors = Arc::new(connectors);
         let deliverer = Deliverer {
             store: store.clone(),
-            connectors: Arc::new(connectors),
+            connectors: Arc::clone(&connectors),
             sources: Arc::clone(&sources),
             worker: worker_config,
             feedback_wake: Arc::clone(&feedback_wake),
@@ -111,12 +123,12 @@ impl App {
             callbacks: CallbackSender::new(guard, feedback_config.timeout),
             mailer: smtp.as_ref().map(Mailer::new).transpose()?,
             sources,
+            connectors,
             config: feedback_config,
             wake: feedback_wake,
         };
-        let listener = TcpListener::bind(listen).await?;
         Ok(Self {
-            address: listener.local_addr()?,
+            address,
             store,
             sandbox_url: sandbox.as_ref().map(Sandbox::base_url),
             demo_key,
@@ -138,8 +150,8 @@ impl App {
         let Self { listener, state, worker, feedback, writer_task, sandbox, .. } = self;
         let worker_task = tokio::spawn(worker.run(shutdown.clone()));
         let feedback_task = tokio::spawn(feedback.run(shutdown.clone()));
-        let server =
-            axum::serve(listener, http::router(state)).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let service = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+        let server = axum::serve(listener, service).with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let served = server.await;
         // The router held the last handles to the lead writer: once it is gone, the writer
         // commits what is queued and stops.

@@ -13,10 +13,10 @@ use crate::domain::{Email, PhoneRegion, SourceId};
 use crate::notify::templates::EmailTemplates;
 
 /// Collects problems as they are found, keeping the checks themselves linear.
-struct Found<'a>(&'a mut Vec<Problem>);
+pub(super) struct Found<'a>(pub(super) &'a mut Vec<Problem>);
 
 impl Found<'_> {
-    fn problem(&mut self, key: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn problem(&mut self, key: impl Into<String>, message: impl Into<String>) {
         self.0.push(Problem::new(key, message));
     }
 
@@ -111,6 +111,7 @@ pub(super) fn check(raw: RawSettings, problems: &mut Vec<Problem>) -> Option<Con
         feedback,
         smtp,
         admin_token,
+        files_dir: raw.files.dir.into(),
         destinations,
         sources,
     })
@@ -243,7 +244,7 @@ fn check_amocrm_auth(
 
 fn check_source(
     name: &str,
-    raw: RawSource,
+    mut raw: RawSource,
     destinations: &BTreeMap<String, DestinationConfig>,
     smtp_configured: bool,
     found: &mut Found<'_>,
@@ -257,24 +258,42 @@ fn check_source(
             None
         }
     };
-    let destination = required("destination", raw.destination);
-    let pipeline = required("pipeline", raw.pipeline);
-    let status = required("status", raw.status);
-    let kind = match raw.kind.as_deref() {
+    let destination = required("destination", raw.destination.take());
+    let pipeline = required("pipeline", raw.pipeline.take());
+    let status = required("status", raw.status.take());
+    let kind = match raw.kind.take().as_deref() {
         Some("partner") => {
-            let source_key = raw.key.filter(|secret| secret.expose_secret().len() >= 16);
+            let source_key = raw.key.take().filter(|secret| secret.expose_secret().len() >= 16);
             if source_key.is_none() {
                 found.problem(key("key"), "missing or shorter than 16 characters");
             }
             source_key.map(|key| SourceKind::Partner { key })
         }
-        Some("zap") => check_zap(raw.username, raw.secret_key, raw.timezone.as_deref(), &key, found),
+        Some("zap") => check_zap(raw.username.take(), raw.secret_key.take(), raw.timezone.as_deref(), &key, found),
+        Some("proxy") => {
+            let source_key = raw.key.take().filter(|secret| secret.expose_secret().len() >= 16);
+            if source_key.is_none() {
+                found.problem(key("key"), "missing or shorter than 16 characters");
+            }
+            let sync_timeout = raw.sync_timeout.unwrap_or(Duration::from_secs(30));
+            if sync_timeout.is_zero() || sync_timeout > Duration::from_secs(120) {
+                found.problem(key("sync_timeout"), "must be between 1s and 120s: a site's request waits that long");
+            }
+            source_key.map(|key| {
+                SourceKind::Proxy(ProxySource {
+                    key,
+                    duplicate_window: raw.duplicate_window.unwrap_or(Duration::from_secs(24 * 3600)),
+                    sync_timeout,
+                })
+            })
+        }
+        Some("form") => super::form::check_form(&mut raw, &key, found).map(SourceKind::Form),
         Some(other) => {
-            found.problem(key("kind"), format!("«{other}» is not a known kind (known: partner, zap)"));
+            found.problem(key("kind"), format!("«{other}» is not a known kind (known: partner, zap, proxy, form)"));
             None
         }
         None => {
-            found.problem(key("kind"), "missing (known: partner, zap)");
+            found.problem(key("kind"), "missing (known: partner, zap, proxy, form)");
             None
         }
     };
@@ -283,10 +302,10 @@ fn check_source(
     {
         found.problem(key("destination"), format!("«{destination}» is not a [destinations.*] entry"));
     }
-    let retry = raw
-        .retry
-        .map_or(Ok(RetryPolicy::default()), check_retry)
-        .map_err(|message| found.problem(key("retry"), message));
+    let default_retry =
+        if matches!(kind, Some(SourceKind::Proxy(_))) { RetryPolicy::PROXY } else { RetryPolicy::default() };
+    let retry =
+        raw.retry.map_or(Ok(default_retry), check_retry).map_err(|message| found.problem(key("retry"), message));
     let mut notify = Vec::new();
     for address in &raw.notify {
         match Email::parse(address) {

@@ -1,12 +1,13 @@
 //! Configuration: embedded defaults, then the file, then `LEADGATE_*` variables, checked into typed settings.
 
 mod check;
+mod form;
 mod raw;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::Figment;
@@ -14,7 +15,7 @@ use figment::providers::{Env, Format, Toml};
 use secrecy::SecretString;
 use url::Url;
 
-use crate::domain::{Email, PhoneRegion, SourceId};
+use crate::domain::{CrmField, Email, PhoneRegion, SourceId};
 pub use crate::notify::email::SmtpConfig;
 use crate::notify::templates::EmailTemplates;
 use raw::RawSettings;
@@ -34,6 +35,8 @@ pub struct Config {
     pub feedback: FeedbackConfig,
     pub smtp: Option<SmtpConfig>,
     pub admin_token: Option<SecretString>,
+    /// Where files that come with website leads are kept.
+    pub files_dir: PathBuf,
     pub destinations: BTreeMap<String, DestinationConfig>,
     pub sources: BTreeMap<SourceId, SourceConfig>,
 }
@@ -125,6 +128,44 @@ pub enum SourceKind {
     Partner { key: SecretString },
     /// Grupo ZAP's lead contract: `POST /grupozap/lead[/{advertiser}]` with HTTP Basic auth.
     Zap(ZapSource),
+    /// Roistat's proxy-lead API: `/api/proxy/1.0/leads/add` and `/messages/add`, authenticated by `key`.
+    Proxy(ProxySource),
+    /// A website form: `GET`/`POST /forms/{source}`, open to visitors of the allowed sites.
+    Form(FormSource),
+}
+
+#[derive(Debug, Clone)]
+pub struct ProxySource {
+    pub key: SecretString,
+    /// How long after delivery a repeat of the client's lead still counts as a duplicate.
+    pub duplicate_window: Duration,
+    /// The longest a `sync=1` request waits for the CRM.
+    pub sync_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct FormSource {
+    pub heading: String,
+    /// Each CRM field filled from a form field, by the form field's `name`.
+    pub fields: Vec<(CrmField, String)>,
+    /// Each CRM field filled with a fixed value, which may hold `{variables}`.
+    pub statics: Vec<(CrmField, String)>,
+    /// Form fields a visitor must fill.
+    pub required: Vec<String>,
+    /// Form field name → its label on the page.
+    pub labels: BTreeMap<String, String>,
+    pub require_file: bool,
+    /// Zero: the form takes no files.
+    pub max_files: usize,
+    pub max_file_bytes: u64,
+    /// Off: leads are stored `skipped` and never reach the CRM.
+    pub send_to_crm: bool,
+    /// Hosts whose pages may post the form (checked against Origin or Referer); empty: any site.
+    pub allowed_sites: Vec<String>,
+    /// A hidden field humans leave empty; a submission that fills it is dropped as spam.
+    pub honeypot: String,
+    pub per_ip_per_minute: u32,
+    pub success_message: String,
 }
 
 #[derive(Debug, Clone)]
@@ -142,7 +183,7 @@ impl SourceConfig {
     pub fn partner_key(&self) -> Option<&SecretString> {
         match &self.kind {
             SourceKind::Partner { key } => Some(key),
-            SourceKind::Zap(_) => None,
+            SourceKind::Zap(_) | SourceKind::Proxy(_) | SourceKind::Form(_) => None,
         }
     }
 }
@@ -167,6 +208,12 @@ impl Default for RetryPolicy {
     fn default() -> Self {
         Self { schedule: RetrySchedule::Exponential, max_age: Duration::from_secs(48 * 3600) }
     }
+}
+
+impl RetryPolicy {
+    /// Roistat's proxy leads: every 30 minutes for two days.
+    pub const PROXY: Self =
+        Self { schedule: RetrySchedule::Every(Duration::from_secs(30 * 60)), max_age: Duration::from_secs(48 * 3600) };
 }
 
 /// What a source's outcomes owe: a callback (signed when a secret is set) and e-mails.

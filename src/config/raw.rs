@@ -16,6 +16,7 @@ pub struct RawSettings {
     pub feedback: RawFeedback,
     pub smtp: Option<RawSmtp>,
     pub admin: Option<RawAdmin>,
+    pub files: RawFiles,
     #[serde(default)]
     pub destinations: BTreeMap<String, RawDestination>,
     #[serde(default)]
@@ -87,6 +88,34 @@ pub struct RawSource {
     pub email: Option<RawEmailTemplates>,
     #[serde(default)]
     pub deal_fields: BTreeMap<String, i64>,
+    #[serde(default, with = "humantime_serde")]
+    pub duplicate_window: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub sync_timeout: Option<Duration>,
+    pub heading: Option<String>,
+    /// CRM field → form field name.
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+    /// CRM field → a fixed value, with `{variables}`.
+    #[serde(default, rename = "static")]
+    pub statics: BTreeMap<String, String>,
+    pub required: Option<Vec<String>>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    pub require_file: Option<bool>,
+    pub max_files: Option<u32>,
+    pub max_file_mb: Option<u32>,
+    pub send_to_crm: Option<bool>,
+    #[serde(default)]
+    pub allowed_sites: Vec<String>,
+    pub honeypot: Option<String>,
+    pub per_ip_per_minute: Option<u32>,
+    pub success_message: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawFiles {
+    pub dir: String,
 }
 
 /// `{ backoff = "exponential", max_age = "48h" }` or `{ every = "30m", max_age = "48h" }`.

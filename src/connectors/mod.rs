@@ -26,6 +26,9 @@ pub enum Flow {
     /// The listing portal: the client is found by phone or e-mail; an existing deal gets a note,
     /// a known client without one gets a new deal.
     Portal,
+    /// A website lead: the client is found by phone or e-mail and every lead makes a deal with
+    /// a note (repeats are caught at intake, by the duplicate check).
+    Website,
 }
 
 /// Why a delivery attempt stopped, which decides what happens to the lead next.
@@ -87,6 +90,16 @@ impl Connector {
     ) -> Result<Outcome, DeliveryError> {
         match self {
             Self::AmoCrm(amocrm) => amocrm.deliver(lead, route, flow, journal).await,
+        }
+    }
+
+    /// Adds a note to a deal the gateway made; returns the note's id.
+    ///
+    /// # Errors
+    /// Why the CRM did not take it, classified like a delivery's errors.
+    pub async fn add_deal_note(&self, deal_id: i64, text: &str) -> Result<i64, DeliveryError> {
+        match self {
+            Self::AmoCrm(amocrm) => amocrm.post_note(deal_id, text, &mut Vec::new()).await,
         }
     }
 

@@ -74,6 +74,7 @@ impl Deliverer {
         let flow = match source.kind {
             SourceKind::Partner { .. } => Flow::Partner,
             SourceKind::Zap(_) => Flow::Portal,
+            SourceKind::Proxy(_) | SourceKind::Form(_) => Flow::Website,
         };
         match connector.deliver(lead, &route, flow, &mut journal).await {
             Ok(outcome) => self.complete(claim, &outcome, source, connector, journal.take_events()).await,

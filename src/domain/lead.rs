@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use super::deal::{DealSpec, DuplicateCheck};
 use super::{Email, Phone};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -89,6 +90,25 @@ pub struct NewLead {
     pub routing: Routing,
     /// When the lead was made at its origin, if the sender says.
     pub origin_time: Option<DateTime<Utc>>,
+    /// A website lead's deal: title, budget, tags, custom fields, files.
+    pub deal: DealSpec,
+    /// Stored as `skipped`, never sent to the CRM (the site asked so, or the form's switch is off).
+    pub skip_sending: bool,
+    /// Only at insert, never stored: whether a repeat of a lead still on its way is refused.
+    pub duplicate_check: Option<DuplicateCheck>,
+}
+
+impl NewLead {
+    /// Where the lead starts: waiting for its advertiser, kept from the CRM, or queued.
+    pub fn initial_status(&self) -> LeadStatus {
+        if self.routing.unrouted {
+            LeadStatus::Unrouted
+        } else if self.skip_sending {
+            LeadStatus::Skipped
+        } else {
+            LeadStatus::Pending
+        }
+    }
 }
 
 /// A portal lead's advertiser and what it overrides of the source's route.

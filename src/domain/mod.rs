@@ -1,11 +1,13 @@
 //! The gateway's vocabulary: values parsed once at the edge and trusted everywhere inside.
 
 pub mod advertiser;
+pub mod deal;
 pub mod document;
 pub mod email;
 pub mod lead;
 pub mod phone;
 
+pub use deal::{Attachment, CrmField, DealSpec, DuplicateCheck};
 pub use email::Email;
 pub use lead::{Decision, HistoryEvent, Lead, LeadId, LeadStatus, NewLead, Outcome, Routing, SourceId};
 pub use phone::{Phone, PhoneRegion};

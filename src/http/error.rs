@@ -36,26 +36,63 @@ pub enum ApiError {
     /// The request is valid but the lead's state does not allow it.
     #[error("Ошибка! {0}")]
     Conflict(String),
+    /// A website form's fields, each with what is wrong with it, keyed by the form field's name.
+    #[error("{message}")]
+    FormRejected { message: String, errors: Vec<(String, String)> },
+    /// A form posted from a site it does not accept.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    TooManyRequests(String),
+    /// A form's page could not be rendered (a template fault, not the visitor's).
+    #[error("{INTERNAL_ERROR}")]
+    Page(String),
+    /// A visitor's file could not be written to the file store.
+    #[error("{INTERNAL_ERROR}")]
+    Files(String),
     #[error("{INTERNAL_ERROR}")]
     Internal(#[from] StoreError),
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = match &self {
-            Self::MissingNameOrPhone | Self::Invalid(_) => StatusCode::BAD_REQUEST,
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::MissingNameOrPhone | Self::Invalid(_) | Self::FormRejected { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized | Self::AdminUnauthorized => StatusCode::UNAUTHORIZED,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::IdempotencyKeyReused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound | Self::AdvertiserNotFound => StatusCode::NOT_FOUND,
             Self::PortalUnauthorized => StatusCode::UNAUTHORIZED,
-            Self::Internal(error) => {
-                tracing::error!(?error, "request failed on our side");
-                StatusCode::INTERNAL_SERVER_ERROR
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Internal(_) | Self::Page(_) | Self::Files(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        match &self {
+            Self::Internal(error) => tracing::error!(?error, "request failed on our side"),
+            Self::Page(error) => tracing::error!(%error, "could not render a form's page"),
+            Self::Files(error) => tracing::error!(%error, "could not store a visitor's file"),
+            _ => {}
+        }
+        // A form's page reads `message` and puts each of `errors` next to its field.
+        let body = match &self {
+            Self::FormRejected { message, errors } => {
+                let errors: serde_json::Map<String, serde_json::Value> =
+                    errors.iter().map(|(field, problem)| (field.clone(), json!(problem))).collect();
+                json!({ "status": "error", "message": message, "errors": errors })
             }
+            Self::Forbidden(message) | Self::TooManyRequests(message) => {
+                json!({ "status": "error", "error": message, "message": message })
+            }
+            _ => json!({ "error": self.to_string() }),
         };
-        let mut response = (status, Json(json!({ "error": self.to_string() }))).into_response();
+        let mut response = (status, Json(body)).into_response();
         let challenge = match self {
             Self::PortalUnauthorized => Some("Basic realm=\"leadgate\""),
             Self::Unauthorized | Self::AdminUnauthorized => Some("Bearer"),

@@ -2,6 +2,7 @@
 
 mod admin;
 pub mod error;
+mod files;
 pub mod lead_status;
 pub mod source_auth;
 
@@ -16,8 +17,9 @@ use secrecy::SecretString;
 use crate::config::SourceConfig;
 use crate::domain::PhoneRegion;
 use crate::intake;
+use crate::intake::form::FormLimits;
 use crate::notify::address_guard::AddressGuard;
-use crate::store::{LeadWriter, Store};
+use crate::store::{FileStore, LeadWriter, Store};
 use source_auth::SourceKeys;
 
 /// Larger bodies are refused with 413 before they are read.
@@ -31,6 +33,8 @@ pub struct AppState {
     pub source_keys: SourceKeys,
     pub callback_guard: AddressGuard,
     pub admin_token: Option<SecretString>,
+    pub files: FileStore,
+    pub form_limits: FormLimits,
 }
 
 impl FromRef<AppState> for SourceKeys {
@@ -47,13 +51,27 @@ impl AppState {
         sources: Vec<SourceConfig>,
         callback_guard: AddressGuard,
         admin_token: Option<SecretString>,
+        files: FileStore,
     ) -> Self {
-        Self { store, writer, phone_region, source_keys: SourceKeys(Arc::new(sources)), callback_guard, admin_token }
+        let form_limits = FormLimits::new(&sources);
+        let source_keys = SourceKeys(Arc::new(sources));
+        Self { store, writer, phone_region, source_keys, callback_guard, admin_token, files, form_limits }
     }
 }
 
 pub fn router(state: AppState) -> Router {
+    let sources = Arc::clone(&state.source_keys.0);
+    let forms = Router::new()
+        .route("/forms/{form}", get(intake::form::page).post(intake::form::submit))
+        .route("/forms/{form}/embed.js", get(intake::form::embed_script))
+        .layer(DefaultBodyLimit::max(intake::form::body_limit(&sources)))
+        .layer(intake::form::cors(sources));
+    let proxy_lead = get(intake::proxy::add_lead).post(intake::proxy::add_lead);
+    let proxy_message = get(intake::proxy::add_message).post(intake::proxy::add_message);
     Router::new()
+        .route("/api/proxy/1.0/leads/add", proxy_lead)
+        .route("/api/proxy/1.0/leads/messages/add", proxy_message)
+        .route("/files/{sha256}/{token}/{name}", get(files::download))
         .route("/api/v1/leads", post(intake::partner::accept))
         .route("/api/v1/leads/{id}", get(lead_status::show))
         .route("/api/v1/leads/{id}/retry", post(admin::retry))
@@ -61,5 +79,6 @@ pub fn router(state: AppState) -> Router {
         .route("/grupozap/lead/{advertiser}", post(intake::zap::accept_for_advertiser))
         .route("/healthz", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .merge(forms)
         .with_state(state)
 }

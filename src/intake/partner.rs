@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 use super::text_field;
-use crate::domain::{Email, NewLead, Phone, PhoneRegion, Routing, SourceId};
+use crate::domain::{DealSpec, Email, NewLead, Phone, PhoneRegion, Routing, SourceId};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::source_auth::AuthenticatedSource;
@@ -39,7 +39,9 @@ pub async fn accept(
             .map_err(|refused| ApiError::Invalid(format!("«{url}» в поле callbackUrl недопустим: {refused}")))?;
     }
     match state.writer.insert(lead).await? {
-        Inserted::New(id) | Inserted::Existing { id, same_payload: true } => Ok(Json(json!({ "id": id }))),
+        Inserted::New(id) | Inserted::Existing { id, same_payload: true } | Inserted::Duplicate { id } => {
+            Ok(Json(json!({ "id": id })))
+        }
         Inserted::Existing { same_payload: false, .. } => {
             Err(ApiError::IdempotencyKeyReused(external_id.unwrap_or_default()))
         }
@@ -97,6 +99,9 @@ fn parse_lead(
         payload,
         routing: Routing::default(),
         origin_time: None,
+        deal: DealSpec::default(),
+        skip_sending: false,
+        duplicate_check: None,
     })
 }
 

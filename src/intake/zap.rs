@@ -19,7 +19,7 @@ use subtle::ConstantTimeEq;
 use super::text_field;
 use crate::config::{SourceConfig, SourceKind, ZapSource};
 use crate::domain::advertiser::AdvertiserId;
-use crate::domain::{Email, NewLead, Phone, PhoneRegion, Routing};
+use crate::domain::{DealSpec, Email, NewLead, Phone, PhoneRegion, Routing};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::store::Inserted;
@@ -77,7 +77,7 @@ async fn accept(
     let lead = parse_lead(fields, &payload, source, zap, routing)?;
     match state.writer.insert(lead).await? {
         // The portal re-sends what failed or timed out: the first lead's id is the answer.
-        Inserted::New(id) | Inserted::Existing { id, .. } => Ok(Json(json!({ "id": id }))),
+        Inserted::New(id) | Inserted::Existing { id, .. } | Inserted::Duplicate { id } => Ok(Json(json!({ "id": id }))),
     }
 }
 
@@ -147,6 +147,9 @@ fn parse_lead(
         payload: payload.clone(),
         routing,
         origin_time,
+        deal: DealSpec::default(),
+        skip_sending: false,
+        duplicate_check: None,
     })
 }
 

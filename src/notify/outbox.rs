@@ -1,4 +1,4 @@
-//! The feedback worker: delivers what outcomes owe (callbacks, e-mails) from the outbox, with retries.
+//! The feedback worker: delivers what outcomes owe (callbacks, e-mails, deal notes) from the outbox, with retries.
 //!
 //! An outbox row is written in the transaction that commits the outcome, so a crash between the
 //! outcome and its callback only delays the callback. Rows are claimed with a lease like leads;
@@ -18,6 +18,7 @@ use url::Url;
 use super::callback::{CallbackFailure, CallbackSender};
 use super::email::Mailer;
 use crate::config::{FeedbackConfig, SourceConfig};
+use crate::connectors::{Connectors, DeliveryError};
 use crate::delivery::backoff;
 use crate::domain::{HistoryEvent, SourceId};
 use crate::store::{FeedbackClaim, FeedbackKind, Store, StoreError};
@@ -30,6 +31,8 @@ pub struct FeedbackWorker {
     pub callbacks: CallbackSender,
     pub mailer: Option<Mailer>,
     pub sources: Arc<BTreeMap<SourceId, SourceConfig>>,
+    /// For notes owed to CRM deals.
+    pub connectors: Connectors,
     pub config: FeedbackConfig,
     pub wake: Arc<Notify>,
 }
@@ -70,12 +73,10 @@ impl FeedbackWorker {
         let result = match claim.kind {
             FeedbackKind::Callback => self.send_callback(claim).await,
             FeedbackKind::Email => self.send_email(claim).await,
+            FeedbackKind::DealNote => self.send_deal_note(claim).await,
         };
         let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let what = match claim.kind {
-            FeedbackKind::Callback => "callback",
-            FeedbackKind::Email => "email",
-        };
+        let what = claim.kind.as_str();
         let attempt = claim.attempt + 1;
         let written = match result {
             Ok(status) => {
@@ -128,6 +129,37 @@ impl FeedbackWorker {
             message: error.to_string(),
             permanent: false,
         })
+    }
+
+    /// Posts the note on the lead's deal through the lead's connector, inside the CRM's rate budget.
+    async fn send_deal_note(&self, claim: &FeedbackClaim) -> Result<u16, Failure> {
+        let failure = |message: String, permanent: bool| Failure { message, status: None, permanent };
+        let lead = match self.store.find_lead(claim.lead_id).await {
+            Ok(Some(lead)) => lead,
+            Ok(None) => return Err(failure("the lead no longer exists".to_owned(), true)),
+            Err(error) => return Err(failure(format!("could not read the lead: {error}"), false)),
+        };
+        let Some(deal_id) = lead.outcome.and_then(|outcome| outcome.deal_id) else {
+            return Err(failure("the lead has no CRM deal".to_owned(), true));
+        };
+        let destination = lead
+            .fields
+            .routing
+            .destination
+            .clone()
+            .or_else(|| self.sources.get(&lead.fields.source).map(|source| source.route.destination.clone()))
+            .unwrap_or_default();
+        let Some(connector) = self.connectors.get(&destination) else {
+            return Err(failure(format!("destination «{destination}» is not configured"), false));
+        };
+        let text = match claim.payload["title"].as_str().filter(|title| !title.is_empty()) {
+            Some(title) => format!("{title}\n{}", claim.payload["text"].as_str().unwrap_or_default()),
+            None => claim.payload["text"].as_str().unwrap_or_default().to_owned(),
+        };
+        match connector.add_deal_note(deal_id, &text).await {
+            Ok(_) => Ok(200),
+            Err(error) => Err(failure(error.to_string(), matches!(error, DeliveryError::Rejected(_)))),
+        }
     }
 
     async fn send_email(&self, claim: &FeedbackClaim) -> Result<u16, Failure> {

@@ -4,6 +4,7 @@
 //! database generics. SQLite is the embedded default; PostgreSQL joins as a second variant.
 
 mod advertisers;
+pub mod files;
 mod group_commit;
 mod rows;
 mod sqlite;
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::StoreConfig;
 use crate::domain::{HistoryEvent, Lead, LeadId, LeadStatus, NewLead, Outcome, Routing, SourceId};
+pub use files::FileStore;
 pub use group_commit::LeadWriter;
 pub use sqlite::SqliteStore;
 
@@ -47,6 +49,20 @@ pub enum Inserted {
         id: LeadId,
         same_payload: bool,
     },
+    /// The duplicate check found this client's earlier lead still on its way; nothing was stored
+    /// but the repeat in that lead's history (and the note it asked for).
+    Duplicate {
+        id: LeadId,
+    },
+}
+
+impl Inserted {
+    /// The lead the request is answered with: the new one, or the earlier one it repeats.
+    pub fn id(self) -> LeadId {
+        match self {
+            Self::New(id) | Self::Existing { id, .. } | Self::Duplicate { id } => id,
+        }
+    }
 }
 
 /// A lead taken by a worker, and the proof (`token`) that it is still ours.
@@ -76,6 +92,22 @@ pub struct OwedFeedback {
 pub enum FeedbackKind {
     Callback,
     Email,
+    /// A note for the lead's CRM deal: `{"title": …, "text": …}`.
+    DealNote,
+}
+
+impl FeedbackKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Callback => "callback",
+            Self::Email => "email",
+            Self::DealNote => "deal_note",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        [Self::Callback, Self::Email, Self::DealNote].into_iter().find(|kind| kind.as_str() == text)
+    }
 }
 
 /// Feedback as the outbox holds it, with how its delivery went so far.
@@ -273,6 +305,14 @@ impl Store {
     pub async fn route_lead(&self, id: LeadId, routing: &Routing, requested_by: &str) -> Result<Requeue, StoreError> {
         match self {
             Self::Sqlite(store) => store.route_lead(id, routing, requested_by).await,
+        }
+    }
+
+    /// Owes a note to the lead's CRM deal (see `FeedbackKind::DealNote`). Returns whether it is
+    /// due now (the deal exists) or waits for the lead's delivery; `None` when there is no such lead.
+    pub async fn queue_deal_note(&self, lead: LeadId, payload: &serde_json::Value) -> Result<Option<bool>, StoreError> {
+        match self {
+            Self::Sqlite(store) => store.queue_deal_note(lead, payload).await,
         }
     }
 

@@ -36,6 +36,7 @@ pub struct LeadRow {
     pub route_status: Option<String>,
     pub advertiser_email: Option<String>,
     pub origin_time: Option<i64>,
+    pub deal_spec: Option<String>,
 }
 
 #[derive(Debug, FromRow)]
@@ -58,6 +59,13 @@ impl TryFrom<LeadRow> for Lead {
             .transpose()
             .map_err(|_| corrupt("unknown decision"))?;
         let payload = serde_json::from_str(&row.payload).map_err(|_| corrupt("payload is not JSON"))?;
+        let deal = row
+            .deal_spec
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|_| corrupt("deal_spec is not a deal"))?
+            .unwrap_or_default();
         let callback_url =
             row.callback_url.as_deref().map(url::Url::parse).transpose().map_err(|_| corrupt("callback URL"))?;
         Ok(Lead {
@@ -80,6 +88,9 @@ impl TryFrom<LeadRow> for Lead {
                     unrouted: status == LeadStatus::Unrouted,
                 },
                 origin_time: row.origin_time.map(from_millis),
+                deal,
+                skip_sending: status == LeadStatus::Skipped,
+                duplicate_check: None,
             },
             status,
             attempt: row.attempt,

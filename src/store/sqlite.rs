@@ -9,9 +9,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 
 use super::rows::{HistoryRow, LeadRow, decision_text};
-use super::{
-    AttemptCount, Claim, FeedbackKind, Inserted, Lease, OwedFeedback, StoreError, StoredTokens, from_millis, to_millis,
-};
+use super::{AttemptCount, Claim, Inserted, Lease, OwedFeedback, StoreError, StoredTokens, from_millis, to_millis};
 use crate::config::{Durability, StoreConfig};
 use crate::domain::{HistoryEvent, Lead, LeadId, LeadStatus, NewLead, Outcome, SourceId};
 
@@ -22,7 +20,7 @@ pub struct SqliteStore {
 
 pub(super) const LEAD_COLUMNS: &str = "id, source_id, external_id, name, phone, phone_raw, email, comment, callback_url, payload, \
      status, run_at, attempt, lease_token, progress, decision, contact_id, deal_id, last_error, created_at, updated_at, \
-     advertiser_id, route_destination, route_pipeline, route_status, advertiser_email, origin_time";
+     advertiser_id, route_destination, route_pipeline, route_status, advertiser_email, origin_time, deal_spec";
 
 impl SqliteStore {
     pub(super) fn pool(&self) -> &SqlitePool {
@@ -48,10 +46,11 @@ impl SqliteStore {
 
     pub async fn insert_leads(&self, leads: &[NewLead]) -> Result<Vec<Inserted>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        // Leads without an external id cannot conflict, so they go in as one statement: each
-        // statement is a round trip to SQLite's thread, and that, not SQLite, dominates a batch.
-        let (plain, keyed): (Vec<usize>, Vec<usize>) =
-            (0..leads.len()).partition(|&index| leads[index].external_id.is_none());
+        // Leads without an external id or a duplicate check cannot conflict, so they go in as one
+        // statement: each statement is a round trip to SQLite's thread, and that, not SQLite,
+        // dominates a batch. The others go one by one, each seeing the batch's earlier leads.
+        let (plain, keyed): (Vec<usize>, Vec<usize>) = (0..leads.len())
+            .partition(|&index| leads[index].external_id.is_none() && leads[index].duplicate_check.is_none());
         let mut results = vec![None; leads.len()];
         let plain_ids = insert_plain_leads(&mut tx, plain.iter().map(|&index| &leads[index])).await?;
         for (index, id) in plain.into_iter().zip(plain_ids) {
@@ -206,11 +205,19 @@ impl SqliteStore {
         .bind(&lease.token)
         .execute(&mut *tx)
         .await?;
+        if outcome.deal_id.is_some() {
+            // Notes owed before the deal existed are due now; their clock starts now too.
+            sqlx::query(
+                "update outbox set status = 'pending', run_at = ?1, created_at = ?1
+                 where lead_id = ?2 and status = 'waiting'",
+            )
+            .bind(now)
+            .bind(lease.lead_id.0)
+            .execute(&mut *tx)
+            .await?;
+        }
         for owed in feedback {
-            let kind = match owed.kind {
-                FeedbackKind::Callback => "callback",
-                FeedbackKind::Email => "email",
-            };
+            let kind = owed.kind.as_str();
             sqlx::query("insert into outbox (lead_id, kind, payload, run_at, created_at) values (?1, ?2, ?3, ?4, ?4)")
                 .bind(lease.lead_id.0)
                 .bind(kind)
@@ -308,7 +315,7 @@ async fn insert_plain_leads<'a>(
     let mut insert = QueryBuilder::<Sqlite>::new(
         "insert into leads (source_id, name, phone, phone_raw, email, comment, callback_url, payload, status, run_at,
                             created_at, updated_at, advertiser_id, route_destination, route_pipeline, route_status,
-                            advertiser_email, origin_time) ",
+                            advertiser_email, origin_time, deal_spec) ",
     );
     let mut sources = Vec::with_capacity(leads.len());
     insert.push_values(leads, |mut row, lead| {
@@ -321,7 +328,7 @@ async fn insert_plain_leads<'a>(
             .push_bind(&lead.comment)
             .push_bind(lead.callback_url.as_ref().map(url::Url::as_str))
             .push_bind(lead.payload.to_string())
-            .push_bind(if lead.routing.unrouted { LeadStatus::Unrouted } else { LeadStatus::Pending }.as_str())
+            .push_bind(lead.initial_status().as_str())
             .push_bind(now)
             .push_bind(now)
             .push_bind(now)
@@ -330,7 +337,8 @@ async fn insert_plain_leads<'a>(
             .push_bind(&lead.routing.pipeline)
             .push_bind(&lead.routing.status)
             .push_bind(lead.routing.advertiser_email.as_ref().map(|email| email.as_str()))
-            .push_bind(lead.origin_time.map(to_millis));
+            .push_bind(lead.origin_time.map(to_millis))
+            .push_bind(deal_spec_text(lead));
     });
     insert.push(" returning id");
     let mut ids: Vec<i64> = insert.build_query_scalar().fetch_all(&mut **tx).await?;
@@ -344,13 +352,27 @@ async fn insert_plain_leads<'a>(
     Ok(ids.into_iter().map(LeadId).collect())
 }
 
+fn deal_spec_text(lead: &NewLead) -> Option<String> {
+    (!lead.deal.is_empty()).then(|| serde_json::to_string(&lead.deal).unwrap_or_default())
+}
+
 async fn insert_lead(tx: &mut Transaction<'_, Sqlite>, lead: &NewLead) -> Result<Inserted, StoreError> {
     let now = to_millis(Utc::now());
+    if let Some(check) = &lead.duplicate_check
+        && let Some(earlier) = earlier_lead_of_client(tx, lead, check.window).await?
+    {
+        let repeat = HistoryEvent::now("repeat_received", json!({ "payload": lead.payload }));
+        insert_history(tx, earlier, std::slice::from_ref(&repeat)).await?;
+        if let Some(note) = &check.append_note {
+            queue_deal_note_in(tx, earlier, &json!({ "text": note })).await?;
+        }
+        return Ok(Inserted::Duplicate { id: earlier });
+    }
     let id: Option<i64> = sqlx::query_scalar(
         "insert into leads (source_id, external_id, name, phone, phone_raw, email, comment, callback_url, payload,
                             status, run_at, created_at, updated_at, advertiser_id, route_destination, route_pipeline,
-                            route_status, advertiser_email, origin_time)
-         values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+                            route_status, advertiser_email, origin_time, deal_spec)
+         values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
          on conflict (source_id, external_id) where external_id is not null do nothing
          returning id",
     )
@@ -363,7 +385,7 @@ async fn insert_lead(tx: &mut Transaction<'_, Sqlite>, lead: &NewLead) -> Result
     .bind(&lead.comment)
     .bind(lead.callback_url.as_ref().map(url::Url::as_str))
     .bind(lead.payload.to_string())
-    .bind(if lead.routing.unrouted { LeadStatus::Unrouted } else { LeadStatus::Pending }.as_str())
+    .bind(lead.initial_status().as_str())
     .bind(now)
     .bind(&lead.routing.advertiser_id)
     .bind(&lead.routing.destination)
@@ -371,6 +393,7 @@ async fn insert_lead(tx: &mut Transaction<'_, Sqlite>, lead: &NewLead) -> Result
     .bind(&lead.routing.status)
     .bind(lead.routing.advertiser_email.as_ref().map(|email| email.as_str()))
     .bind(lead.origin_time.map(to_millis))
+    .bind(deal_spec_text(lead))
     .fetch_optional(&mut **tx)
     .await?;
     if let Some(id) = id {
@@ -386,6 +409,52 @@ async fn insert_lead(tx: &mut Transaction<'_, Sqlite>, lead: &NewLead) -> Result
             .await?;
     let same_payload = serde_json::from_str::<serde_json::Value>(&payload).is_ok_and(|stored| stored == lead.payload);
     Ok(Inserted::Existing { id: LeadId(id), same_payload })
+}
+
+/// The same client's latest lead of the same source that is still on its way, or was settled
+/// within `window`: the lead a repeat belongs to.
+async fn earlier_lead_of_client(
+    tx: &mut Transaction<'_, Sqlite>,
+    lead: &NewLead,
+    window: Duration,
+) -> Result<Option<LeadId>, StoreError> {
+    let settled_since = Utc::now() - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
+    let id: Option<i64> = sqlx::query_scalar(
+        "select id from leads
+         where source_id = ?1 and (phone = ?2 or (?3 is not null and email = ?3))
+           and (status in ('pending', 'processing')
+                or (status in ('approved', 'rejected') and updated_at >= ?4))
+         order by id desc limit 1",
+    )
+    .bind(&lead.source.0)
+    .bind(lead.phone.e164())
+    .bind(lead.email.as_ref().map(|email| email.as_str()))
+    .bind(to_millis(settled_since))
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(id.map(LeadId))
+}
+
+/// Owes a note to the lead's CRM deal: due now if the deal exists, else when the lead is delivered.
+/// Returns whether it is due now, or `None` when there is no such lead.
+pub(super) async fn queue_deal_note_in(
+    tx: &mut Transaction<'_, Sqlite>,
+    lead: LeadId,
+    payload: &serde_json::Value,
+) -> Result<Option<bool>, StoreError> {
+    let now = to_millis(Utc::now());
+    let status: Option<String> = sqlx::query_scalar(
+        "insert into outbox (lead_id, kind, payload, status, run_at, created_at)
+         select id, 'deal_note', ?2, case when deal_id is not null then 'pending' else 'waiting' end, ?3, ?3
+         from leads where id = ?1
+         returning status",
+    )
+    .bind(lead.0)
+    .bind(payload.to_string())
+    .bind(now)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(status.map(|status| status == "pending"))
 }
 
 pub(super) async fn insert_history(

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{FromRow, Sqlite, Transaction};
 
 use super::rows::LeadRow;
-use super::sqlite::{LEAD_COLUMNS, SqliteStore, insert_history, lease_token};
+use super::sqlite::{LEAD_COLUMNS, SqliteStore, insert_history, lease_token, queue_deal_note_in};
 use super::{FeedbackClaim, FeedbackKind, OutboxLease, Requeue, StoreError, StoredFeedback, from_millis, to_millis};
 use crate::domain::{HistoryEvent, Lead, LeadId, LeadStatus, Routing, SourceId};
 
@@ -23,8 +23,9 @@ struct OutboxRow {
 }
 
 impl OutboxRow {
-    fn kind(&self) -> FeedbackKind {
-        if self.kind == "email" { FeedbackKind::Email } else { FeedbackKind::Callback }
+    fn kind(&self) -> Result<FeedbackKind, StoreError> {
+        FeedbackKind::parse(&self.kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("outbox row {} has unknown kind «{}»", self.id, self.kind)))
     }
 
     fn payload(&self) -> Result<serde_json::Value, StoreError> {
@@ -58,7 +59,7 @@ impl SqliteStore {
         rows.into_iter()
             .map(|row| {
                 Ok(FeedbackClaim {
-                    kind: row.kind(),
+                    kind: row.kind()?,
                     payload: row.payload()?,
                     lead_id: LeadId(row.lead_id),
                     attempt: row.attempt,
@@ -103,6 +104,13 @@ impl SqliteStore {
         Ok(())
     }
 
+    pub async fn queue_deal_note(&self, lead: LeadId, payload: &serde_json::Value) -> Result<Option<bool>, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let queued = queue_deal_note_in(&mut tx, lead, payload).await?;
+        tx.commit().await?;
+        Ok(queued)
+    }
+
     pub async fn owed_feedback(&self, id: LeadId) -> Result<Vec<StoredFeedback>, StoreError> {
         let rows: Vec<OutboxRow> =
             sqlx::query_as(&format!("select {OUTBOX_COLUMNS} from outbox where lead_id = ?1 order by id"))
@@ -112,7 +120,7 @@ impl SqliteStore {
         rows.into_iter()
             .map(|row| {
                 Ok(StoredFeedback {
-                    kind: row.kind(),
+                    kind: row.kind()?,
                     payload: row.payload()?,
                     status: row.status.clone(),
                     attempts: row.attempt,

@@ -50,6 +50,10 @@ impl Progress {
                 self.deal_id = Some(deal_id);
                 Some(Create::Note)
             }
+            (Found::KnownWithoutDeal { contact_id } | Found::KnownWithDeal { contact_id, .. }, Flow::Website) => {
+                self.contact_id = Some(contact_id);
+                Some(Create::Deal)
+            }
             (_, Flow::Partner) => None,
         };
     }
@@ -93,7 +97,10 @@ impl AmoCrm {
         };
         let decision = match (found, flow) {
             (Found::New, _) => Decision::NewClient,
-            (Found::KnownWithoutDeal { .. }, Flow::Portal) => Decision::KnownClientNewDeal,
+            (Found::KnownWithoutDeal { .. }, Flow::Portal)
+            | (Found::KnownWithoutDeal { .. } | Found::KnownWithDeal { .. }, Flow::Website) => {
+                Decision::KnownClientNewDeal
+            }
             (Found::KnownWithDeal { .. }, Flow::Portal) => Decision::KnownClientDealNoted,
             (Found::KnownWithoutDeal { contact_id }, Flow::Partner) => {
                 return Ok(Outcome {
@@ -209,7 +216,7 @@ impl AmoCrm {
     ) -> Result<Found, DeliveryError> {
         let mut contacts = self.matching_contacts(lead, calls).await?;
         if contacts.is_empty()
-            && flow == Flow::Portal
+            && flow != Flow::Partner
             && let Some(email) = &lead.fields.email
         {
             contacts = self.contacts_with_email(email.as_str(), calls).await?;
@@ -217,6 +224,10 @@ impl AmoCrm {
         let Some(first) = contacts.first() else {
             return Ok(Found::New);
         };
+        if flow == Flow::Website {
+            // Every website lead makes its own deal, so the client's deals need not be read.
+            return Ok(Found::KnownWithoutDeal { contact_id: first.id });
+        }
         for contact in &contacts {
             if let Some(deal_id) = self.pick_deal(contact, placement, calls).await? {
                 return Ok(Found::KnownWithDeal { contact_id: contact.id, deal_id });
@@ -318,6 +329,7 @@ impl AmoCrm {
             custom_fields
                 .push(json!({ "field_code": "EMAIL", "values": [{ "value": email.as_str(), "enum_code": "WORK" }] }));
         }
+        custom_fields.extend(custom_field_values(&fields.deal.contact_fields));
         let body =
             json!([{ "name": fields.name, "custom_fields_values": custom_fields, "request_id": lead.id.to_string() }]);
         let created: Created = self.client.post(calls, "/api/v4/contacts", &body).await?;
@@ -331,17 +343,31 @@ impl AmoCrm {
         placement: &Placement,
         calls: &mut Vec<HistoryEvent>,
     ) -> Result<i64, DeliveryError> {
-        let body = json!([{
-            "name": format!("{}, {}", lead.fields.name, lead.fields.phone),
-            "pipeline_id": placement.pipeline_id,
-            "status_id": placement.status_id,
+        let spec = &lead.fields.deal;
+        let mut tags = vec![json!({ "name": format!("leadgate:{}", lead.fields.source) })];
+        tags.extend(spec.tags.iter().map(|tag| json!({ "name": tag })));
+        let mut custom_fields = placement.deal_fields.clone();
+        custom_fields.extend(custom_field_values(&spec.deal_fields));
+        let mut deal = json!({
+            "name": spec.title.clone().unwrap_or_else(|| format!("{}, {}", lead.fields.name, lead.fields.phone)),
+            "pipeline_id": spec.pipeline_id.unwrap_or(placement.pipeline_id),
             "request_id": lead.id.to_string(),
-            "custom_fields_values": placement.deal_fields,
-            "_embedded": {
-                "contacts": [{ "id": contact_id, "is_main": true }],
-                "tags": [{ "name": format!("leadgate:{}", lead.fields.source) }],
-            },
-        }]);
+            "custom_fields_values": custom_fields,
+            "_embedded": { "contacts": [{ "id": contact_id, "is_main": true }], "tags": tags },
+        });
+        // A pipeline chosen by id without a stage starts the deal at that pipeline's first stage.
+        match (spec.status_id, spec.pipeline_id) {
+            (Some(status_id), _) => deal["status_id"] = json!(status_id),
+            (None, None) => deal["status_id"] = json!(placement.status_id),
+            (None, Some(_)) => {}
+        }
+        if let Some(price) = spec.price {
+            deal["price"] = json!(price);
+        }
+        if let Some(user) = spec.responsible_user_id {
+            deal["responsible_user_id"] = json!(user);
+        }
+        let body = json!([deal]);
         let created: Created = self.client.post(calls, "/api/v4/leads", &body).await?;
         first_id(created.embedded.leads, "leads")
     }
@@ -352,7 +378,16 @@ impl AmoCrm {
         deal_id: i64,
         calls: &mut Vec<HistoryEvent>,
     ) -> Result<i64, DeliveryError> {
-        let body = json!([{ "entity_id": deal_id, "note_type": "common", "params": { "text": note_text(lead) } }]);
+        self.post_note(deal_id, &note_text(lead), calls).await
+    }
+
+    pub(crate) async fn post_note(
+        &self,
+        deal_id: i64,
+        text: &str,
+        calls: &mut Vec<HistoryEvent>,
+    ) -> Result<i64, DeliveryError> {
+        let body = json!([{ "entity_id": deal_id, "note_type": "common", "params": { "text": text } }]);
         let created: Created = self.client.post(calls, "/api/v4/leads/notes", &body).await?;
         first_id(created.embedded.notes, "notes")
     }
@@ -389,6 +424,10 @@ fn deal_field_values(lead: &Lead, route: &Route) -> Vec<serde_json::Value> {
             Some(json!({ "field_id": field_id, "values": [{ "value": value }] }))
         })
         .collect()
+}
+
+fn custom_field_values(values: &std::collections::BTreeMap<i64, String>) -> Vec<serde_json::Value> {
+    values.iter().map(|(field_id, value)| json!({ "field_id": field_id, "values": [{ "value": value }] })).collect()
 }
 
 /// The values of a contact's system field (`PHONE`, `EMAIL`) as text.
@@ -431,6 +470,12 @@ fn note_text(lead: &Lead) -> String {
     }
     if let Some(comment) = &fields.comment {
         lines.push(format!("Комментарий: {comment}"));
+    }
+    if !fields.deal.attachments.is_empty() {
+        lines.push("Файлы:".to_owned());
+        for file in &fields.deal.attachments {
+            lines.push(format!("  {} ({}, {} байт): {}", file.name, file.content_type, file.size, file.url));
+        }
     }
     if let Some(object) = fields.payload.as_object() {
         lines.push("Все поля заявки:".to_owned());

@@ -1,0 +1,512 @@
+//! Website forms: the page (`GET /forms/{form}`, `/embed.js`) and the submission (`POST /forms/{form}`),
+//! multipart with files or urlencoded, from the form's allowed sites.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{Html, IntoResponse, Response};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use serde_json::{Value, json};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use url::Url;
+
+use super::ClientIp;
+use super::form_page::{self, FormMessages, FormPage, InputKind, PageField, PageFiles};
+use super::variables::Variables;
+use crate::config::{FormSource, SourceConfig, SourceKind};
+use crate::domain::{CrmField, DealSpec, Email, NewLead, Phone, Routing, SourceId};
+use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::store::files::StoredFile;
+
+/// The name of the page's file input; files are taken from any part that carries a file name.
+const FILES_FIELD: &str = "files";
+const TEXT_LIMIT: usize = 4096;
+const SHORT_TEXT_LIMIT: usize = 1024;
+
+/// Per-form limits on how often one address may submit.
+#[derive(Clone, Default)]
+pub struct FormLimits(Arc<HashMap<SourceId, DefaultKeyedRateLimiter<IpAddr>>>);
+
+impl FormLimits {
+    pub fn new(sources: &[SourceConfig]) -> Self {
+        let limits = sources
+            .iter()
+            .filter_map(|source| match &source.kind {
+                SourceKind::Form(form) => {
+                    let per_minute = NonZeroU32::new(form.per_ip_per_minute).unwrap_or(NonZeroU32::MIN);
+                    Some((source.id.clone(), RateLimiter::keyed(Quota::per_minute(per_minute))))
+                }
+                _ => None,
+            })
+            .collect();
+        Self(Arc::new(limits))
+    }
+
+    fn allows(&self, form: &SourceId, ip: Option<IpAddr>) -> bool {
+        let (Some(limiter), Some(ip)) = (self.0.get(form), ip) else { return true };
+        if limiter.len() > 100_000 {
+            limiter.retain_recent();
+        }
+        limiter.check_key(&ip).is_ok()
+    }
+}
+
+/// The largest body any form can legitimately send: its files and some text.
+pub fn body_limit(sources: &[SourceConfig]) -> usize {
+    let largest = sources
+        .iter()
+        .filter_map(|source| match &source.kind {
+            SourceKind::Form(form) => Some(form.max_file_bytes.saturating_mul(form.max_files as u64)),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
+    usize::try_from(largest).unwrap_or(usize::MAX).saturating_add(crate::http::MAX_BODY_BYTES)
+}
+
+/// CORS for the forms' routes: each form's allowed sites may call it from their pages; a form
+/// with no list may be called from anywhere.
+pub fn cors(sources: Arc<Vec<SourceConfig>>) -> CorsLayer {
+    CorsLayer::new()
+        .allow_methods([axum::http::Method::GET, axum::http::Method::POST])
+        .allow_headers([header::ACCEPT, header::CONTENT_TYPE])
+        .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, parts| {
+            let form = parts.uri.path().trim_start_matches("/forms/").split('/').next().unwrap_or_default();
+            let host = origin.to_str().ok().and_then(|origin| Url::parse(origin).ok()).and_then(host_of);
+            find_form(&sources, form).is_some_and(|(_, settings)| site_allowed(settings, host.as_deref(), None))
+        }))
+}
+
+#[derive(serde::Deserialize)]
+pub struct PageQuery {
+    #[serde(default)]
+    embed: Option<String>,
+}
+
+/// `GET /forms/{form}`.
+pub async fn page(
+    State(state): State<AppState>,
+    Path(form): Path<String>,
+    Query(query): Query<PageQuery>,
+) -> Result<Html<String>, ApiError> {
+    let (source, settings) = find_form(&state.source_keys.0, &form).ok_or(ApiError::NotFound)?;
+    let page = page_of(source, settings, query.embed.is_some());
+    form_page::render_page(&page).map(Html).map_err(|error| ApiError::Page(error.to_string()))
+}
+
+/// `GET /forms/{form}/embed.js`.
+pub async fn embed_script(State(state): State<AppState>, Path(form): Path<String>) -> Result<Response, ApiError> {
+    let (source, _) = find_form(&state.source_keys.0, &form).ok_or(ApiError::NotFound)?;
+    let script = form_page::embed_script(&source.id.0);
+    Ok(([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], script).into_response())
+}
+
+/// `POST /forms/{form}`. A browser without JavaScript gets an HTML page; the page's script, JSON.
+pub async fn submit(
+    State(state): State<AppState>,
+    Path(form): Path<String>,
+    ClientIp(client_ip): ClientIp,
+    headers: HeaderMap,
+    request: Request,
+) -> Response {
+    let Some((source, settings)) = find_form(&state.source_keys.0, &form) else {
+        return ApiError::NotFound.into_response();
+    };
+    let accepted = accept(&state, source, settings, client_ip, &headers, request).await;
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html") && !accept.contains("application/json"));
+    if !wants_html {
+        return match accepted {
+            Ok(id) => Json(json!({ "status": "ok", "id": id, "message": settings.success_message })).into_response(),
+            Err(error) => error.into_response(),
+        };
+    }
+    let page = page_of(source, settings, false);
+    let (ok, message, errors) = match &accepted {
+        Ok(_) => (true, settings.success_message.clone(), Vec::new()),
+        Err(ApiError::FormRejected { message, errors }) => (false, message.clone(), errors.clone()),
+        Err(error) => (false, error.to_string(), Vec::new()),
+    };
+    let status = accepted.err().map_or(axum::http::StatusCode::OK, |error| error.status());
+    match form_page::render_result(&page, ok, &message, &errors) {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(error) => ApiError::Page(error.to_string()).into_response(),
+    }
+}
+
+/// Checks and stores one submission; returns the lead's id (`None` for a submission dropped as spam).
+async fn accept(
+    state: &AppState,
+    source: &SourceConfig,
+    settings: &FormSource,
+    client_ip: Option<IpAddr>,
+    headers: &HeaderMap,
+    request: Request,
+) -> Result<Option<crate::domain::LeadId>, ApiError> {
+    let sender = ["origin", "referer"]
+        .into_iter()
+        .find_map(|name| headers.get(name).and_then(|value| value.to_str().ok()).and_then(|text| Url::parse(text).ok()))
+        .and_then(host_of);
+    let own_host = headers.get(header::HOST).and_then(|value| value.to_str().ok()).map(host_without_port);
+    if !site_allowed(settings, sender.as_deref(), own_host.as_deref()) {
+        return Err(ApiError::Forbidden(format!(
+            "форма «{}» принимает заявки только со своих сайтов, а запрос пришёл {}",
+            source.id,
+            sender.map_or_else(|| "без заголовков Origin и Referer".to_owned(), |host| format!("с «{host}»"))
+        )));
+    }
+    if !state.form_limits.allows(&source.id, client_ip) {
+        return Err(ApiError::TooManyRequests(
+            "Слишком много заявок с вашего адреса. Попробуйте через минуту".to_owned(),
+        ));
+    }
+    let mut submission = read_submission(state, settings, request).await?;
+    let honeypot_filled = submission.values.get(&settings.honeypot).is_some_and(|value| !value.trim().is_empty());
+    if honeypot_filled {
+        state.files.discard(&submission.files).await;
+        tracing::info!(form = %source.id, ip = ?client_ip, "a submission filled the hidden field; dropped as spam");
+        return Ok(None);
+    }
+    submission.values.remove(&settings.honeypot);
+    let lead = match submission.to_lead(source, settings, headers, client_ip, state.phone_region) {
+        Ok(lead) => lead,
+        Err(error) => {
+            state.files.discard(&submission.files).await;
+            return Err(error);
+        }
+    };
+    match state.writer.insert(lead).await {
+        Ok(inserted) => Ok(Some(inserted.id())),
+        Err(error) => {
+            state.files.discard(&submission.files).await;
+            Err(error.into())
+        }
+    }
+}
+
+/// What a visitor sent: text fields by name, stored files, and what was wrong with the files.
+struct Submission {
+    values: BTreeMap<String, String>,
+    files: Vec<StoredFile>,
+    file_error: Option<String>,
+}
+
+async fn read_submission(state: &AppState, settings: &FormSource, request: Request) -> Result<Submission, ApiError> {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let mut submission = Submission { values: BTreeMap::new(), files: Vec::new(), file_error: None };
+    if !content_type.starts_with("multipart/form-data") {
+        let body = axum::body::Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| super::read_body(Err(rejection)).unwrap_err())?;
+        submission.values = url::form_urlencoded::parse(&body)
+            .map(|(name, text)| (name.into_owned(), text.replace("\r\n", "\n")))
+            .collect();
+        return Ok(submission);
+    }
+    let mut multipart = Multipart::from_request(request, state)
+        .await
+        .map_err(|rejection| ApiError::Invalid(format!("тело формы не прочитано: {rejection}")))?;
+    let messages = FormMessages::default();
+    let read = async {
+        while let Some(mut part) = multipart.next_field().await.map_err(multipart_error)? {
+            let name = part.name().unwrap_or_default().to_owned();
+            let Some(file_name) = part.file_name().map(str::to_owned) else {
+                // Browsers send a textarea's line breaks as CRLF; the page counts them as one character.
+                let text = part.text().await.map_err(multipart_error)?.replace("\r\n", "\n");
+                submission.values.insert(name, text);
+                continue;
+            };
+            let content_type = part.content_type().unwrap_or("application/octet-stream").to_owned();
+            // A file input left empty is still sent, as a part with no name and no content.
+            let mut incoming = state.files.receive().await.map_err(file_error)?;
+            let mut too_large = submission.files.len() >= settings.max_files;
+            while let Some(chunk) = part.chunk().await.map_err(multipart_error)? {
+                if too_large || incoming.size() + chunk.len() as u64 > settings.max_file_bytes {
+                    too_large = true;
+                    continue;
+                }
+                incoming.write(&chunk).await.map_err(file_error)?;
+            }
+            if file_name.is_empty() && incoming.size() == 0 {
+                state.files.abandon(incoming).await;
+            } else if submission.files.len() >= settings.max_files {
+                state.files.abandon(incoming).await;
+                submission.file_error = Some(messages.too_many_files(settings.max_files));
+            } else if too_large {
+                state.files.abandon(incoming).await;
+                submission.file_error = Some(messages.file_too_large(&file_name, settings.max_file_bytes));
+            } else {
+                submission.files.push(state.files.keep(incoming, &file_name, &content_type).await.map_err(file_error)?);
+            }
+        }
+        Ok::<(), ApiError>(())
+    }
+    .await;
+    if let Err(error) = read {
+        state.files.discard(&submission.files).await;
+        return Err(error);
+    }
+    Ok(submission)
+}
+
+fn multipart_error(error: axum::extract::multipart::MultipartError) -> ApiError {
+    if error.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge
+    } else {
+        ApiError::Invalid(format!("тело формы не прочитано: {error}"))
+    }
+}
+
+fn file_error(error: std::io::Error) -> ApiError {
+    ApiError::Files(error.to_string())
+}
+
+impl Submission {
+    /// The lead the form describes, or every problem with it, each by its form field.
+    fn to_lead(
+        &self,
+        source: &SourceConfig,
+        settings: &FormSource,
+        headers: &HeaderMap,
+        client_ip: Option<IpAddr>,
+        region: crate::domain::PhoneRegion,
+    ) -> Result<NewLead, ApiError> {
+        let messages = FormMessages::default();
+        let mut errors: Vec<(String, String)> = Vec::new();
+        let value =
+            |form_field: &str| self.values.get(form_field).map(|text| text.trim()).filter(|text| !text.is_empty());
+        for (target, form_field) in &settings.fields {
+            let limit = if *target == CrmField::Comment { TEXT_LIMIT } else { SHORT_TEXT_LIMIT };
+            match value(form_field) {
+                None if settings.required.contains(form_field) => {
+                    errors.push((form_field.clone(), messages.required.clone()))
+                }
+                Some(text) if text.chars().count() > limit => {
+                    errors.push((form_field.clone(), messages.too_long(limit)))
+                }
+                _ => {}
+            }
+        }
+        let mapped = |target: CrmField| {
+            settings
+                .fields
+                .iter()
+                .find(|(crm_field, _)| *crm_field == target)
+                .map(|(_, form_field)| form_field.as_str())
+        };
+        let phone_field = mapped(CrmField::Phone).unwrap_or_default();
+        let phone = value(phone_field).and_then(|text| match Phone::parse(text, region) {
+            Ok(phone) => Some(phone),
+            Err(_) => {
+                errors.push((phone_field.to_owned(), messages.phone.clone()));
+                None
+            }
+        });
+        let email = mapped(CrmField::Email).and_then(|field| value(field).map(|text| (field, text))).and_then(
+            |(field, text)| match Email::parse(text) {
+                Ok(email) => Some(email),
+                Err(_) => {
+                    errors.push((field.to_owned(), messages.email.clone()));
+                    None
+                }
+            },
+        );
+        if settings.require_file && self.files.is_empty() && self.file_error.is_none() {
+            errors.push((FILES_FIELD.to_owned(), messages.file_required.clone()));
+        }
+        if let Some(problem) = &self.file_error {
+            errors.push((FILES_FIELD.to_owned(), problem.clone()));
+        }
+        let mut variables = Variables::from_request(headers, client_ip);
+        for (name, text) in &self.values {
+            variables.set_parameter(name, text);
+        }
+        for (target, name) in [(CrmField::Name, "name"), (CrmField::Phone, "phone"), (CrmField::Email, "email")] {
+            if let Some(text) = mapped(target).and_then(value) {
+                variables.set(name, text);
+            }
+        }
+        let mut lead_texts: BTreeMap<CrmField, String> = BTreeMap::new();
+        let mut deal = DealSpec::default();
+        let fills =
+            settings.statics.iter().map(|(target, template)| (*target, None, variables.expand(template))).chain(
+                settings.fields.iter().filter_map(|(target, form_field)| {
+                    value(form_field).map(|text| (*target, Some(form_field), text.to_owned()))
+                }),
+            );
+        for (target, form_field, text) in fills {
+            match target {
+                CrmField::Name | CrmField::Comment => {
+                    lead_texts.insert(target, text);
+                }
+                CrmField::Phone | CrmField::Email => {}
+                _ => {
+                    if let Err(problem) = deal.set(target, &text) {
+                        let field = form_field.cloned().unwrap_or_else(|| format!("static.{target}"));
+                        errors.push((field, problem));
+                    }
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ApiError::FormRejected {
+                message: "Проверьте поля формы".to_owned(), errors
+            });
+        }
+        let Some(phone) = phone else {
+            let error = (phone_field.to_owned(), messages.required.clone());
+            return Err(ApiError::FormRejected {
+                message: "Проверьте поля формы".to_owned(), errors: vec![error]
+            });
+        };
+        deal.attachments = self.files.iter().map(|file| file.attachment.clone()).collect();
+        let mut payload: serde_json::Map<String, Value> =
+            self.values.iter().map(|(name, text)| (name.clone(), Value::String(text.clone()))).collect();
+        if let Some(page) = headers.get(header::REFERER).and_then(|value| value.to_str().ok()) {
+            payload.insert("page".to_owned(), Value::String(page.to_owned()));
+        }
+        Ok(NewLead {
+            source: source.id.clone(),
+            external_id: None,
+            name: lead_texts.remove(&CrmField::Name).unwrap_or_else(|| "Без имени".to_owned()),
+            phone,
+            email,
+            comment: lead_texts.remove(&CrmField::Comment),
+            callback_url: None,
+            payload: Value::Object(payload),
+            routing: Routing::default(),
+            origin_time: None,
+            deal,
+            skip_sending: !settings.send_to_crm,
+            duplicate_check: None,
+        })
+    }
+}
+
+fn find_form<'a>(sources: &'a [SourceConfig], form: &str) -> Option<(&'a SourceConfig, &'a FormSource)> {
+    sources.iter().find(|source| source.id.0 == form).and_then(|source| match &source.kind {
+        SourceKind::Form(settings) => Some((source, settings)),
+        _ => None,
+    })
+}
+
+/// A form with no list of sites takes any; otherwise the sender's host must be listed (or be a
+/// subdomain of a listed one), or be this gateway itself, which serves the form's own page.
+fn site_allowed(settings: &FormSource, sender: Option<&str>, own_host: Option<&str>) -> bool {
+    if settings.allowed_sites.is_empty() {
+        return true;
+    }
+    let Some(sender) = sender else { return false };
+    own_host == Some(sender)
+        || settings.allowed_sites.iter().any(|site| sender == site || sender.ends_with(&format!(".{site}")))
+}
+
+fn host_of(url: Url) -> Option<String> {
+    url.host_str().map(str::to_ascii_lowercase)
+}
+
+fn host_without_port(host: &str) -> String {
+    let host = if host.starts_with('[') { host.split(']').next().map(|h| format!("{h}]")) } else { None }
+        .unwrap_or_else(|| host.rsplit_once(':').map_or(host, |(name, _)| name).to_owned());
+    host.to_ascii_lowercase()
+}
+
+/// The page for a form: its fields in a natural order, name and phone first, the message last.
+fn page_of(source: &SourceConfig, settings: &FormSource, embedded: bool) -> FormPage {
+    let mut fields: Vec<(CrmField, &String)> = settings.fields.iter().map(|(target, name)| (*target, name)).collect();
+    fields.sort_by_key(|(target, _)| (*target == CrmField::Comment, *target));
+    let fields = fields
+        .into_iter()
+        .map(|(target, name)| {
+            let (input, default_label, max_length) = match target {
+                CrmField::Name => (InputKind::Text, "Имя", SHORT_TEXT_LIMIT),
+                CrmField::Phone => (InputKind::Tel, "Телефон", SHORT_TEXT_LIMIT),
+                CrmField::Email => (InputKind::Email, "E-mail", SHORT_TEXT_LIMIT),
+                CrmField::Comment => (InputKind::Textarea, "Сообщение", TEXT_LIMIT),
+                CrmField::Title => (InputKind::Text, "Тема", SHORT_TEXT_LIMIT),
+                _ => (InputKind::Text, name.as_str(), SHORT_TEXT_LIMIT),
+            };
+            PageField {
+                name: name.clone(),
+                label: settings.labels.get(name).cloned().unwrap_or_else(|| default_label.to_owned()),
+                input,
+                required: settings.required.contains(name),
+                max_length,
+            }
+        })
+        .collect();
+    let files = (settings.max_files > 0).then(|| PageFiles {
+        name: FILES_FIELD.to_owned(),
+        label: settings.labels.get(FILES_FIELD).cloned().unwrap_or_else(|| "Файлы".to_owned()),
+        required: settings.require_file,
+        max_files: settings.max_files,
+        max_bytes: settings.max_file_bytes,
+    });
+    FormPage {
+        form_id: source.id.0.clone(),
+        heading: settings.heading.clone(),
+        action: format!("/forms/{}", source.id),
+        fields,
+        files,
+        honeypot: settings.honeypot.clone(),
+        submit_label: "Отправить".to_owned(),
+        success_message: settings.success_message.clone(),
+        ok_label: "Хорошо".to_owned(),
+        messages: FormMessages::default(),
+        embedded,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(sites: &[&str]) -> FormSource {
+        FormSource {
+            heading: String::new(),
+            fields: Vec::new(),
+            statics: Vec::new(),
+            required: Vec::new(),
+            labels: BTreeMap::new(),
+            require_file: false,
+            max_files: 0,
+            max_file_bytes: 0,
+            send_to_crm: true,
+            allowed_sites: sites.iter().map(|site| (*site).to_owned()).collect(),
+            honeypot: "website".to_owned(),
+            per_ip_per_minute: 1,
+            success_message: String::new(),
+        }
+    }
+
+    #[test]
+    fn only_listed_sites_their_subdomains_and_the_gateway_itself_may_post() {
+        let listed = settings(&["example.ru"]);
+        assert!(site_allowed(&listed, Some("example.ru"), None));
+        assert!(site_allowed(&listed, Some("www.example.ru"), None));
+        assert!(!site_allowed(&listed, Some("badexample.ru"), None));
+        assert!(!site_allowed(&listed, None, Some("gate.local")));
+        assert!(site_allowed(&listed, Some("gate.local"), Some("gate.local")));
+        assert!(site_allowed(&settings(&[]), None, None));
+    }
+
+    #[test]
+    fn the_host_header_loses_its_port() {
+        assert_eq!(host_without_port("Gate.Local:8080"), "gate.local");
+        assert_eq!(host_without_port("[::1]:8080"), "[::1]");
+        assert_eq!(host_without_port("127.0.0.1"), "127.0.0.1");
+    }
+}

@@ -1,0 +1,178 @@
+//! Files that come with website leads: kept on disk under their content's SHA-256, outside the
+//! database, and handed out only through links this gateway signed.
+
+use std::path::{Path, PathBuf};
+
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tokio::fs;
+use tokio::io::AsyncWriteExt;
+use url::Url;
+
+use crate::domain::Attachment;
+
+#[derive(Clone)]
+pub struct FileStore {
+    dir: PathBuf,
+    link_secret: String,
+    /// The gateway's own address, to which file links point.
+    public_url: Url,
+}
+
+/// A file being received: written to a temporary name and hashed as it arrives.
+pub struct IncomingFile {
+    temp_path: PathBuf,
+    file: fs::File,
+    hasher: Sha256,
+    size: u64,
+}
+
+/// A received file in its final place, and whether this request put it there (a file with the
+/// same content may already have been stored by an earlier lead).
+pub struct StoredFile {
+    pub attachment: Attachment,
+    pub newly_stored: bool,
+}
+
+impl FileStore {
+    /// # Errors
+    /// When the directory cannot be created.
+    pub async fn open(dir: &Path, link_secret: String, public_url: Url) -> std::io::Result<Self> {
+        fs::create_dir_all(dir.join("incoming")).await?;
+        Ok(Self { dir: dir.to_owned(), link_secret, public_url })
+    }
+
+    /// # Errors
+    /// When the temporary file cannot be created.
+    pub async fn receive(&self) -> std::io::Result<IncomingFile> {
+        let temp_path = self.dir.join("incoming").join(format!("{:032x}", rand::random::<u128>()));
+        let file = fs::File::create(&temp_path).await?;
+        Ok(IncomingFile { temp_path, file, hasher: Sha256::new(), size: 0 })
+    }
+
+    /// Makes the received file durable under its hash; the same content twice is stored once.
+    ///
+    /// # Errors
+    /// When the file cannot be synced or moved; the temporary file is removed either way.
+    pub async fn keep(
+        &self,
+        mut incoming: IncomingFile,
+        name: &str,
+        content_type: &str,
+    ) -> std::io::Result<StoredFile> {
+        let kept = async {
+            incoming.file.flush().await?;
+            incoming.file.sync_all().await?;
+            let sha256 = hex(&incoming.hasher.finalize_reset());
+            let path = self.path_of(&sha256);
+            let newly_stored = !fs::try_exists(&path).await?;
+            if newly_stored {
+                fs::create_dir_all(path.parent().unwrap_or(&self.dir)).await?;
+                fs::rename(&incoming.temp_path, &path).await?;
+            }
+            Ok::<_, std::io::Error>((sha256, newly_stored))
+        }
+        .await;
+        let _ = fs::remove_file(&incoming.temp_path).await;
+        let (sha256, newly_stored) = kept?;
+        let url = self.link(&sha256, name);
+        let attachment = Attachment {
+            sha256,
+            name: name.to_owned(),
+            content_type: content_type.to_owned(),
+            size: incoming.size,
+            url,
+        };
+        Ok(StoredFile { attachment, newly_stored })
+    }
+
+    /// Removes files a request stored before it failed, so a refused lead leaves nothing behind.
+    pub async fn discard(&self, files: &[StoredFile]) {
+        for file in files.iter().filter(|file| file.newly_stored) {
+            if let Err(error) = fs::remove_file(self.path_of(&file.attachment.sha256)).await {
+                tracing::warn!(%error, sha256 = %file.attachment.sha256, "could not remove a refused lead's file");
+            }
+        }
+    }
+
+    pub async fn abandon(&self, incoming: IncomingFile) {
+        drop(incoming.file);
+        let _ = fs::remove_file(&incoming.temp_path).await;
+    }
+
+    /// The stored file's path when `token` is the one this gateway signed for it.
+    pub fn open_link(&self, sha256: &str, token: &str) -> Option<PathBuf> {
+        let is_hash = sha256.len() == 64 && sha256.bytes().all(|byte| byte.is_ascii_hexdigit());
+        let expected = self.token(sha256);
+        (is_hash && bool::from(expected.as_bytes().ct_eq(token.as_bytes()))).then(|| self.path_of(sha256))
+    }
+
+    fn link(&self, sha256: &str, name: &str) -> String {
+        let mut url = self.public_url.clone();
+        url.path_segments_mut()
+            .map(|mut segments| {
+                segments.pop_if_empty().extend(["files", sha256, &self.token(sha256), name]);
+            })
+            .ok();
+        url.to_string()
+    }
+
+    /// An HMAC of the hash: knowing a file's content is not enough to download it from here.
+    fn token(&self, sha256: &str) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.link_secret.as_bytes()).expect("HMAC takes any key length");
+        mac.update(sha256.as_bytes());
+        hex(&mac.finalize().into_bytes()[..16])
+    }
+
+    fn path_of(&self, sha256: &str) -> PathBuf {
+        self.dir.join(&sha256[..2]).join(sha256)
+    }
+}
+
+impl IncomingFile {
+    /// # Errors
+    /// When the chunk cannot be written.
+    pub async fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        self.hasher.update(chunk);
+        self.size += chunk.len() as u64;
+        self.file.write_all(chunk).await
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_file_is_kept_once_under_its_hash_and_only_its_signed_link_opens_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let public_url = Url::parse("https://gate.example/").unwrap();
+        let store = FileStore::open(dir.path(), "secret".to_owned(), public_url).await.unwrap();
+        let mut stored = Vec::new();
+        for _ in 0..2 {
+            let mut incoming = store.receive().await.unwrap();
+            incoming.write(b"hello ").await.unwrap();
+            incoming.write(b"world").await.unwrap();
+            stored.push(store.keep(incoming, "письмо.txt", "text/plain").await.unwrap());
+        }
+        let first = &stored[0].attachment;
+        assert_eq!(first.sha256, "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9");
+        assert_eq!(first.size, 11);
+        assert!(stored[0].newly_stored && !stored[1].newly_stored);
+        let segments: Vec<&str> = first.url.rsplitn(3, '/').collect();
+        let (token, sha256) = (segments[1], first.sha256.as_str());
+        assert_eq!(std::fs::read(store.open_link(sha256, token).unwrap()).unwrap(), b"hello world");
+        assert!(store.open_link(sha256, "0123456789abcdef0123456789abcdef").is_none());
+        assert!(store.open_link("../../etc/passwd", token).is_none());
+        assert_eq!(std::fs::read_dir(dir.path().join("incoming")).unwrap().count(), 0);
+    }
+}
