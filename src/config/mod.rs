@@ -479,4 +479,71 @@ mod tests {
             "{keys:?}"
         );
     }
+
+    const DESTINATION: &str =
+        "[destinations.main]\nkind = \"amocrm\"\nbase_url = \"https://a.amocrm.ru\"\naccess_token = \"t\"\n";
+
+    #[test]
+    fn a_proxy_source_retries_every_30_minutes_for_two_days_unless_told_otherwise() {
+        let text = format!(
+            "{DESTINATION}[sources.site]\nkind = \"proxy\"\nkey = \"0123456789abcdef\"\ndestination = \"main\"\npipeline = \"P\"\nstatus = \"S\"\n"
+        );
+        let config = load_toml(&text).unwrap();
+        let source = &config.sources[&SourceId("site".into())];
+        assert_eq!(source.retry, RetryPolicy::PROXY);
+        let SourceKind::Proxy(proxy) = &source.kind else { panic!("not a proxy source") };
+        assert_eq!(proxy.sync_timeout, Duration::from_secs(30));
+        let error = load_toml(&format!("{text}sync_timeout = \"10m\"\n")).unwrap_err();
+        assert_eq!(keys(error), ["sources.site.sync_timeout"]);
+    }
+
+    #[test]
+    fn the_issues_example_form_configures_a_working_form() {
+        let config = load_toml(&format!(
+            "{DESTINATION}{}",
+            r#"
+            [sources.feedback]
+            kind = "form"
+            destination = "main"
+            pipeline = "Воронка"
+            status = "Первичный контакт"
+            require_file = true
+            fields = { name = "name", phone = "phone", email = "email", comment = "message" }
+            static = { tags = "site, feedback" }
+            "#
+        ))
+        .unwrap();
+        let SourceKind::Form(form) = &config.sources[&SourceId("feedback".into())].kind else { panic!("not a form") };
+        assert!(form.require_file && form.max_files > 0 && form.send_to_crm);
+        assert_eq!(form.required, ["name", "phone"]);
+        assert_eq!(form.statics, [(CrmField::Tags, "site, feedback".to_owned())]);
+        assert_eq!(form.success_message, form::DEFAULT_SUCCESS_MESSAGE);
+    }
+
+    #[test]
+    fn a_form_without_a_phone_field_or_with_a_bad_fixed_value_is_named() {
+        let error = load_toml(&format!(
+            "{DESTINATION}{}",
+            r#"
+            [sources.feedback]
+            kind = "form"
+            destination = "main"
+            pipeline = "P"
+            status = "S"
+            fields = { name = "name", utm = "utm" }
+            static = { price = "дорого" }
+            required = ["city"]
+            "#
+        ))
+        .unwrap_err();
+        let keys = keys(error);
+        for expected in [
+            "sources.feedback.fields.utm",
+            "sources.feedback.fields.phone",
+            "sources.feedback.static.price",
+            "sources.feedback.required",
+        ] {
+            assert!(keys.iter().any(|key| key == expected), "{expected} missing from {keys:?}");
+        }
+    }
 }

@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use amocrm_emulator::{EmulatorConfig, RunningEmulator};
 use leadgate::config::{
-    AmoCrmAuth, AmoCrmConfig, Config, DestinationConfig, OAuthConfig, RetryPolicy, Route, SmtpConfig, SourceConfig,
-    SourceFeedback, SourceKind, ZapSource,
+    AmoCrmAuth, AmoCrmConfig, Config, DestinationConfig, FormSource, OAuthConfig, ProxySource, RetryPolicy, Route,
+    SmtpConfig, SourceConfig, SourceFeedback, SourceKind, ZapSource,
 };
+use leadgate::domain::CrmField;
 use leadgate::domain::Email;
 use leadgate::domain::SourceId;
 use leadgate::startup::App;
@@ -49,11 +50,52 @@ pub struct Setup {
     pub admin_token: Option<String>,
     /// Adds a Grupo ZAP source `zap` (Basic `vivareal` / `ZAP_SECRET`) routing to «Воронка».
     pub zap: bool,
+    /// Adds the proxy-lead source `site` (key `PROXY_KEY`), routed to the zap pipeline.
+    pub proxy: Option<ProxySource>,
+    /// Adds the form source `feedback`, routed to the zap pipeline.
+    pub form: Option<FormSource>,
 }
 
 pub const ZAP_SECRET: &str = "zap-secret-key-0123";
 pub const ZAP_PIPELINE: &str = "Воронка";
 pub const ZAP_STAGE: &str = "Первичный контакт";
+
+pub const PROXY_KEY: &str = "roistat-proxy-key-0123456789";
+
+/// A proxy source as a site switching from Roistat would configure it.
+pub fn proxy_source() -> ProxySource {
+    ProxySource {
+        key: SecretString::from(PROXY_KEY),
+        duplicate_window: Duration::from_secs(3600),
+        sync_timeout: Duration::from_secs(5),
+    }
+}
+
+/// The example form: name, phone, e-mail and message, a required file, fixed tags.
+pub fn feedback_form() -> FormSource {
+    FormSource {
+        heading: "Обратная связь".to_owned(),
+        fields: vec![
+            (CrmField::Name, "name".to_owned()),
+            (CrmField::Phone, "phone".to_owned()),
+            (CrmField::Email, "email".to_owned()),
+            (CrmField::Comment, "message".to_owned()),
+        ],
+        statics: vec![(CrmField::Tags, "site, feedback".to_owned())],
+        required: vec!["name".to_owned(), "phone".to_owned()],
+        labels: BTreeMap::new(),
+        require_file: true,
+        max_files: 3,
+        max_file_bytes: 1024 * 1024,
+        send_to_crm: true,
+        allowed_sites: Vec::new(),
+        honeypot: "website".to_owned(),
+        per_ip_per_minute: 1000,
+        success_message: SUCCESS_MESSAGE.to_owned(),
+    }
+}
+
+pub const SUCCESS_MESSAGE: &str = "Ваша заявка отправлена. Мы свяжемся с вами в рабочее время по мск с 9:00 до 18:00";
 
 pub const ADMIN_TOKEN: &str = "admin-token-0123456789abcdef";
 
@@ -73,6 +115,8 @@ impl Default for Setup {
             notify: Vec::new(),
             admin_token: Some(ADMIN_TOKEN.to_owned()),
             zap: false,
+            proxy: None,
+            form: None,
         }
     }
 }
@@ -83,6 +127,7 @@ pub struct TestApp {
     pub crm: RunningEmulator,
     pub store: Store,
     pub database: PathBuf,
+    pub files_dir: PathBuf,
     shutdown: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
     _dir: tempfile::TempDir,
@@ -180,11 +225,33 @@ pub async fn spawn_app_with(setup: Setup) -> TestApp {
         };
         config.sources.insert(id, zap);
     }
+    let website_route = Route {
+        destination: "main".into(),
+        pipeline: ZAP_PIPELINE.into(),
+        status: ZAP_STAGE.into(),
+        ..Route::default()
+    };
+    let website_sources =
+        [("site", setup.proxy.map(SourceKind::Proxy)), ("feedback", setup.form.map(SourceKind::Form))];
+    for (name, kind) in website_sources {
+        let Some(kind) = kind else { continue };
+        let id = SourceId(name.to_owned());
+        let source = SourceConfig {
+            id: id.clone(),
+            kind,
+            route: website_route.clone(),
+            retry: setup.retry,
+            feedback: feedback.clone(),
+        };
+        config.sources.insert(id, source);
+    }
+    config.files_dir = dir.path().join("files");
     let app = App::build(config).await.unwrap();
     let (address, store) = (app.address, app.store.clone());
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(app.run(shutdown.clone()));
-    TestApp { address, http: reqwest::Client::new(), crm, store, database, shutdown, task, _dir: dir }
+    let files_dir = dir.path().join("files");
+    TestApp { address, http: reqwest::Client::new(), crm, store, database, files_dir, shutdown, task, _dir: dir }
 }
 
 pub async fn spawn_emulator(requests_per_second: u32) -> RunningEmulator {
