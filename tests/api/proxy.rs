@@ -201,7 +201,8 @@ async fn a_wrong_key_a_missing_phone_and_unknown_fields_are_refused_clearly() {
 async fn a_repeat_while_the_first_lead_is_in_processing_is_not_created_again() {
     let app = spawn().await;
     let lead = [("phone", "89991230001"), ("name", "Повтор"), ("is_need_check_order_in_processing", "1")];
-    let (_, first) = add(&app, &lead).await;
+    let (status, first) = add(&app, &lead).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
     let (_, second) = add(&app, &lead).await;
     assert_eq!(second["id"], first["id"]);
     assert_eq!(second["duplicate"], true);
@@ -225,7 +226,8 @@ async fn a_repeat_while_the_first_lead_is_in_processing_is_not_created_again() {
 async fn with_append_the_repeat_becomes_a_comment_on_the_first_deal() {
     let app = spawn().await;
     let first = [("phone", "89991230002"), ("name", "Анна"), ("is_need_check_order_in_processing", "1")];
-    let (_, body) = add(&app, &first).await;
+    let (status, body) = add(&app, &first).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     let id = body["id"].as_i64().unwrap();
     let repeat = [
         ("phone", "+7 999 123-00-02"),
