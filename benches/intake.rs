@@ -125,7 +125,7 @@ impl IntakeServer {
     async fn start(durability: Durability) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let url = format!("sqlite://{}", dir.path().join("intake.db").display());
-        let store = Store::open(&StoreConfig { url, durability }).await?;
+        let store = Store::open(&StoreConfig { url, durability, max_connections: 4 }).await?;
         // No worker runs, so nobody listens for the commit notifications.
         let (writer, writer_task) = LeadWriter::start(store.clone(), Arc::new(Notify::new()));
         // No callback is ever sent here; the guard is only a required part of the state.

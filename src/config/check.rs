@@ -35,11 +35,16 @@ pub(super) fn check(raw: RawSettings, problems: &mut Vec<Problem>) -> Option<Con
         "full" => Ok(Durability::PowerLoss),
         other => Err(Problem::new("store.synchronous", format!("«{other}» must be \"normal\" or \"full\""))),
     });
-    let store_url = found.keep(if raw.store.url.starts_with("sqlite:") {
-        Ok(raw.store.url.clone())
-    } else {
-        Err(Problem::new("store.url", format!("«{}» is not a sqlite:// URL", raw.store.url)))
-    });
+    let store_url = found.keep(
+        if ["sqlite:", "postgres://", "postgresql://"].iter().any(|scheme| raw.store.url.starts_with(scheme)) {
+            Ok(raw.store.url.clone())
+        } else {
+            Err(Problem::new("store.url", format!("«{}» is neither a sqlite:// nor a postgres:// URL", raw.store.url)))
+        },
+    );
+    if raw.store.max_connections == 0 {
+        found.problem("store.max_connections", "must be at least 1");
+    }
     let phone_region = found.keep(
         raw.phone
             .default_region
@@ -89,7 +94,7 @@ pub(super) fn check(raw: RawSettings, problems: &mut Vec<Problem>) -> Option<Con
     Some(Config {
         listen: listen?,
         public_url,
-        store: StoreConfig { url: store_url?, durability: durability? },
+        store: StoreConfig { url: store_url?, durability: durability?, max_connections: raw.store.max_connections },
         worker: WorkerConfig {
             interval: worker.interval,
             batch_size: worker.batch_size as usize,

@@ -60,8 +60,18 @@ pub struct FeedbackConfig {
 
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
+    /// `sqlite://…` (one machine) or `postgres://…` (any number of nodes).
     pub url: String,
+    /// SQLite only: what a committed lead survives.
     pub durability: Durability,
+    /// PostgreSQL only: connections this node keeps open.
+    pub max_connections: u32,
+}
+
+impl StoreConfig {
+    pub fn is_postgres(&self) -> bool {
+        self.url.starts_with("postgres://") || self.url.starts_with("postgresql://")
+    }
 }
 
 /// What a committed lead survives: SQLite WAL with `synchronous=NORMAL` or `FULL`.

@@ -33,6 +33,7 @@ pub struct RawServer {
 pub struct RawStore {
     pub url: String,
     pub synchronous: String,
+    pub max_connections: u32,
 }
 
 #[derive(Debug, Deserialize)]

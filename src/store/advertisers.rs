@@ -16,6 +16,7 @@ impl Store {
     pub async fn upsert_advertisers(&self, advertisers: &[Advertiser]) -> Result<(), StoreError> {
         match self {
             Self::Sqlite(store) => store.upsert_advertisers(advertisers).await,
+            Self::Postgres(store) => store.upsert_advertisers(advertisers).await,
         }
     }
 
@@ -27,6 +28,7 @@ impl Store {
     ) -> Result<Option<Advertiser>, StoreError> {
         match self {
             Self::Sqlite(store) => store.find_advertiser(source, id).await,
+            Self::Postgres(store) => store.find_advertiser(source, id).await,
         }
     }
 
@@ -38,6 +40,7 @@ impl Store {
     ) -> Result<Option<Advertiser>, StoreError> {
         match self {
             Self::Sqlite(store) => store.advertiser_for_listing(source, client_listing_id).await,
+            Self::Postgres(store) => store.advertiser_for_listing(source, client_listing_id).await,
         }
     }
 
@@ -49,6 +52,7 @@ impl Store {
     ) -> Result<Vec<Advertiser>, StoreError> {
         match self {
             Self::Sqlite(store) => store.list_advertisers(source, include_disabled).await,
+            Self::Postgres(store) => store.list_advertisers(source, include_disabled).await,
         }
     }
 
@@ -61,6 +65,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         match self {
             Self::Sqlite(store) => store.set_advertiser_enabled(source, id, enabled).await,
+            Self::Postgres(store) => store.set_advertiser_enabled(source, id, enabled).await,
         }
     }
 
@@ -73,6 +78,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         match self {
             Self::Sqlite(store) => store.set_advertiser_secret(source, id, secret).await,
+            Self::Postgres(store) => store.set_advertiser_secret(source, id, secret).await,
         }
     }
 
@@ -84,6 +90,7 @@ impl Store {
     ) -> Result<Option<SecretString>, StoreError> {
         match self {
             Self::Sqlite(store) => store.advertiser_secret(source, id).await,
+            Self::Postgres(store) => store.advertiser_secret(source, id).await,
         }
     }
 }

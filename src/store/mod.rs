@@ -6,6 +6,9 @@
 mod advertisers;
 pub mod files;
 mod group_commit;
+mod postgres;
+mod postgres_advertisers;
+mod postgres_outbox;
 mod rows;
 mod sqlite;
 mod sqlite_advertisers;
@@ -20,6 +23,7 @@ use crate::config::StoreConfig;
 use crate::domain::{HistoryEvent, Lead, LeadId, LeadStatus, NewLead, Outcome, Routing, SourceId};
 pub use files::FileStore;
 pub use group_commit::LeadWriter;
+pub use postgres::{NEW_LEADS_CHANNEL, PostgresStore};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +42,38 @@ pub enum StoreError {
     BatchFailed(String),
     #[error("stored data could not be read: {0}")]
     Corrupt(String),
+    /// A newer leadgate has migrated the database: running this one could corrupt its data.
+    #[error(
+        "the database was migrated by a newer leadgate (it has migration {0}, which this version does not know); \
+         run the newer version, or restore a backup taken before the upgrade"
+    )]
+    NewerDatabase(i64),
+}
+
+/// Applies the embedded migrations, refusing a database that a newer version has migrated.
+async fn apply_migrations<'a, A>(migrator: &sqlx::migrate::Migrator, pool: A) -> Result<(), StoreError>
+where
+    A: sqlx::Acquire<'a>,
+    <A::Connection as std::ops::Deref>::Target: sqlx::migrate::Migrate,
+{
+    match migrator.run(pool).await {
+        Err(sqlx::migrate::MigrateError::VersionMissing(version)) => Err(StoreError::NewerDatabase(version)),
+        other => other.map_err(StoreError::from),
+    }
+}
+
+/// The columns every read of a lead selects, in `LeadRow`'s order.
+pub(super) const LEAD_COLUMNS: &str = "id, source_id, external_id, name, phone, phone_raw, email, comment, callback_url, \
+     payload, status, run_at, attempt, lease_token, progress, decision, contact_id, deal_id, last_error, created_at, \
+     updated_at, advertiser_id, route_destination, route_pipeline, route_status, advertiser_email, origin_time, deal_spec";
+
+pub(super) fn lease_token() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// A website lead's deal as stored: JSON, or nothing when the lead has none.
+pub(super) fn deal_spec_text(lead: &NewLead) -> Option<String> {
+    (!lead.deal.is_empty()).then(|| serde_json::to_string(&lead.deal).unwrap_or_default())
 }
 
 /// The result of committing a new lead.
@@ -167,6 +203,7 @@ pub enum AttemptCount {
 #[derive(Clone)]
 pub enum Store {
     Sqlite(SqliteStore),
+    Postgres(PostgresStore),
 }
 
 impl Store {
@@ -175,25 +212,32 @@ impl Store {
     /// # Errors
     /// When the database cannot be opened or migrated.
     pub async fn open(config: &StoreConfig) -> Result<Self, StoreError> {
-        Ok(Self::Sqlite(SqliteStore::open(config).await?))
+        if config.is_postgres() {
+            Ok(Self::Postgres(PostgresStore::open(config).await?))
+        } else {
+            Ok(Self::Sqlite(SqliteStore::open(config).await?))
+        }
     }
 
     /// Commits every lead of `leads` in one transaction (group commit), in order.
     pub async fn insert_leads(&self, leads: &[NewLead]) -> Result<Vec<Inserted>, StoreError> {
         match self {
             Self::Sqlite(store) => store.insert_leads(leads).await,
+            Self::Postgres(store) => store.insert_leads(leads).await,
         }
     }
 
     pub async fn find_lead(&self, id: LeadId) -> Result<Option<Lead>, StoreError> {
         match self {
             Self::Sqlite(store) => store.find_lead(id).await,
+            Self::Postgres(store) => store.find_lead(id).await,
         }
     }
 
     pub async fn history(&self, id: LeadId) -> Result<Vec<HistoryEvent>, StoreError> {
         match self {
             Self::Sqlite(store) => store.history(id).await,
+            Self::Postgres(store) => store.history(id).await,
         }
     }
 
@@ -203,6 +247,7 @@ impl Store {
     pub async fn claim_due(&self, limit: usize, lease: Duration) -> Result<Vec<Claim>, StoreError> {
         match self {
             Self::Sqlite(store) => store.claim_due(limit, lease).await,
+            Self::Postgres(store) => store.claim_due(limit, lease).await,
         }
     }
 
@@ -219,6 +264,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         match self {
             Self::Sqlite(store) => store.record_step(lease, progress, events, extend_by).await,
+            Self::Postgres(store) => store.record_step(lease, progress, events, extend_by).await,
         }
     }
 
@@ -229,6 +275,7 @@ impl Store {
     pub async fn extend_lease(&self, lease: &Lease, extend_by: Duration) -> Result<(), StoreError> {
         match self {
             Self::Sqlite(store) => store.extend_lease(lease, extend_by).await,
+            Self::Postgres(store) => store.extend_lease(lease, extend_by).await,
         }
     }
 
@@ -243,6 +290,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         match self {
             Self::Sqlite(store) => store.reschedule(lease, run_at, count, error, events).await,
+            Self::Postgres(store) => store.reschedule(lease, run_at, count, error, events).await,
         }
     }
 
@@ -256,18 +304,21 @@ impl Store {
     ) -> Result<(), StoreError> {
         match self {
             Self::Sqlite(store) => store.complete(lease, outcome, events, feedback).await,
+            Self::Postgres(store) => store.complete(lease, outcome, events, feedback).await,
         }
     }
 
     pub async fn mark_dead(&self, lease: &Lease, error: &str, events: &[HistoryEvent]) -> Result<(), StoreError> {
         match self {
             Self::Sqlite(store) => store.mark_dead(lease, error, events).await,
+            Self::Postgres(store) => store.mark_dead(lease, error, events).await,
         }
     }
 
     pub async fn owed_feedback(&self, id: LeadId) -> Result<Vec<StoredFeedback>, StoreError> {
         match self {
             Self::Sqlite(store) => store.owed_feedback(id).await,
+            Self::Postgres(store) => store.owed_feedback(id).await,
         }
     }
 
@@ -275,6 +326,7 @@ impl Store {
     pub async fn claim_feedback(&self, limit: usize, lease: Duration) -> Result<Vec<FeedbackClaim>, StoreError> {
         match self {
             Self::Sqlite(store) => store.claim_feedback(limit, lease).await,
+            Self::Postgres(store) => store.claim_feedback(limit, lease).await,
         }
     }
 
@@ -290,6 +342,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         match self {
             Self::Sqlite(store) => store.settle_feedback(claim, status, retry_at, error, events).await,
+            Self::Postgres(store) => store.settle_feedback(claim, status, retry_at, error, events).await,
         }
     }
 
@@ -298,6 +351,7 @@ impl Store {
     pub async fn resend(&self, id: LeadId, requested_by: &str) -> Result<Requeue, StoreError> {
         match self {
             Self::Sqlite(store) => store.resend(id, requested_by).await,
+            Self::Postgres(store) => store.resend(id, requested_by).await,
         }
     }
 
@@ -305,6 +359,7 @@ impl Store {
     pub async fn route_lead(&self, id: LeadId, routing: &Routing, requested_by: &str) -> Result<Requeue, StoreError> {
         match self {
             Self::Sqlite(store) => store.route_lead(id, routing, requested_by).await,
+            Self::Postgres(store) => store.route_lead(id, routing, requested_by).await,
         }
     }
 
@@ -313,12 +368,14 @@ impl Store {
     pub async fn queue_deal_note(&self, lead: LeadId, payload: &serde_json::Value) -> Result<Option<bool>, StoreError> {
         match self {
             Self::Sqlite(store) => store.queue_deal_note(lead, payload).await,
+            Self::Postgres(store) => store.queue_deal_note(lead, payload).await,
         }
     }
 
     pub async fn dead_leads(&self, source: Option<&SourceId>) -> Result<Vec<LeadId>, StoreError> {
         match self {
             Self::Sqlite(store) => store.dead_leads(source).await,
+            Self::Postgres(store) => store.dead_leads(source).await,
         }
     }
 
@@ -331,6 +388,7 @@ impl Store {
     ) -> Result<Vec<Lead>, StoreError> {
         match self {
             Self::Sqlite(store) => store.list_leads(status, source, limit).await,
+            Self::Postgres(store) => store.list_leads(status, source, limit).await,
         }
     }
 
@@ -338,24 +396,28 @@ impl Store {
     pub async fn generated_setting(&self, name: &str, generate: impl FnOnce() -> String) -> Result<String, StoreError> {
         match self {
             Self::Sqlite(store) => store.generated_setting(name, generate).await,
+            Self::Postgres(store) => store.generated_setting(name, generate).await,
         }
     }
 
     pub async fn load_tokens(&self, destination: &str) -> Result<Option<StoredTokens>, StoreError> {
         match self {
             Self::Sqlite(store) => store.load_tokens(destination).await,
+            Self::Postgres(store) => store.load_tokens(destination).await,
         }
     }
 
     pub async fn save_tokens(&self, destination: &str, tokens: &StoredTokens) -> Result<(), StoreError> {
         match self {
             Self::Sqlite(store) => store.save_tokens(destination, tokens).await,
+            Self::Postgres(store) => store.save_tokens(destination, tokens).await,
         }
     }
 
     pub async fn count_by_status(&self, source: Option<&SourceId>) -> Result<Vec<(String, i64)>, StoreError> {
         match self {
             Self::Sqlite(store) => store.count_by_status(source).await,
+            Self::Postgres(store) => store.count_by_status(source).await,
         }
     }
 }

@@ -9,7 +9,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 
 use super::rows::{HistoryRow, LeadRow, decision_text};
-use super::{AttemptCount, Claim, Inserted, Lease, OwedFeedback, StoreError, StoredTokens, from_millis, to_millis};
+use super::{
+    AttemptCount, Claim, Inserted, LEAD_COLUMNS, Lease, OwedFeedback, StoreError, StoredTokens, deal_spec_text,
+    from_millis, lease_token, to_millis,
+};
 use crate::config::{Durability, StoreConfig};
 use crate::domain::{HistoryEvent, Lead, LeadId, LeadStatus, NewLead, Outcome, SourceId};
 
@@ -17,10 +20,6 @@ use crate::domain::{HistoryEvent, Lead, LeadId, LeadStatus, NewLead, Outcome, So
 pub struct SqliteStore {
     pool: SqlitePool,
 }
-
-pub(super) const LEAD_COLUMNS: &str = "id, source_id, external_id, name, phone, phone_raw, email, comment, callback_url, payload, \
-     status, run_at, attempt, lease_token, progress, decision, contact_id, deal_id, last_error, created_at, updated_at, \
-     advertiser_id, route_destination, route_pipeline, route_status, advertiser_email, origin_time, deal_spec";
 
 impl SqliteStore {
     pub(super) fn pool(&self) -> &SqlitePool {
@@ -40,7 +39,7 @@ impl SqliteStore {
             // Writers queue on SQLite's single write lock instead of failing at once.
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        super::apply_migrations(&sqlx::migrate!("./migrations/sqlite"), &pool).await?;
         Ok(Self { pool })
     }
 
@@ -352,10 +351,6 @@ async fn insert_plain_leads<'a>(
     Ok(ids.into_iter().map(LeadId).collect())
 }
 
-fn deal_spec_text(lead: &NewLead) -> Option<String> {
-    (!lead.deal.is_empty()).then(|| serde_json::to_string(&lead.deal).unwrap_or_default())
-}
-
 async fn insert_lead(tx: &mut Transaction<'_, Sqlite>, lead: &NewLead) -> Result<Inserted, StoreError> {
     let now = to_millis(Utc::now());
     if let Some(check) = &lead.duplicate_check
@@ -488,8 +483,4 @@ async fn finish_owned_write(
     insert_history(&mut tx, lease.lead_id, events).await?;
     tx.commit().await?;
     Ok(())
-}
-
-pub(super) fn lease_token() -> String {
-    format!("{:032x}", rand::random::<u128>())
 }

@@ -6,8 +6,9 @@ use chrono::{DateTime, Utc};
 use sqlx::{FromRow, Sqlite, Transaction};
 
 use super::rows::LeadRow;
-use super::sqlite::{LEAD_COLUMNS, SqliteStore, insert_history, lease_token, queue_deal_note_in};
+use super::sqlite::{SqliteStore, insert_history, queue_deal_note_in};
 use super::{FeedbackClaim, FeedbackKind, OutboxLease, Requeue, StoreError, StoredFeedback, from_millis, to_millis};
+use super::{LEAD_COLUMNS, lease_token};
 use crate::domain::{HistoryEvent, Lead, LeadId, LeadStatus, Routing, SourceId};
 
 #[derive(FromRow)]

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use leadgate::domain::document::Document;
 use tempfile::TempDir;
 
-use crate::helpers::TestProcess;
+use crate::helpers::{TestProcess, store_url};
 
 const PUBLIC_URL: &str = "https://gw.example.com";
 
@@ -27,7 +27,7 @@ impl Operator {
             .args(args)
             .current_dir(self.dir.path())
             .env_remove("LEADGATE_CONFIG")
-            .env("LEADGATE_STORE__URL", format!("sqlite://{}", self.dir.path().join("leadgate.db").display()))
+            .env("LEADGATE_STORE__URL", store_url(self.dir.path()))
             .output()
             .unwrap()
     }

@@ -126,7 +126,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub crm: RunningEmulator,
     pub store: Store,
-    pub database: PathBuf,
+    /// The store this gateway runs on, for other processes (the CLI) to open.
+    pub store_url: String,
     pub files_dir: PathBuf,
     shutdown: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
@@ -143,8 +144,8 @@ pub async fn spawn_app_with(setup: Setup) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::load(None).unwrap();
     config.listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-    let database = dir.path().join("leadgate.db");
-    config.store.url = format!("sqlite://{}", database.display());
+    let store_url = store_url(dir.path());
+    config.store.url = store_url.clone();
     config.worker.retry_initial = setup.retry_initial;
     config.worker.retry_max = Duration::from_secs(2);
     config.worker.interval = Duration::from_millis(100);
@@ -251,7 +252,7 @@ pub async fn spawn_app_with(setup: Setup) -> TestApp {
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(app.run(shutdown.clone()));
     let files_dir = dir.path().join("files");
-    TestApp { address, http: reqwest::Client::new(), crm, store, database, files_dir, shutdown, task, _dir: dir }
+    TestApp { address, http: reqwest::Client::new(), crm, store, store_url, files_dir, shutdown, task, _dir: dir }
 }
 
 pub async fn spawn_emulator(requests_per_second: u32) -> RunningEmulator {
@@ -368,6 +369,7 @@ impl TestProcess {
         let child = Command::new(Self::BINARY)
             .args(["serve", "--config", "leadgate.toml"])
             .current_dir(dir)
+            .env("LEADGATE_STORE__URL", store_url(dir))
             .env("LEADGATE_SERVER__LISTEN", format!("127.0.0.1:{port}"))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -411,6 +413,40 @@ impl Drop for TestProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Whether this build of the suite runs on PostgreSQL: the `postgres` test target compiles the
+/// same tests as `api`, and each then runs on a database of its own there.
+pub fn on_postgres() -> bool {
+    env!("CARGO_CRATE_NAME") == "postgres"
+}
+
+/// The store for a test whose files live in `dir`: a SQLite file there, or a PostgreSQL database
+/// named after `dir`, so a gateway restarted on the same `dir` finds its data again. The server
+/// is `LEADGATE_TEST_POSTGRES` (default: the local one, as CI has it).
+pub fn store_url(dir: &Path) -> String {
+    if !on_postgres() {
+        return format!("sqlite://{}", dir.join("leadgate.db").display());
+    }
+    let server =
+        std::env::var("LEADGATE_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let server = server.trim_end_matches('/');
+    let mut hasher = std::hash::DefaultHasher::new();
+    std::hash::Hash::hash(&dir, &mut hasher);
+    let name = format!("leadgate_test_{:016x}", std::hash::Hasher::finish(&hasher));
+    let exists = Command::new("psql")
+        .args([&format!("{server}/postgres"), "-tAc", &format!("select 1 from pg_database where datname = '{name}'")])
+        .output()
+        .expect("psql runs (PostgreSQL's client is needed for the postgres half of the suite)");
+    assert!(exists.status.success(), "cannot reach {server}: {}", String::from_utf8_lossy(&exists.stderr));
+    if exists.stdout.is_empty() {
+        let created = Command::new("psql")
+            .args([&format!("{server}/postgres"), "-qc", &format!("create database {name}")])
+            .output()
+            .unwrap();
+        assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    }
+    format!("{server}/{name}")
 }
 
 pub fn free_port() -> u16 {

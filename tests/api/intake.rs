@@ -139,17 +139,26 @@ async fn a_source_cannot_see_another_sources_lead() {
 #[tokio::test]
 async fn a_failure_on_our_side_answers_the_seed_500_and_acknowledges_nothing() {
     let app = spawn_app().await;
-    // Sabotage from outside, through a second connection to the same file.
-    let url = format!("sqlite://{}", app.database.display());
-    let mut saboteur = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url).await.unwrap();
-    sqlx::query("alter table leads rename to leads_elsewhere").execute(&mut saboteur).await.unwrap();
+    // Sabotage from outside, through a second connection to the same database.
+    sabotage(&app.store_url, "alter table leads rename to leads_elsewhere").await;
 
     let response = app.post_lead(&lead("Иван", "+79990000010")).await;
     assert_eq!(response.status(), 500);
     assert_eq!(response.text().await.unwrap(), r#"{"error":"Произошла внутренняя ошибка сервера"}"#);
 
-    sqlx::query("alter table leads_elsewhere rename to leads").execute(&mut saboteur).await.unwrap();
+    sabotage(&app.store_url, "alter table leads_elsewhere rename to leads").await;
     let stored = app.store.count_by_status(None).await.unwrap();
     assert!(stored.is_empty(), "nothing half-stored: {stored:?}");
     app.stop().await;
+}
+
+async fn sabotage(store_url: &str, statement: &str) {
+    use sqlx::Connection;
+    if store_url.starts_with("postgres") {
+        let mut saboteur = sqlx::PgConnection::connect(store_url).await.unwrap();
+        sqlx::query(statement).execute(&mut saboteur).await.unwrap();
+    } else {
+        let mut saboteur = sqlx::SqliteConnection::connect(store_url).await.unwrap();
+        sqlx::query(statement).execute(&mut saboteur).await.unwrap();
+    }
 }

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real router or the real binary, a fresh SQLite file each, the amoCRM emulator over HTTP.
 
 mod advertisers;
+mod browser;
 mod callback_receiver;
 mod config_check;
 mod crash;
@@ -8,8 +9,10 @@ mod decision;
 mod email;
 mod faults;
 mod feedback;
+mod forms;
 mod helpers;
 mod intake;
+mod proxy;
 mod resend;
 mod serve_defaults;
 mod smtp_sink;

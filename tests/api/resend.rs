@@ -64,7 +64,7 @@ async fn operators_list_show_and_re_send_dead_leads_from_the_command_line() {
         let output = Command::new(TestProcess::BINARY)
             .arg("leads")
             .args(args)
-            .env("LEADGATE_STORE__URL", format!("sqlite://{}", app.database.display()))
+            .env("LEADGATE_STORE__URL", &app.store_url)
             .output()
             .unwrap();
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));

@@ -185,7 +185,7 @@ async fn the_single_endpoint_routes_by_listing_and_keeps_an_unknown_listing_as_u
 
     let output = std::process::Command::new(TestProcess::BINARY)
         .args(["leads", "route", &unrouted.to_string(), "--advertiser", "777"])
-        .env("LEADGATE_STORE__URL", format!("sqlite://{}", app.database.display()))
+        .env("LEADGATE_STORE__URL", &app.store_url)
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));

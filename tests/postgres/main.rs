@@ -1,0 +1,39 @@
+//! The end-to-end suite of `tests/api` again, every test on a PostgreSQL database of its own.
+//!
+//! The server is `LEADGATE_TEST_POSTGRES` (default `postgres://postgres@127.0.0.1:5432`); each test
+//! creates its own database there.
+
+#[path = "../api/advertisers.rs"]
+mod advertisers;
+#[path = "../api/browser.rs"]
+mod browser;
+#[path = "../api/callback_receiver.rs"]
+mod callback_receiver;
+#[path = "../api/config_check.rs"]
+mod config_check;
+#[path = "../api/crash.rs"]
+mod crash;
+#[path = "../api/decision.rs"]
+mod decision;
+#[path = "../api/email.rs"]
+mod email;
+#[path = "../api/faults.rs"]
+mod faults;
+#[path = "../api/feedback.rs"]
+mod feedback;
+#[path = "../api/forms.rs"]
+mod forms;
+#[path = "../api/helpers.rs"]
+mod helpers;
+#[path = "../api/intake.rs"]
+mod intake;
+#[path = "../api/proxy.rs"]
+mod proxy;
+#[path = "../api/resend.rs"]
+mod resend;
+#[path = "../api/serve_defaults.rs"]
+mod serve_defaults;
+#[path = "../api/smtp_sink.rs"]
+mod smtp_sink;
+#[path = "../api/zap.rs"]
+mod zap;
