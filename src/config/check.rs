@@ -266,6 +266,7 @@ fn check_source(
     let destination = required("destination", raw.destination.take());
     let pipeline = required("pipeline", raw.pipeline.take());
     let status = required("status", raw.status.take());
+    reject_keys_of_other_kinds(&raw, &key, found);
     let kind = match raw.kind.take().as_deref() {
         Some("partner") => {
             let source_key = raw.key.take().filter(|secret| secret.expose_secret().len() >= 16);
@@ -342,6 +343,43 @@ fn check_source(
         retry: retry.ok()?,
         feedback: SourceFeedback { callback_secret: raw.callback_secret, notify, messages, email },
     })
+}
+
+/// A key that belongs to another kind of source would be silently ignored; it is named instead.
+fn reject_keys_of_other_kinds(raw: &RawSource, key: &dyn Fn(&str) -> String, found: &mut Found<'_>) {
+    let kind = raw.kind.as_deref().unwrap_or_default();
+    let form_keys = [
+        ("heading", raw.heading.is_some()),
+        ("fields", !raw.fields.is_empty()),
+        ("static", !raw.statics.is_empty()),
+        ("required", raw.required.is_some()),
+        ("labels", !raw.labels.is_empty()),
+        ("require_file", raw.require_file.is_some()),
+        ("max_files", raw.max_files.is_some()),
+        ("max_file_mb", raw.max_file_mb.is_some()),
+        ("send_to_crm", raw.send_to_crm.is_some()),
+        ("allowed_sites", !raw.allowed_sites.is_empty()),
+        ("honeypot", raw.honeypot.is_some()),
+        ("per_ip_per_minute", raw.per_ip_per_minute.is_some()),
+        ("success_message", raw.success_message.is_some()),
+    ];
+    let proxy_keys =
+        [("duplicate_window", raw.duplicate_window.is_some()), ("sync_timeout", raw.sync_timeout.is_some())];
+    let zap_keys = [
+        ("username", raw.username.is_some()),
+        ("secret_key", raw.secret_key.is_some()),
+        ("timezone", raw.timezone.is_some()),
+    ];
+    for (owner, keys) in [("form", &form_keys[..]), ("proxy", &proxy_keys[..]), ("zap", &zap_keys[..])] {
+        if kind == owner {
+            continue;
+        }
+        for (name, given) in keys {
+            if *given {
+                found.problem(key(name), format!("only for sources of kind = \"{owner}\""));
+            }
+        }
+    }
 }
 
 fn check_zap(

@@ -44,6 +44,11 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     TooManyRequests(String),
+    /// A form's files are larger than any form here accepts.
+    #[error("{0}")]
+    FormTooLarge(String),
+    #[error("Форма не найдена")]
+    FormNotFound,
     /// A form's page could not be rendered (a template fault, not the visitor's).
     #[error("{INTERNAL_ERROR}")]
     Page(String),
@@ -62,7 +67,8 @@ impl ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::IdempotencyKeyReused(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::NotFound | Self::AdvertiserNotFound => StatusCode::NOT_FOUND,
+            Self::NotFound | Self::AdvertiserNotFound | Self::FormNotFound => StatusCode::NOT_FOUND,
+            Self::FormTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::PortalUnauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -87,7 +93,7 @@ impl IntoResponse for ApiError {
                     errors.iter().map(|(field, problem)| (field.clone(), json!(problem))).collect();
                 json!({ "status": "error", "message": message, "errors": errors })
             }
-            Self::Forbidden(message) | Self::TooManyRequests(message) => {
+            Self::Forbidden(message) | Self::TooManyRequests(message) | Self::FormTooLarge(message) => {
                 json!({ "status": "error", "error": message, "message": message })
             }
             _ => json!({ "error": self.to_string() }),

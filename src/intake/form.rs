@@ -22,7 +22,7 @@ use crate::config::{FormSource, SourceConfig, SourceKind};
 use crate::domain::{CrmField, DealSpec, Email, NewLead, Phone, Routing, SourceId};
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::store::files::StoredFile;
+use crate::store::files::{IncomingFile, ReceivedFile};
 
 /// The name of the page's file input; files are taken from any part that carries a file name.
 const FILES_FIELD: &str = "files";
@@ -94,15 +94,25 @@ pub async fn page(
     State(state): State<AppState>,
     Path(form): Path<String>,
     Query(query): Query<PageQuery>,
-) -> Result<Html<String>, ApiError> {
-    let (source, settings) = find_form(&state.source_keys.0, &form).ok_or(ApiError::NotFound)?;
+) -> Result<Response, ApiError> {
+    let (source, settings) = find_form(&state.source_keys.0, &form).ok_or(ApiError::FormNotFound)?;
     let page = page_of(source, settings, query.embed.is_some());
-    form_page::render_page(&page).map(Html).map_err(|error| ApiError::Page(error.to_string()))
+    let html = form_page::render_page(&page).map_err(|error| ApiError::Page(error.to_string()))?;
+    Ok(([(header::CONTENT_SECURITY_POLICY, frame_ancestors(settings))], Html(html)).into_response())
+}
+
+/// Only the form's own sites may show its page in a frame (any site, when it lists none).
+fn frame_ancestors(settings: &FormSource) -> String {
+    if settings.allowed_sites.is_empty() {
+        return "frame-ancestors *".to_owned();
+    }
+    let sites = settings.allowed_sites.iter().map(|site| format!("{site} *.{site}"));
+    format!("frame-ancestors 'self' {}", sites.collect::<Vec<_>>().join(" "))
 }
 
 /// `GET /forms/{form}/embed.js`.
 pub async fn embed_script(State(state): State<AppState>, Path(form): Path<String>) -> Result<Response, ApiError> {
-    let (source, _) = find_form(&state.source_keys.0, &form).ok_or(ApiError::NotFound)?;
+    let (source, _) = find_form(&state.source_keys.0, &form).ok_or(ApiError::FormNotFound)?;
     let script = form_page::embed_script(&source.id.0);
     Ok(([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], script).into_response())
 }
@@ -116,7 +126,7 @@ pub async fn submit(
     request: Request,
 ) -> Response {
     let Some((source, settings)) = find_form(&state.source_keys.0, &form) else {
-        return ApiError::NotFound.into_response();
+        return ApiError::FormNotFound.into_response();
     };
     let accepted = accept(&state, source, settings, client_ip, &headers, request).await;
     let wants_html = headers
@@ -171,7 +181,7 @@ async fn accept(
     let mut submission = read_submission(state, settings, request).await?;
     let honeypot_filled = submission.values.get(&settings.honeypot).is_some_and(|value| !value.trim().is_empty());
     if honeypot_filled {
-        state.files.discard(&submission.files).await;
+        state.files.discard(submission.files).await;
         tracing::info!(form = %source.id, ip = ?client_ip, "a submission filled the hidden field; dropped as spam");
         return Ok(None);
     }
@@ -179,23 +189,20 @@ async fn accept(
     let lead = match submission.to_lead(source, settings, headers, client_ip, state.phone_region) {
         Ok(lead) => lead,
         Err(error) => {
-            state.files.discard(&submission.files).await;
+            state.files.discard(submission.files).await;
             return Err(error);
         }
     };
-    match state.writer.insert(lead).await {
-        Ok(inserted) => Ok(Some(inserted.id())),
-        Err(error) => {
-            state.files.discard(&submission.files).await;
-            Err(error.into())
-        }
-    }
+    // Files first: a committed lead must find its files. Should the commit fail, the files stay
+    // unreferenced rather than be deleted, since another lead may hold the same content.
+    state.files.keep(submission.files).await.map_err(file_error)?;
+    Ok(Some(state.writer.insert(lead).await?.id()))
 }
 
 /// What a visitor sent: text fields by name, stored files, and what was wrong with the files.
 struct Submission {
     values: BTreeMap<String, String>,
-    files: Vec<StoredFile>,
+    files: Vec<ReceivedFile>,
     file_error: Option<String>,
 }
 
@@ -232,14 +239,14 @@ async fn read_submission(state: &AppState, settings: &FormSource, request: Reque
             let content_type = part.content_type().unwrap_or("application/octet-stream").to_owned();
             // A file input left empty is still sent, as a part with no name and no content.
             let mut incoming = state.files.receive().await.map_err(file_error)?;
-            let mut too_large = submission.files.len() >= settings.max_files;
-            while let Some(chunk) = part.chunk().await.map_err(multipart_error)? {
-                if too_large || incoming.size() + chunk.len() as u64 > settings.max_file_bytes {
-                    too_large = true;
-                    continue;
+            let too_many = submission.files.len() >= settings.max_files;
+            let too_large = match receive_part(&mut part, &mut incoming, too_many, settings.max_file_bytes).await {
+                Ok(too_large) => too_large,
+                Err(error) => {
+                    state.files.abandon(incoming).await;
+                    return Err(error);
                 }
-                incoming.write(&chunk).await.map_err(file_error)?;
-            }
+            };
             if file_name.is_empty() && incoming.size() == 0 {
                 state.files.abandon(incoming).await;
             } else if submission.files.len() >= settings.max_files {
@@ -249,22 +256,44 @@ async fn read_submission(state: &AppState, settings: &FormSource, request: Reque
                 state.files.abandon(incoming).await;
                 submission.file_error = Some(messages.file_too_large(&file_name, settings.max_file_bytes));
             } else {
-                submission.files.push(state.files.keep(incoming, &file_name, &content_type).await.map_err(file_error)?);
+                submission
+                    .files
+                    .push(state.files.finish(incoming, &file_name, &content_type).await.map_err(file_error)?);
             }
         }
         Ok::<(), ApiError>(())
     }
     .await;
     if let Err(error) = read {
-        state.files.discard(&submission.files).await;
+        state.files.discard(submission.files).await;
         return Err(error);
     }
     Ok(submission)
 }
 
+/// Writes one file part to disk unless it is over the limits (`skip`, or more than `max_bytes`);
+/// returns whether it was. An oversized part is still read to its end, so the visitor gets an
+/// answer naming the file instead of a broken connection.
+async fn receive_part(
+    part: &mut axum::extract::multipart::Field<'_>,
+    incoming: &mut IncomingFile,
+    skip: bool,
+    max_bytes: u64,
+) -> Result<bool, ApiError> {
+    let mut too_large = skip;
+    while let Some(chunk) = part.chunk().await.map_err(multipart_error)? {
+        if too_large || incoming.size() + chunk.len() as u64 > max_bytes {
+            too_large = true;
+            continue;
+        }
+        incoming.write(&chunk).await.map_err(file_error)?;
+    }
+    Ok(too_large)
+}
+
 fn multipart_error(error: axum::extract::multipart::MultipartError) -> ApiError {
     if error.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::PayloadTooLarge
+        ApiError::FormTooLarge("Файлы слишком большие для этой формы".to_owned())
     } else {
         ApiError::Invalid(format!("тело формы не прочитано: {error}"))
     }

@@ -110,7 +110,7 @@ impl Default for FormMessages {
         Self {
             required: "Заполните поле".to_owned(),
             file_required: "Прикрепите файл".to_owned(),
-            too_many_files: "Можно прикрепить не больше {max} файлов".to_owned(),
+            too_many_files: "Можно прикрепить файлов: не больше {max}".to_owned(),
             file_too_large: "Файл «{file}» больше {max} МБ".to_owned(),
             phone: "Укажите номер телефона полностью, с кодом города".to_owned(),
             email: "Проверьте адрес e-mail".to_owned(),
@@ -591,7 +591,7 @@ mod tests {
     #[test]
     fn message_placeholders_are_filled() {
         let messages = FormMessages::default();
-        assert_eq!(messages.too_many_files(3), "Можно прикрепить не больше 3 файлов");
+        assert_eq!(messages.too_many_files(3), "Можно прикрепить файлов: не больше 3");
         assert_eq!(messages.too_long(100), "Не больше 100 символов");
         assert_eq!(messages.file_too_large("смета.pdf", 10 * 1024 * 1024), "Файл «смета.pdf» больше 10 МБ");
         assert_eq!(messages.file_too_large("a.pdf", 10 * 1024 * 1024 + 1), "Файл «a.pdf» больше 11 МБ");

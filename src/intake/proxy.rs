@@ -90,6 +90,11 @@ pub async fn add_message(
     let Some(lead) = lead else {
         return Err(ApiError::NotFound);
     };
+    if lead.status == LeadStatus::Skipped {
+        return Err(ApiError::Conflict(format!(
+            "заявка {id} не отправляется в CRM (is_skip_sending), у неё не будет сделки"
+        )));
+    }
     let queued = state.store.queue_deal_note(lead.id, &json!({ "title": title, "text": message })).await?;
     let sent_now = queued.ok_or(ApiError::NotFound)?;
     Ok(Json(json!({
@@ -273,6 +278,11 @@ impl Parameters {
         let mut json_pairs = Vec::new();
         if content_type.starts_with("application/json") {
             json_pairs = flatten_json(body)?;
+        } else if content_type.starts_with("multipart/") {
+            return Err(ApiError::Invalid(
+                "тело multipart не принимается: передайте параметры в строке запроса, формой (urlencoded) или JSON"
+                    .to_owned(),
+            ));
         } else if !body.is_empty() {
             raw.extend(raw_pairs(body));
         }

@@ -50,6 +50,8 @@ impl Variables {
         if name.contains('_') {
             self.set(&camel_case(name), value);
         }
+        // The landing page the site names beats the Referer's; `utm_*` parameters the site
+        // sends come later in name order and beat both.
         if name == "landing_page"
             && let Ok(page) = Url::parse(value)
         {
@@ -57,11 +59,11 @@ impl Variables {
         }
     }
 
-    /// UTM tags of the landing page's address, unless the site sent them itself.
+    /// The UTM tags of a page's address.
     fn add_utm_tags(&mut self, page: &Url) {
         for (key, value) in page.query_pairs() {
             if key.starts_with("utm_") {
-                self.0.entry(camel_case(&key)).or_insert_with(|| value.into_owned());
+                self.0.insert(camel_case(&key), value.into_owned());
             }
         }
     }

@@ -28,11 +28,11 @@ pub struct IncomingFile {
     size: u64,
 }
 
-/// A received file in its final place, and whether this request put it there (a file with the
-/// same content may already have been stored by an earlier lead).
-pub struct StoredFile {
+/// A received file, complete and synced, still under its temporary name: nothing of it is
+/// visible in the store until `keep` moves it into place, so refusing it touches no stored file.
+pub struct ReceivedFile {
+    temp_path: PathBuf,
     pub attachment: Attachment,
-    pub newly_stored: bool,
 }
 
 impl FileStore {
@@ -51,31 +51,26 @@ impl FileStore {
         Ok(IncomingFile { temp_path, file, hasher: Sha256::new(), size: 0 })
     }
 
-    /// Makes the received file durable under its hash; the same content twice is stored once.
+    /// Completes a received file: synced, hashed, and described, but not yet in the store.
     ///
     /// # Errors
-    /// When the file cannot be synced or moved; the temporary file is removed either way.
-    pub async fn keep(
+    /// When the file cannot be synced; it is removed then.
+    pub async fn finish(
         &self,
         mut incoming: IncomingFile,
         name: &str,
         content_type: &str,
-    ) -> std::io::Result<StoredFile> {
-        let kept = async {
+    ) -> std::io::Result<ReceivedFile> {
+        let synced = async {
             incoming.file.flush().await?;
-            incoming.file.sync_all().await?;
-            let sha256 = hex(&incoming.hasher.finalize_reset());
-            let path = self.path_of(&sha256);
-            let newly_stored = !fs::try_exists(&path).await?;
-            if newly_stored {
-                fs::create_dir_all(path.parent().unwrap_or(&self.dir)).await?;
-                fs::rename(&incoming.temp_path, &path).await?;
-            }
-            Ok::<_, std::io::Error>((sha256, newly_stored))
+            incoming.file.sync_all().await
         }
         .await;
-        let _ = fs::remove_file(&incoming.temp_path).await;
-        let (sha256, newly_stored) = kept?;
+        if let Err(error) = synced {
+            let _ = fs::remove_file(&incoming.temp_path).await;
+            return Err(error);
+        }
+        let sha256 = hex(&incoming.hasher.finalize_reset());
         let url = self.link(&sha256, name);
         let attachment = Attachment {
             sha256,
@@ -84,15 +79,40 @@ impl FileStore {
             size: incoming.size,
             url,
         };
-        Ok(StoredFile { attachment, newly_stored })
+        Ok(ReceivedFile { temp_path: incoming.temp_path, attachment })
     }
 
-    /// Removes files a request stored before it failed, so a refused lead leaves nothing behind.
-    pub async fn discard(&self, files: &[StoredFile]) {
-        for file in files.iter().filter(|file| file.newly_stored) {
-            if let Err(error) = fs::remove_file(self.path_of(&file.attachment.sha256)).await {
-                tracing::warn!(%error, sha256 = %file.attachment.sha256, "could not remove a refused lead's file");
+    /// Moves accepted files into the store under their hashes; the same content twice is kept
+    /// once. Called before the lead that links them is committed, so a committed lead's files
+    /// are always there (a crash in between leaves only an unreferenced file).
+    ///
+    /// # Errors
+    /// When a file cannot be moved; the files not yet moved are removed.
+    pub async fn keep(&self, files: Vec<ReceivedFile>) -> std::io::Result<()> {
+        let mut files = files.into_iter();
+        while let Some(file) = files.next() {
+            let path = self.path_of(&file.attachment.sha256);
+            let moved = async {
+                if fs::try_exists(&path).await? {
+                    fs::remove_file(&file.temp_path).await
+                } else {
+                    fs::create_dir_all(path.parent().unwrap_or(&self.dir)).await?;
+                    fs::rename(&file.temp_path, &path).await
+                }
             }
+            .await;
+            if let Err(error) = moved {
+                self.discard(std::iter::once(file).chain(files).collect()).await;
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes received files that will not be kept.
+    pub async fn discard(&self, files: Vec<ReceivedFile>) {
+        for file in files {
+            let _ = fs::remove_file(&file.temp_path).await;
         }
     }
 
@@ -157,22 +177,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let public_url = Url::parse("https://gate.example/").unwrap();
         let store = FileStore::open(dir.path(), "secret".to_owned(), public_url).await.unwrap();
-        let mut stored = Vec::new();
+        let mut received = Vec::new();
         for _ in 0..2 {
             let mut incoming = store.receive().await.unwrap();
             incoming.write(b"hello ").await.unwrap();
             incoming.write(b"world").await.unwrap();
-            stored.push(store.keep(incoming, "письмо.txt", "text/plain").await.unwrap());
+            received.push(store.finish(incoming, "письмо.txt", "text/plain").await.unwrap());
         }
-        let first = &stored[0].attachment;
+        let first = received[0].attachment.clone();
         assert_eq!(first.sha256, "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9");
         assert_eq!(first.size, 11);
-        assert!(stored[0].newly_stored && !stored[1].newly_stored);
         let segments: Vec<&str> = first.url.rsplitn(3, '/').collect();
-        let (token, sha256) = (segments[1], first.sha256.as_str());
-        assert_eq!(std::fs::read(store.open_link(sha256, token).unwrap()).unwrap(), b"hello world");
+        let token = segments[1].to_owned();
+        assert!(!store.path_of(&first.sha256).exists(), "nothing is in the store before it is kept");
+        store.keep(received).await.unwrap();
+        let sha256 = first.sha256.as_str();
+        assert_eq!(std::fs::read(store.open_link(sha256, &token).unwrap()).unwrap(), b"hello world");
         assert!(store.open_link(sha256, "0123456789abcdef0123456789abcdef").is_none());
-        assert!(store.open_link("../../etc/passwd", token).is_none());
+        assert!(store.open_link("../../etc/passwd", &token).is_none());
         assert_eq!(std::fs::read_dir(dir.path().join("incoming")).unwrap().count(), 0);
     }
 }

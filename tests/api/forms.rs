@@ -224,7 +224,7 @@ async fn more_files_than_allowed_are_refused_and_none_is_kept() {
     let response = submit(&app, form).await;
 
     assert_eq!(response.status(), 400);
-    assert_eq!(json_of(response).await["errors"]["files"], "Можно прикрепить не больше 3 файлов");
+    assert_eq!(json_of(response).await["errors"]["files"], "Можно прикрепить файлов: не больше 3");
     assert_nothing_stored(&app).await;
     app.stop().await;
 }
@@ -470,4 +470,26 @@ async fn a_browser_without_javascript_sees_what_to_fix_on_the_result_page() {
     assert!(!html.contains(SUCCESS_MESSAGE));
     assert_nothing_stored(&app).await;
     app.stop().await;
+}
+
+#[tokio::test]
+async fn a_body_larger_than_any_form_takes_is_refused_with_413_and_leaves_no_partial_file() {
+    let app = form_app(feedback_form()).await;
+    // Three files of 1 MiB plus text is the most this form takes; 6 MiB is cut off mid-stream.
+    let response = submit(&app, filled().part("files", file("huge.pdf", content(6 * 1024 * 1024, 9)))).await;
+    assert_eq!(response.status(), 413);
+    let body = json_of(response).await;
+    assert_eq!(body["status"], "error");
+    assert!(body["message"].as_str().unwrap().contains("слишком большие"), "{body}");
+    assert_nothing_stored(&app).await;
+}
+
+#[tokio::test]
+async fn only_the_forms_sites_may_frame_its_page() {
+    let mut form = feedback_form();
+    form.allowed_sites = vec!["example.ru".to_owned()];
+    let app = form_app(form).await;
+    let response = app.http.get(app.url("/forms/feedback?embed=1")).send().await.unwrap();
+    let policy = response.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert_eq!(policy, "frame-ancestors 'self' example.ru *.example.ru");
 }
