@@ -22,7 +22,7 @@ use leadgate::http::AppState;
 use leadgate::http::error::ApiError;
 use leadgate::http::source_auth::AuthenticatedSource;
 use leadgate::notify::address_guard::AddressGuard;
-use leadgate::startup::App;
+use leadgate::startup::{App, Role};
 use leadgate::store::{FileStore, LeadWriter, Store};
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -341,7 +341,7 @@ async fn run_end_to_end() -> anyhow::Result<EndToEnd> {
     let app = App::build(config).await?;
     let (url, store) = (format!("http://{}/api/v1/leads", app.address), app.store.clone());
     let shutdown = CancellationToken::new();
-    let running = tokio::spawn(app.run(shutdown.clone()));
+    let running = tokio::spawn(app.run(Role::All, shutdown.clone()));
 
     let started = Instant::now();
     let (intake, ids) = post_batch(&url, END_TO_END_LEADS, END_TO_END_CLIENTS).await;

@@ -16,7 +16,7 @@ use leadgate::config::{
 use leadgate::domain::SourceId;
 use leadgate::domain::advertiser::{Advertiser, AdvertiserId, AdvertiserRoute};
 use leadgate::domain::document::Document;
-use leadgate::startup::App;
+use leadgate::startup::{App, Role};
 use leadgate::store::Store;
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -122,7 +122,7 @@ impl Gateway {
         let (base_url, store) = (format!("http://{}", app.address), app.store.clone());
         store.upsert_advertisers(&advertisers()?).await?;
         let shutdown = CancellationToken::new();
-        let running = tokio::spawn(app.run(shutdown.clone()));
+        let running = tokio::spawn(app.run(Role::All, shutdown.clone()));
         Ok(Self { base_url, store, crm, shutdown, running, _dir: dir })
     }
 

@@ -23,6 +23,28 @@ use crate::sandbox::Sandbox;
 use crate::store::{FileStore, LeadWriter, Store};
 use crate::worker::Worker;
 
+/// What a node does, so intake and delivery can scale apart on a shared PostgreSQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Role {
+    /// Accept leads and deliver them.
+    #[default]
+    All,
+    /// Accept leads over HTTP; other nodes deliver them.
+    Intake,
+    /// Deliver leads and feedback; HTTP answers `/healthz` only.
+    Worker,
+}
+
+impl Role {
+    fn delivers(self) -> bool {
+        self != Self::Intake
+    }
+
+    fn accepts(self) -> bool {
+        self != Self::Worker
+    }
+}
+
 /// The demo source created when no source is configured.
 pub const DEMO_SOURCE: &str = "demo";
 
@@ -36,6 +58,8 @@ pub struct App {
     pub demo_key: Option<String>,
     listener: TcpListener,
     state: AppState,
+    /// Wakes the worker: this node's own intake, and other nodes' through the store.
+    lead_wake: Arc<Notify>,
     worker: Worker,
     feedback: FeedbackWorker,
     writer_task: JoinHandle<()>,
@@ -134,7 +158,8 @@ impl App {
             demo_key,
             listener,
             state,
-            worker: Worker::new(deliverer, lead_wake),
+            worker: Worker::new(deliverer, Arc::clone(&lead_wake)),
+            lead_wake,
             feedback,
             writer_task,
             sandbox,
@@ -146,18 +171,24 @@ impl App {
     ///
     /// # Errors
     /// When the HTTP server fails.
-    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let Self { listener, state, worker, feedback, writer_task, sandbox, .. } = self;
-        let worker_task = tokio::spawn(worker.run(shutdown.clone()));
-        let feedback_task = tokio::spawn(feedback.run(shutdown.clone()));
-        let service = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    pub async fn run(self, role: Role, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let Self { listener, state, worker, feedback, writer_task, sandbox, lead_wake, store, .. } = self;
+        let mut delivery = Vec::new();
+        if role.delivers() {
+            store.wake_on_new_leads(lead_wake, shutdown.clone());
+            delivery.push(tokio::spawn(worker.run(shutdown.clone())));
+            delivery.push(tokio::spawn(feedback.run(shutdown.clone())));
+        }
+        let router = if role.accepts() { http::router(state) } else { http::health_router() };
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
         let server = axum::serve(listener, service).with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let served = server.await;
         // The router held the last handles to the lead writer: once it is gone, the writer
         // commits what is queued and stops.
         writer_task.await?;
-        worker_task.await?;
-        feedback_task.await?;
+        for task in delivery {
+            task.await?;
+        }
         if let Some(sandbox) = sandbox {
             sandbox.stop().await;
         }

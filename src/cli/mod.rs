@@ -1,7 +1,8 @@
-//! The command line: `serve`, `config check`, `migrate`, `leads`, `sandbox-crm`.
+//! The command line: `serve`, `config check`, `migrate`, `leads`, `advertisers`, `store copy`, `sandbox-crm`.
 
 mod advertisers;
 mod leads;
+mod store;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Problem};
 use crate::connectors::{Connector, DeliveryError, RouteProblem};
-use crate::startup::App;
+use crate::startup::{App, Role};
 use crate::store::Store;
 
 #[derive(Parser)]
@@ -28,7 +29,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Accept leads over HTTP and deliver them to the CRM.
-    Serve,
+    Serve {
+        /// `intake` or `worker` splits the work between nodes sharing a PostgreSQL store.
+        #[arg(long, value_enum, default_value_t = Role::All)]
+        role: Role,
+    },
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -45,6 +50,11 @@ enum Command {
     Advertisers {
         #[command(subcommand)]
         action: advertisers::AdvertisersAction,
+    },
+    /// Move the store to another database.
+    Store {
+        #[command(subcommand)]
+        action: store::StoreAction,
     },
     /// Run the amoCRM emulator on its own, for demos and manual tests.
     SandboxCrm {
@@ -65,7 +75,7 @@ pub fn run() -> ExitCode {
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime can be built");
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve => serve(cli.config).await,
+            Command::Serve { role } => serve(cli.config, role).await,
             Command::Config { action: ConfigAction::Check } => check(cli.config).await,
             Command::Migrate => migrate(cli.config).await,
             Command::Leads { action } => match load(cli.config) {
@@ -76,6 +86,7 @@ pub fn run() -> ExitCode {
                 Ok(config) => advertisers::run(action, &config).await,
                 Err(code) => Ok(code),
             },
+            Command::Store { action } => store::run(action).await,
             Command::SandboxCrm { listen } => sandbox_crm(listen).await,
         }
     });
@@ -92,16 +103,20 @@ fn load(path: Option<PathBuf>) -> Result<Config, ExitCode> {
     })
 }
 
-async fn serve(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+async fn serve(path: Option<PathBuf>, role: Role) -> anyhow::Result<ExitCode> {
     let config = match load(path) {
         Ok(config) => config,
         Err(code) => return Ok(code),
     };
+    if role != Role::All && !config.store.is_postgres() {
+        eprintln!("leadgate: --role {role:?} needs a store all nodes share: set [store] url = \"postgres://…\"");
+        return Ok(ExitCode::from(2));
+    }
     let app = App::build(config).await?;
     print_banner(&app);
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    app.run(shutdown).await?;
+    app.run(role, shutdown).await?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -59,6 +59,11 @@ impl AppState {
     }
 }
 
+/// A worker node's HTTP: only the health check, for load balancers and service managers.
+pub fn health_router() -> Router {
+    Router::new().route("/healthz", get(|| async { "ok" }))
+}
+
 pub fn router(state: AppState) -> Router {
     let sources = Arc::clone(&state.source_keys.0);
     let forms = Router::new()

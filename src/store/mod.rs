@@ -4,10 +4,12 @@
 //! database generics. SQLite is the embedded default; PostgreSQL joins as a second variant.
 
 mod advertisers;
+pub mod copy;
 pub mod files;
 mod group_commit;
 mod postgres;
 mod postgres_advertisers;
+mod postgres_budget;
 mod postgres_outbox;
 mod rows;
 mod sqlite;
@@ -24,6 +26,7 @@ use crate::domain::{HistoryEvent, Lead, LeadId, LeadStatus, NewLead, Outcome, Ro
 pub use files::FileStore;
 pub use group_commit::LeadWriter;
 pub use postgres::{NEW_LEADS_CHANNEL, PostgresStore};
+pub use postgres_budget::{SharedRateBudget, SharedSlot};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -216,6 +219,27 @@ impl Store {
             Ok(Self::Postgres(PostgresStore::open(config).await?))
         } else {
             Ok(Self::Sqlite(SqliteStore::open(config).await?))
+        }
+    }
+
+    /// The request budget of a CRM account as all nodes share it; `None` when this store serves
+    /// one process (SQLite), whose budget in memory is the whole budget.
+    pub fn shared_rate_budget(&self, destination: &str, requests_per_second: u32) -> Option<SharedRateBudget> {
+        match self {
+            Self::Sqlite(_) => None,
+            Self::Postgres(store) => Some(SharedRateBudget::new(store.clone(), destination, requests_per_second)),
+        }
+    }
+
+    /// Wakes `wake` whenever any node commits new leads, until `shutdown` (PostgreSQL's
+    /// LISTEN); with SQLite the one process's own writer already does.
+    pub fn wake_on_new_leads(
+        &self,
+        wake: std::sync::Arc<tokio::sync::Notify>,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) {
+        if let Self::Postgres(store) = self {
+            tokio::spawn(store.clone().listen_for_new_leads(wake, shutdown));
         }
     }
 

@@ -6,8 +6,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use std::sync::Arc;
+
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::{Postgres, QueryBuilder, Transaction};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use super::rows::{HistoryRow, LeadRow, decision_text};
 use super::{
@@ -37,6 +41,31 @@ impl PostgresStore {
         let pool = PgPoolOptions::new().max_connections(config.max_connections).connect_with(options).await?;
         super::apply_migrations(&sqlx::migrate!("./migrations/postgres"), &pool).await?;
         Ok(Self { pool })
+    }
+
+    /// Relays NOTIFYs of new leads to this node's idle workers; reconnects when the connection drops.
+    pub async fn listen_for_new_leads(self, wake: Arc<Notify>, shutdown: CancellationToken) {
+        loop {
+            let listening = async {
+                let mut listener = PgListener::connect_with(&self.pool).await?;
+                listener.listen(NEW_LEADS_CHANNEL).await?;
+                loop {
+                    listener.recv().await?;
+                    wake.notify_one();
+                }
+            };
+            let stopped: Result<(), sqlx::Error> = tokio::select! {
+                () = shutdown.cancelled() => return,
+                result = listening => result,
+            };
+            if let Err(error) = stopped {
+                tracing::warn!(%error, "lost the new-lead notifications; polling until they are back");
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
     }
 
     pub async fn insert_leads(&self, leads: &[NewLead]) -> Result<Vec<Inserted>, StoreError> {

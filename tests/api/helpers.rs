@@ -16,7 +16,7 @@ use leadgate::config::{
 use leadgate::domain::CrmField;
 use leadgate::domain::Email;
 use leadgate::domain::SourceId;
-use leadgate::startup::App;
+use leadgate::startup::{App, Role};
 use leadgate::store::Store;
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -250,7 +250,7 @@ pub async fn spawn_app_with(setup: Setup) -> TestApp {
     let app = App::build(config).await.unwrap();
     let (address, store) = (app.address, app.store.clone());
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(app.run(shutdown.clone()));
+    let task = tokio::spawn(app.run(Role::All, shutdown.clone()));
     let files_dir = dir.path().join("files");
     TestApp { address, http: reqwest::Client::new(), crm, store, store_url, files_dir, shutdown, task, _dir: dir }
 }
@@ -363,13 +363,18 @@ impl TestProcess {
 
     /// Writes `config` to `dir/leadgate.toml` and runs `leadgate serve` with it.
     pub async fn serve(dir: &Path, config: &str) -> Self {
+        Self::serve_node(dir, config, &store_url(dir), "all").await
+    }
+
+    /// `leadgate serve --role <role>` on the store at `store_url`, as one node of several.
+    pub async fn serve_node(dir: &Path, config: &str, store_url: &str, role: &str) -> Self {
         LazyLock::force(&TRACING);
         let port = free_port();
         std::fs::write(dir.join("leadgate.toml"), config).unwrap();
         let child = Command::new(Self::BINARY)
-            .args(["serve", "--config", "leadgate.toml"])
+            .args(["serve", "--config", "leadgate.toml", "--role", role])
             .current_dir(dir)
-            .env("LEADGATE_STORE__URL", store_url(dir))
+            .env("LEADGATE_STORE__URL", store_url)
             .env("LEADGATE_SERVER__LISTEN", format!("127.0.0.1:{port}"))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -418,7 +423,7 @@ impl Drop for TestProcess {
 /// Whether this build of the suite runs on PostgreSQL: the `postgres` test target compiles the
 /// same tests as `api`, and each then runs on a database of its own there.
 pub fn on_postgres() -> bool {
-    env!("CARGO_CRATE_NAME") == "postgres"
+    env!("CARGO_CRATE_NAME").ends_with("postgres")
 }
 
 /// The store for a test whose files live in `dir`: a SQLite file there, or a PostgreSQL database
@@ -428,6 +433,11 @@ pub fn store_url(dir: &Path) -> String {
     if !on_postgres() {
         return format!("sqlite://{}", dir.join("leadgate.db").display());
     }
+    postgres_database(dir)
+}
+
+/// A PostgreSQL database named after `dir`, created on first use, on `LEADGATE_TEST_POSTGRES`.
+pub fn postgres_database(dir: &Path) -> String {
     let server =
         std::env::var("LEADGATE_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
     let server = server.trim_end_matches('/');

@@ -289,7 +289,8 @@ fn busiest_second_of_one_process(requests: &[RequestRecord], kills: &Kills) -> u
     bounds.windows(2).map(|lifetime| busiest_second(&requests[lifetime[0]..lifetime[1]])).max().unwrap_or(0)
 }
 
-fn busiest_second(requests: &[RequestRecord]) -> usize {
+/// The most `/api/v4` arrivals within any one second.
+pub fn busiest_second(requests: &[RequestRecord]) -> usize {
     let arrivals: Vec<u64> =
         requests.iter().filter(|request| request.path.starts_with("/api/v4")).map(|request| request.at_ms).collect();
     let mut first = 0;

@@ -41,9 +41,10 @@ pub struct Placement {
 
 impl AmoCrm {
     pub fn new(config: &AmoCrmConfig, store: Store, phone_region: PhoneRegion, blocked_pause: Duration) -> Self {
+        let shared_budget = store.shared_rate_budget(&config.name, config.requests_per_second);
         let credentials = Credentials::new(&config.auth, &config.name, &config.base_url, store);
         tracing::debug!(destination = %config.name, auth = credentials.describe(), "amoCRM destination ready");
-        let transport = Transport::new(config.timeout, config.requests_per_second);
+        let transport = Transport::new(config.timeout, config.requests_per_second, shared_budget);
         Self {
             client: AmoCrmClient::new(&config.name, config.base_url.clone(), transport, credentials, blocked_pause),
             phone_region,

@@ -9,10 +9,17 @@ use url::Url;
 use crate::connectors::DeliveryError;
 use crate::connectors::rate_limit::{Paused, RateLimiter};
 use crate::domain::HistoryEvent;
+use crate::store::SharedRateBudget;
+
+/// How long a request counts against the budget after its answer: amoCRM counts per second.
+const WINDOW: Duration = Duration::from_secs(1);
 
 pub struct Transport {
     http: reqwest::Client,
     pub limiter: RateLimiter,
+    /// With several nodes, the budget they share; this node's `limiter` alone would let each of
+    /// them send the whole budget.
+    shared: Option<SharedRateBudget>,
 }
 
 /// What a call carries: amoCRM takes JSON, its token endpoint also forms.
@@ -30,14 +37,14 @@ pub struct Reply {
 }
 
 impl Transport {
-    pub fn new(timeout: Duration, requests_per_second: u32) -> Self {
+    pub fn new(timeout: Duration, requests_per_second: u32, shared: Option<SharedRateBudget>) -> Self {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("leadgate/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("the HTTP client's settings are valid");
-        Self { http, limiter: RateLimiter::per_second(requests_per_second) }
+        Self { http, limiter: RateLimiter::per_second(requests_per_second), shared }
     }
 
     /// Sends one request within the destination's budget and records it in `calls`.
@@ -63,9 +70,18 @@ impl Transport {
             Paused::Throttled { retry_in } => DeliveryError::RateLimited { retry_in },
             Paused::Blocked { retry_in } => DeliveryError::Blocked { retry_in },
         })?;
+        let shared_slot = match &self.shared {
+            Some(budget) => Some(budget.acquire().await.map_err(|error| {
+                DeliveryError::Unavailable(format!("the rate budget shared by the nodes is out of reach: {error}"))
+            })?),
+            None => None,
+        };
         let started = Instant::now();
         let result = exchange(request).await;
         drop(slot);
+        if let Some(shared_slot) = shared_slot {
+            tokio::spawn(shared_slot.release(WINDOW));
+        }
         let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let detail = match &result {
             Ok(reply) => serde_json::json!({

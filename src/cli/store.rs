@@ -1,0 +1,49 @@
+//! `leadgate store copy`: moving an installation from its SQLite file to PostgreSQL.
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+use crate::config::{Durability, StoreConfig};
+use crate::store::{Store, copy};
+
+#[derive(Subcommand)]
+pub enum StoreAction {
+    /// Copy every lead, its history and everything else from a SQLite store into an empty
+    /// PostgreSQL one (stop the gateway first; the source is not changed).
+    Copy {
+        /// The SQLite store, e.g. sqlite://leadgate.db
+        #[arg(long)]
+        from: String,
+        /// The PostgreSQL store, e.g. postgres://leadgate@db.internal/leadgate
+        #[arg(long)]
+        to: String,
+    },
+}
+
+pub async fn run(action: StoreAction) -> anyhow::Result<ExitCode> {
+    let StoreAction::Copy { from, to } = action;
+    let config = |url: &str| StoreConfig { url: url.to_owned(), durability: Durability::PowerLoss, max_connections: 2 };
+    let (source, target) = (Store::open(&config(&from)).await?, Store::open(&config(&to)).await?);
+    let (Store::Sqlite(source), Store::Postgres(target)) = (source, target) else {
+        eprintln!("leadgate: store copy goes from a sqlite:// store to a postgres:// one");
+        return Ok(ExitCode::from(2));
+    };
+    let copied = copy::sqlite_to_postgres(&source, &target, |table, rows| {
+        tracing::debug!(table, rows, "copied a batch");
+    })
+    .await;
+    match copied {
+        Ok(tables) => {
+            for (table, rows) in tables {
+                println!("{table:>20}: {rows} row(s)");
+            }
+            println!("copied {from} to {to}; point [store] url at the new store and start the gateway");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            eprintln!("leadgate: nothing was copied: {error}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! Moving an installation from SQLite to PostgreSQL: every row of every table, ids kept, in one
+//! snapshot read and one transaction written, so the copy is whole or not there at all.
+
+use sqlx::{Postgres, QueryBuilder, Row, Transaction};
+
+use super::{PostgresStore, SqliteStore, StoreError};
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Int,
+    Text,
+    Bool,
+}
+
+enum Value {
+    Int(Option<i64>),
+    Text(Option<String>),
+    Bool(Option<bool>),
+}
+
+use Kind::{Bool, Int, Text};
+
+/// Every table, parents before children, with its columns as both backends name them.
+const TABLES: &[(&str, &[(&str, Kind)])] = &[
+    ("generated_settings", &[("name", Text), ("value", Text)]),
+    (
+        "destination_tokens",
+        &[
+            ("destination", Text),
+            ("seeded_from", Text),
+            ("access_token", Text),
+            ("refresh_token", Text),
+            ("expires_at", Int),
+        ],
+    ),
+    (
+        "advertisers",
+        &[
+            ("source_id", Text),
+            ("id", Text),
+            ("document", Text),
+            ("name", Text),
+            ("email", Text),
+            ("send_lead_email", Bool),
+            ("destination", Text),
+            ("pipeline", Text),
+            ("status", Text),
+            ("enabled", Bool),
+            ("created_at", Int),
+            ("updated_at", Int),
+        ],
+    ),
+    ("advertiser_listings", &[("source_id", Text), ("client_listing_id", Text), ("advertiser_id", Text)]),
+    ("advertiser_secrets", &[("source_id", Text), ("advertiser_id", Text), ("secret_key", Text)]),
+    (
+        "leads",
+        &[
+            ("id", Int),
+            ("source_id", Text),
+            ("external_id", Text),
+            ("name", Text),
+            ("phone", Text),
+            ("phone_raw", Text),
+            ("email", Text),
+            ("comment", Text),
+            ("callback_url", Text),
+            ("payload", Text),
+            ("status", Text),
+            ("run_at", Int),
+            ("attempt", Int),
+            ("lease_until", Int),
+            ("lease_token", Text),
+            ("progress", Text),
+            ("decision", Text),
+            ("contact_id", Int),
+            ("deal_id", Int),
+            ("last_error", Text),
+            ("created_at", Int),
+            ("updated_at", Int),
+            ("advertiser_id", Text),
+            ("route_destination", Text),
+            ("route_pipeline", Text),
+            ("route_status", Text),
+            ("advertiser_email", Text),
+            ("origin_time", Int),
+            ("deal_spec", Text),
+        ],
+    ),
+    ("lead_history", &[("id", Int), ("lead_id", Int), ("at", Int), ("kind", Text), ("detail", Text)]),
+    (
+        "outbox",
+        &[
+            ("id", Int),
+            ("lead_id", Int),
+            ("kind", Text),
+            ("payload", Text),
+            ("status", Text),
+            ("run_at", Int),
+            ("attempt", Int),
+            ("created_at", Int),
+            ("lease_until", Int),
+            ("lease_token", Text),
+            ("last_error", Text),
+            ("delivered_at", Int),
+        ],
+    ),
+];
+
+/// Tables whose ids come from a sequence in PostgreSQL; it must continue after the copied ids.
+const SERIAL_TABLES: &[&str] = &["leads", "lead_history", "outbox"];
+
+/// Rows per INSERT: well inside PostgreSQL's 65,535 parameters for the widest table.
+const ROWS_PER_INSERT: usize = 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    #[error("the target already holds {0} lead(s); copy into an empty database")]
+    TargetNotEmpty(i64),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for CopyError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Store(StoreError::Database(error))
+    }
+}
+
+/// Copies everything; returns each table with its row count, as counted again in the target.
+///
+/// # Errors
+/// When the target is not empty, or either database fails; the target is then unchanged.
+pub async fn sqlite_to_postgres(
+    from: &SqliteStore,
+    to: &PostgresStore,
+    mut progress: impl FnMut(&str, usize),
+) -> Result<Vec<(&'static str, i64)>, CopyError> {
+    let mut target = to.pool().begin().await?;
+    let existing: i64 = sqlx::query_scalar("select count(*) from leads").fetch_one(&mut *target).await?;
+    if existing > 0 {
+        return Err(CopyError::TargetNotEmpty(existing));
+    }
+    // One read transaction: a gateway still writing cannot tear the copy between tables.
+    let mut source = from.pool().begin().await?;
+    let mut copied = Vec::new();
+    for (table, columns) in TABLES {
+        let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
+        let rows = sqlx::query(&format!("select {} from {table}", names.join(", "))).fetch_all(&mut *source).await?;
+        for chunk in rows.chunks(ROWS_PER_INSERT) {
+            let values = chunk
+                .iter()
+                .map(|row| columns.iter().map(|(name, kind)| read(row, name, *kind)).collect::<Result<Vec<_>, _>>())
+                .collect::<Result<Vec<_>, _>>()?;
+            insert(&mut target, table, &names, values).await?;
+            progress(table, chunk.len());
+        }
+        let count: i64 = sqlx::query_scalar(&format!("select count(*) from {table}")).fetch_one(&mut *target).await?;
+        copied.push((*table, count));
+    }
+    for table in SERIAL_TABLES {
+        sqlx::query(&format!(
+            "select setval(pg_get_serial_sequence('{table}', 'id'), coalesce((select max(id) from {table}), 0) + 1, false)"
+        ))
+        .execute(&mut *target)
+        .await?;
+    }
+    source.commit().await?;
+    target.commit().await?;
+    Ok(copied)
+}
+
+fn read(row: &sqlx::sqlite::SqliteRow, name: &str, kind: Kind) -> Result<Value, sqlx::Error> {
+    Ok(match kind {
+        Int => Value::Int(row.try_get(name)?),
+        Text => Value::Text(row.try_get(name)?),
+        Bool => Value::Bool(row.try_get(name)?),
+    })
+}
+
+async fn insert(
+    target: &mut Transaction<'_, Postgres>,
+    table: &str,
+    names: &[&str],
+    rows: Vec<Vec<Value>>,
+) -> Result<(), sqlx::Error> {
+    let mut insert = QueryBuilder::<Postgres>::new(format!("insert into {table} ({}) ", names.join(", ")));
+    insert.push_values(rows, |mut row, values| {
+        for value in values {
+            match value {
+                Value::Int(value) => row.push_bind(value),
+                Value::Text(value) => row.push_bind(value),
+                Value::Bool(value) => row.push_bind(value),
+            };
+        }
+    });
+    insert.build().execute(&mut **target).await?;
+    Ok(())
+}
