@@ -8,3 +8,28 @@ create table rate_slots (
 );
 
 create index rate_slots_destination on rate_slots (destination, held_until);
+
+-- Takes a slot for one request: its id, or minus the milliseconds to wait before asking again.
+-- One round trip; one caller at a time per destination across all nodes (the lock ends with the
+-- statement's transaction), and a caller that finds another counting comes back instead of queueing.
+create function leadgate_take_rate_slot(wanted_destination text, budget bigint, hold_ms bigint)
+returns bigint language plpgsql as $$
+declare
+    now_ms bigint := (extract(epoch from clock_timestamp()) * 1000)::bigint;
+    held bigint;
+    next_free bigint;
+    taken bigint;
+begin
+    if not pg_try_advisory_xact_lock(hashtextextended('leadgate rate budget ' || wanted_destination, 0)) then
+        return -2;
+    end if;
+    delete from rate_slots where destination = wanted_destination and held_until <= now_ms;
+    select count(*), min(held_until) into held, next_free from rate_slots where destination = wanted_destination;
+    if held >= budget then
+        return -greatest(next_free - now_ms, 1);
+    end if;
+    insert into rate_slots (destination, held_until) values (wanted_destination, now_ms + hold_ms)
+        returning id into taken;
+    return taken;
+end
+$$;

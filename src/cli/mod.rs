@@ -109,7 +109,8 @@ async fn serve(path: Option<PathBuf>, role: Role) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     if role != Role::All && !config.store.is_postgres() {
-        eprintln!("leadgate: --role {role:?} needs a store all nodes share: set [store] url = \"postgres://…\"");
+        let role = if role == Role::Intake { "intake" } else { "worker" };
+        eprintln!("leadgate: --role {role} needs a store all nodes share: set [store] url = \"postgres://…\"");
         return Ok(ExitCode::from(2));
     }
     let app = App::build(config).await?;
@@ -206,8 +207,19 @@ async fn migrate(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     Store::open(&config.store).await?;
-    println!("the database at {} is up to date", config.store.url);
+    println!("the database at {} is up to date", without_password(&config.store.url));
     Ok(ExitCode::SUCCESS)
+}
+
+/// A store's address fit to print: any password in it replaced.
+fn without_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
 }
 
 async fn sandbox_crm(listen: SocketAddr) -> anyhow::Result<ExitCode> {

@@ -9,8 +9,8 @@ use crate::store::{Store, copy};
 
 #[derive(Subcommand)]
 pub enum StoreAction {
-    /// Copy every lead, its history and everything else from a SQLite store into an empty
-    /// PostgreSQL one (stop the gateway first; the source is not changed).
+    /// Copy every lead, its history and everything else from a SQLite store into a PostgreSQL
+    /// one without leads (stop the gateway first; the source is only brought up to date).
     Copy {
         /// The SQLite store, e.g. sqlite://leadgate.db
         #[arg(long)]
@@ -38,7 +38,11 @@ pub async fn run(action: StoreAction) -> anyhow::Result<ExitCode> {
             for (table, rows) in tables {
                 println!("{table:>20}: {rows} row(s)");
             }
-            println!("copied {from} to {to}; point [store] url at the new store and start the gateway");
+            println!(
+                "copied {} to {}; point [store] url at the new store and start the gateway",
+                super::without_password(&from),
+                super::without_password(&to)
+            );
             Ok(ExitCode::SUCCESS)
         }
         Err(error) => {

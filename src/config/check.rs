@@ -42,8 +42,10 @@ pub(super) fn check(raw: RawSettings, problems: &mut Vec<Problem>) -> Option<Con
             Err(Problem::new("store.url", format!("«{}» is neither a sqlite:// nor a postgres:// URL", raw.store.url)))
         },
     );
-    if raw.store.max_connections == 0 {
-        found.problem("store.max_connections", "must be at least 1");
+    // A PostgreSQL node keeps one connection listening for new leads and needs others to claim
+    // and to renew leases while it delivers.
+    if raw.store.max_connections < 3 {
+        found.problem("store.max_connections", "must be at least 3");
     }
     let phone_region = found.keep(
         raw.phone

@@ -109,6 +109,10 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
 /// Tables whose ids come from a sequence in PostgreSQL; it must continue after the copied ids.
 const SERIAL_TABLES: &[&str] = &["leads", "lead_history", "outbox"];
 
+/// Tables a target node may already have written when it first started (a generated key, a
+/// renewed token): the source's value wins, since links and tokens out in the world carry it.
+const KEEP_SOURCE_VALUE: &[&str] = &["generated_settings", "destination_tokens"];
+
 /// Rows per INSERT: well inside PostgreSQL's 65,535 parameters for the widest table.
 const ROWS_PER_INSERT: usize = 1000;
 
@@ -151,7 +155,7 @@ pub async fn sqlite_to_postgres(
                 .iter()
                 .map(|row| columns.iter().map(|(name, kind)| read(row, name, *kind)).collect::<Result<Vec<_>, _>>())
                 .collect::<Result<Vec<_>, _>>()?;
-            insert(&mut target, table, &names, values).await?;
+            insert(&mut target, table, &names, values, KEEP_SOURCE_VALUE.contains(table)).await?;
             progress(table, chunk.len());
         }
         let count: i64 = sqlx::query_scalar(&format!("select count(*) from {table}")).fetch_one(&mut *target).await?;
@@ -182,6 +186,7 @@ async fn insert(
     table: &str,
     names: &[&str],
     rows: Vec<Vec<Value>>,
+    overwrite: bool,
 ) -> Result<(), sqlx::Error> {
     let mut insert = QueryBuilder::<Postgres>::new(format!("insert into {table} ({}) ", names.join(", ")));
     insert.push_values(rows, |mut row, values| {
@@ -193,6 +198,11 @@ async fn insert(
             };
         }
     });
+    if overwrite {
+        let (key, rest) = names.split_first().expect("every table has columns");
+        let updates: Vec<String> = rest.iter().map(|name| format!("{name} = excluded.{name}")).collect();
+        insert.push(format!(" on conflict ({key}) do update set {}", updates.join(", ")));
+    }
     insert.build().execute(&mut **target).await?;
     Ok(())
 }

@@ -55,44 +55,16 @@ impl SharedRateBudget {
         }
     }
 
-    /// A slot's id, or how long to wait before asking again.
+    /// A slot's id, or how long to wait before asking again (see `leadgate_take_rate_slot`).
     async fn try_take(&self) -> Result<Result<i64, Duration>, StoreError> {
-        let mut tx = self.store.pool().begin().await?;
-        // One node at a time counts and takes, so two nodes never both take the last slot. A
-        // node that finds another counting comes back shortly instead of queueing on the lock.
-        let counting: bool = sqlx::query_scalar("select pg_try_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(format!("leadgate rate budget {}", self.destination))
-            .fetch_one(&mut *tx)
-            .await?;
-        if !counting {
-            tx.commit().await?;
-            return Ok(Err(Duration::from_millis(2)));
-        }
-        sqlx::query(&format!("delete from rate_slots where destination = $1 and held_until <= {NOW_MS}"))
-            .bind(&self.destination)
-            .execute(&mut *tx)
-            .await?;
-        let (held, next_free_in): (i64, Option<i64>) = sqlx::query_as(&format!(
-            "select count(*), min(held_until) - {NOW_MS} from rate_slots where destination = $1"
-        ))
-        .bind(&self.destination)
-        .fetch_one(&mut *tx)
-        .await?;
-        if held >= self.requests_per_second {
-            tx.commit().await?;
-            let wait = u64::try_from(next_free_in.unwrap_or(1)).unwrap_or(1);
-            return Ok(Err(Duration::from_millis(wait)));
-        }
         let hold = i64::try_from(IN_FLIGHT_HOLD.as_millis()).unwrap_or(i64::MAX);
-        let id: i64 = sqlx::query_scalar(&format!(
-            "insert into rate_slots (destination, held_until) values ($1, {NOW_MS} + $2) returning id"
-        ))
-        .bind(&self.destination)
-        .bind(hold)
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(Ok(id))
+        let answer: i64 = sqlx::query_scalar("select leadgate_take_rate_slot($1, $2, $3)")
+            .bind(&self.destination)
+            .bind(self.requests_per_second)
+            .bind(hold)
+            .fetch_one(self.store.pool())
+            .await?;
+        Ok(if answer > 0 { Ok(answer) } else { Err(Duration::from_millis(answer.unsigned_abs())) })
     }
 }
 

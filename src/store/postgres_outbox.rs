@@ -47,7 +47,9 @@ impl PostgresStore {
                  select id from outbox
                  where (status = 'pending' and run_at <= $3) or (status = 'sending' and lease_until <= $3)
                  order by run_at
-                 limit $4)
+                 limit $4
+                 -- another node's claim holds its rows until it commits; they are not ours to take
+                 for update skip locked)
              returning {OUTBOX_COLUMNS}"
         );
         let rows: Vec<OutboxRow> = sqlx::query_as(&sql)

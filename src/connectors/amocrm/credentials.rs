@@ -76,7 +76,17 @@ impl OAuthTokens {
         }
         let stored = current.as_mut().expect("set above");
         if stored.expires_at - Utc::now() < RENEW_AHEAD {
-            *stored = self.renew(stored, transport, calls).await?;
+            // Another node sharing the store may have renewed already: its pair is stored, and the
+            // refresh token held here is spent.
+            let latest = self.store.load_tokens(&self.destination).await?.filter(|latest| {
+                latest.seeded_from == stored.seeded_from
+                    && latest.refresh_token != stored.refresh_token
+                    && latest.expires_at - Utc::now() >= RENEW_AHEAD
+            });
+            *stored = match latest {
+                Some(latest) => latest,
+                None => self.renew(stored, transport, calls).await?,
+            };
         }
         Ok(stored.access_token.clone())
     }
