@@ -8,13 +8,10 @@ pub mod copy;
 pub mod files;
 mod group_commit;
 mod postgres;
-mod postgres_advertisers;
 mod postgres_budget;
-mod postgres_outbox;
+mod queries;
 mod rows;
 mod sqlite;
-mod sqlite_advertisers;
-mod sqlite_outbox;
 
 use std::time::Duration;
 

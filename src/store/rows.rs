@@ -2,7 +2,9 @@
 
 use sqlx::FromRow;
 
-use super::{StoreError, from_millis};
+use super::{FeedbackKind, StoreError, from_millis};
+use crate::domain::advertiser::{Advertiser, AdvertiserId, AdvertiserRoute};
+use crate::domain::document::Document;
 use crate::domain::{
     Decision, Email, HistoryEvent, Lead, LeadId, LeadStatus, NewLead, Outcome, Phone, Routing, SourceId,
 };
@@ -122,3 +124,62 @@ pub fn decision_text(decision: Decision) -> &'static str {
         Decision::KnownClientDealNoted => "known_client_deal_noted",
     }
 }
+
+#[derive(FromRow)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub lead_id: i64,
+    pub kind: String,
+    pub payload: String,
+    pub status: String,
+    pub attempt: i64,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+}
+
+impl OutboxRow {
+    pub fn kind(&self) -> Result<FeedbackKind, StoreError> {
+        FeedbackKind::parse(&self.kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("outbox row {} has unknown kind «{}»", self.id, self.kind)))
+    }
+
+    pub fn payload(&self) -> Result<serde_json::Value, StoreError> {
+        serde_json::from_str(&self.payload)
+            .map_err(|_| StoreError::Corrupt(format!("outbox row {} is not JSON", self.id)))
+    }
+}
+
+pub const OUTBOX_COLUMNS: &str = "id, lead_id, kind, payload, status, attempt, last_error, created_at";
+
+#[derive(FromRow)]
+pub struct AdvertiserRow {
+    pub source_id: String,
+    pub id: String,
+    pub document: String,
+    pub name: String,
+    pub email: Option<String>,
+    pub send_lead_email: bool,
+    pub destination: Option<String>,
+    pub pipeline: Option<String>,
+    pub status: Option<String>,
+    pub enabled: bool,
+}
+
+impl AdvertiserRow {
+    pub fn into_advertiser(self, listings: Vec<String>) -> Advertiser {
+        Advertiser {
+            source: SourceId(self.source_id),
+            id: AdvertiserId::from_stored(self.id),
+            document: Document::from_stored(self.document),
+            name: self.name,
+            email: self.email.map(Email::from_stored),
+            send_lead_email: self.send_lead_email,
+            route: AdvertiserRoute { destination: self.destination, pipeline: self.pipeline, status: self.status },
+            listings,
+            enabled: self.enabled,
+        }
+    }
+}
+
+pub const ADVERTISER_COLUMNS: &str =
+    "source_id, id, document, name, email, send_lead_email, destination, pipeline, status, enabled";
