@@ -12,10 +12,10 @@ use sqlx::{Postgres, Transaction};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::rows::{LeadRow, OUTBOX_COLUMNS, OutboxRow};
-use super::{Claim, FeedbackClaim, LEAD_COLUMNS, Lease, OutboxLease, StoreError, from_millis, lease_token, to_millis};
+use super::rows::LeadRow;
+use super::{Claim, LEAD_COLUMNS, StoreError, lease_token, to_millis};
 use crate::config::StoreConfig;
-use crate::domain::{Lead, LeadId, NewLead};
+use crate::domain::{LeadId, NewLead};
 
 /// The channel on which committed leads are announced to idle workers on every node.
 pub const NEW_LEADS_CHANNEL: &str = "leadgate_new_leads";
@@ -112,52 +112,12 @@ impl PostgresStore {
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;
-        rows.into_iter()
-            .map(|mut row| {
-                let progress = row.progress.take().map(|text| serde_json::from_str(&text)).transpose();
-                let progress =
-                    progress.map_err(|_| StoreError::Corrupt(format!("lead {}: progress is not JSON", row.id)))?;
-                let lead = Lead::try_from(row)?;
-                Ok(Claim { lease: Lease { lead_id: lead.id, token: token.clone() }, lead, progress })
-            })
-            .collect()
-    }
-
-    pub async fn claim_feedback(&self, limit: usize, lease: Duration) -> Result<Vec<FeedbackClaim>, StoreError> {
-        let now = Utc::now();
-        let token = lease_token();
-        let sql = format!(
-            "update outbox set status = 'sending', lease_until = $1, lease_token = $2
-             where id in (
-                 select id from outbox
-                 where (status = 'pending' and run_at <= $3) or (status = 'sending' and lease_until <= $3)
-                 order by run_at
-                 limit $4
-                 -- another node's claim holds its rows until it commits; they are not ours to take
-                 for update skip locked)
-             returning {OUTBOX_COLUMNS}"
-        );
-        let rows: Vec<OutboxRow> = sqlx::query_as(&sql)
-            .bind(to_millis(now + lease))
-            .bind(&token)
-            .bind(to_millis(now))
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(self.pool())
-            .await?;
-        rows.into_iter()
-            .map(|row| {
-                Ok(FeedbackClaim {
-                    kind: row.kind()?,
-                    payload: row.payload()?,
-                    lead_id: LeadId(row.lead_id),
-                    attempt: row.attempt,
-                    created_at: from_millis(row.created_at),
-                    lease: OutboxLease { id: row.id, token: token.clone() },
-                })
-            })
-            .collect()
+        rows.into_iter().map(|row| row.into_claim(&token)).collect()
     }
 }
+
+/// Rows another node's claim holds until it commits are not ours to take.
+const SKIP_LOCKED_ROWS: &str = "for update skip locked";
 
 /// Delivered to every listening node when, and only if, the leads commit.
 async fn announce_new_leads(tx: &mut Transaction<'_, Postgres>, any_new: bool) -> Result<(), StoreError> {

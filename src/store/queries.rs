@@ -16,7 +16,7 @@ macro_rules! shared_queries {
             use serde_json::json;
             use sqlx::{QueryBuilder, Transaction};
 
-            use super::{$store, announce_new_leads, lock_client, lock_lead};
+            use super::{$store, SKIP_LOCKED_ROWS, announce_new_leads, lock_client, lock_lead};
             use $crate::domain::advertiser::{Advertiser, AdvertiserId};
             use $crate::domain::{Email, HistoryEvent, Lead, LeadId, LeadStatus, NewLead, Outcome, Routing, SourceId};
             use $crate::store::rows::{
@@ -24,10 +24,37 @@ macro_rules! shared_queries {
             };
             use $crate::store::{
                 AttemptCount, FeedbackClaim, Inserted, LEAD_COLUMNS, Lease, OwedFeedback, Requeue, StoreError,
-                StoredFeedback, StoredTokens, deal_spec_text, from_millis, to_millis,
+                StoredFeedback, StoredTokens, deal_spec_text, from_millis, lease_token, to_millis,
             };
 
             impl $store {
+                pub async fn claim_feedback(
+                    &self,
+                    limit: usize,
+                    lease: Duration,
+                ) -> Result<Vec<FeedbackClaim>, StoreError> {
+                    let now = Utc::now();
+                    let token = lease_token();
+                    let sql = format!(
+                        "update outbox set status = 'sending', lease_until = $1, lease_token = $2
+                         where id in (
+                             select id from outbox
+                             where (status = 'pending' and run_at <= $3) or (status = 'sending' and lease_until <= $3)
+                             order by run_at
+                             limit $4
+                             {SKIP_LOCKED_ROWS})
+                         returning {OUTBOX_COLUMNS}"
+                    );
+                    let rows: Vec<OutboxRow> = sqlx::query_as(&sql)
+                        .bind(to_millis(now + lease))
+                        .bind(&token)
+                        .bind(to_millis(now))
+                        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                        .fetch_all(self.pool())
+                        .await?;
+                    rows.into_iter().map(|row| row.into_claim(&token)).collect()
+                }
+
             pub async fn insert_leads(&self, leads: &[NewLead]) -> Result<Vec<Inserted>, StoreError> {
                 let mut tx = self.pool.begin().await?;
                 // Leads without an external id or a duplicate check cannot conflict, so they go in as one

@@ -2,7 +2,7 @@
 
 use sqlx::FromRow;
 
-use super::{FeedbackKind, StoreError, from_millis};
+use super::{Claim, FeedbackClaim, FeedbackKind, Lease, OutboxLease, StoreError, from_millis};
 use crate::domain::advertiser::{Advertiser, AdvertiserId, AdvertiserRoute};
 use crate::domain::document::Document;
 use crate::domain::{
@@ -137,7 +137,28 @@ pub struct OutboxRow {
     pub created_at: i64,
 }
 
+impl LeadRow {
+    /// The claimed lead, its lease under `token`, and the journal of its earlier attempts.
+    pub fn into_claim(mut self, token: &str) -> Result<Claim, StoreError> {
+        let progress = self.progress.take().map(|text| serde_json::from_str(&text)).transpose();
+        let progress = progress.map_err(|_| StoreError::Corrupt(format!("lead {}: progress is not JSON", self.id)))?;
+        let lead = Lead::try_from(self)?;
+        Ok(Claim { lease: Lease { lead_id: lead.id, token: token.to_owned() }, lead, progress })
+    }
+}
+
 impl OutboxRow {
+    pub fn into_claim(self, token: &str) -> Result<FeedbackClaim, StoreError> {
+        Ok(FeedbackClaim {
+            kind: self.kind()?,
+            payload: self.payload()?,
+            lead_id: LeadId(self.lead_id),
+            attempt: self.attempt,
+            created_at: from_millis(self.created_at),
+            lease: OutboxLease { id: self.id, token: token.to_owned() },
+        })
+    }
+
     pub fn kind(&self) -> Result<FeedbackKind, StoreError> {
         FeedbackKind::parse(&self.kind)
             .ok_or_else(|| StoreError::Corrupt(format!("outbox row {} has unknown kind «{}»", self.id, self.kind)))

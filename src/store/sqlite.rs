@@ -7,10 +7,10 @@ use chrono::Utc;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, Transaction};
 
-use super::rows::{LeadRow, OUTBOX_COLUMNS, OutboxRow};
-use super::{Claim, FeedbackClaim, LEAD_COLUMNS, Lease, OutboxLease, StoreError, from_millis, lease_token, to_millis};
+use super::rows::LeadRow;
+use super::{Claim, LEAD_COLUMNS, StoreError, lease_token, to_millis};
 use crate::config::{Durability, StoreConfig};
-use crate::domain::{Lead, LeadId, NewLead};
+use crate::domain::{LeadId, NewLead};
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -67,52 +67,14 @@ impl SqliteStore {
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
             .await?;
-        rows.into_iter()
-            .map(|mut row| {
-                let progress = row.progress.take().map(|text| serde_json::from_str(&text)).transpose();
-                let progress =
-                    progress.map_err(|_| StoreError::Corrupt(format!("lead {}: progress is not JSON", row.id)))?;
-                let lead = Lead::try_from(row)?;
-                Ok(Claim { lease: Lease { lead_id: lead.id, token: token.clone() }, lead, progress })
-            })
-            .collect()
-    }
-
-    pub async fn claim_feedback(&self, limit: usize, lease: Duration) -> Result<Vec<FeedbackClaim>, StoreError> {
-        let now = Utc::now();
-        let token = lease_token();
-        let sql = format!(
-            "update outbox set status = 'sending', lease_until = ?1, lease_token = ?2
-             where id in (
-                 select id from outbox
-                 where (status = 'pending' and run_at <= ?3) or (status = 'sending' and lease_until <= ?3)
-                 order by run_at
-                 limit ?4)
-             returning {OUTBOX_COLUMNS}"
-        );
-        let rows: Vec<OutboxRow> = sqlx::query_as(&sql)
-            .bind(to_millis(now + lease))
-            .bind(&token)
-            .bind(to_millis(now))
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(self.pool())
-            .await?;
-        rows.into_iter()
-            .map(|row| {
-                Ok(FeedbackClaim {
-                    kind: row.kind()?,
-                    payload: row.payload()?,
-                    lead_id: LeadId(row.lead_id),
-                    attempt: row.attempt,
-                    created_at: from_millis(row.created_at),
-                    lease: OutboxLease { id: row.id, token: token.clone() },
-                })
-            })
-            .collect()
+        rows.into_iter().map(|row| row.into_claim(&token)).collect()
     }
 }
 
 // SQLite has one writer at a time: what the hooks guard against cannot happen there.
+
+/// A claim's statement holds the write lock, so no other claim can take the same rows.
+const SKIP_LOCKED_ROWS: &str = "";
 
 async fn announce_new_leads(_tx: &mut Transaction<'_, Sqlite>, _any_new: bool) -> Result<(), StoreError> {
     Ok(())
