@@ -127,10 +127,25 @@ async fn announce_new_leads(tx: &mut Transaction<'_, Postgres>, any_new: bool) -
     Ok(())
 }
 
-/// Two nodes receiving the same client's repeat at once must not both find no earlier lead.
-async fn lock_client(tx: &mut Transaction<'_, Postgres>, lead: &NewLead) -> Result<(), StoreError> {
-    let client = format!("{} {}", lead.source.0, lead.phone.e164());
-    sqlx::query("select pg_advisory_xact_lock(hashtextextended($1, 0))").bind(client).execute(&mut **tx).await?;
+/// Two nodes receiving the same client's repeat at once must not both find no earlier lead: each
+/// client of a batch, by phone and by e-mail, is locked until the batch commits. The locks are
+/// taken in one order everywhere, so two batches cannot wait on each other in a circle.
+async fn lock_clients<'a>(
+    tx: &mut Transaction<'_, Postgres>,
+    leads: impl Iterator<Item = &'a NewLead>,
+) -> Result<(), StoreError> {
+    let mut keys: Vec<String> = leads
+        .flat_map(|lead| {
+            let phone = format!("{} phone {}", lead.source.0, lead.phone.e164());
+            let email = lead.email.as_ref().map(|email| format!("{} email {email}", lead.source.0));
+            std::iter::once(phone).chain(email)
+        })
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    for key in keys {
+        sqlx::query("select pg_advisory_xact_lock(hashtextextended($1, 0))").bind(key).execute(&mut **tx).await?;
+    }
     Ok(())
 }
 

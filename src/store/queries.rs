@@ -2,7 +2,7 @@
 //! PostgreSQL, so one text serves both; `shared_queries!` stamps it out for each backend's store.
 //!
 //! A backend supplies what differs: opening, both claims, and three hooks called here where
-//! PostgreSQL must lock what SQLite's single writer already keeps apart (`lock_client`,
+//! PostgreSQL must lock what SQLite's single writer already keeps apart (`lock_clients`,
 //! `lock_lead`) or announce new leads to other nodes (`announce_new_leads`).
 
 macro_rules! shared_queries {
@@ -16,7 +16,7 @@ macro_rules! shared_queries {
             use serde_json::json;
             use sqlx::{QueryBuilder, Transaction};
 
-            use super::{$store, SKIP_LOCKED_ROWS, announce_new_leads, lock_client, lock_lead};
+            use super::{$store, SKIP_LOCKED_ROWS, announce_new_leads, lock_clients, lock_lead};
             use $crate::domain::advertiser::{Advertiser, AdvertiserId};
             use $crate::domain::{Email, HistoryEvent, Lead, LeadId, LeadStatus, NewLead, Outcome, Routing, SourceId};
             use $crate::store::rows::{
@@ -67,6 +67,11 @@ macro_rules! shared_queries {
                 for (index, id) in plain.into_iter().zip(plain_ids) {
                     results[index] = Some(Inserted::New(id));
                 }
+                // The same order on every node, so two batches never wait on each other in a circle.
+                let mut keyed = keyed;
+                keyed.sort_by(|&a, &b| (&leads[a].source, &leads[a].external_id).cmp(&(&leads[b].source, &leads[b].external_id)));
+                lock_clients(&mut tx, keyed.iter().map(|&index| &leads[index]).filter(|lead| lead.duplicate_check.is_some()))
+                    .await?;
                 for index in keyed {
                     results[index] = Some(insert_lead(&mut tx, &leads[index]).await?);
                 }
@@ -639,9 +644,6 @@ macro_rules! shared_queries {
 
         async fn insert_lead(tx: &mut Transaction<'_, $db>, lead: &NewLead) -> Result<Inserted, StoreError> {
             let now = to_millis(Utc::now());
-            if lead.duplicate_check.is_some() {
-                lock_client(tx, lead).await?;
-            }
             if let Some(check) = &lead.duplicate_check
                 && let Some(earlier) = earlier_lead_of_client(tx, lead, check.window).await?
             {

@@ -80,7 +80,10 @@ async fn announce_new_leads(_tx: &mut Transaction<'_, Sqlite>, _any_new: bool) -
     Ok(())
 }
 
-async fn lock_client(_tx: &mut Transaction<'_, Sqlite>, _lead: &NewLead) -> Result<(), StoreError> {
+async fn lock_clients<'a>(
+    _tx: &mut Transaction<'_, Sqlite>,
+    _leads: impl Iterator<Item = &'a NewLead>,
+) -> Result<(), StoreError> {
     Ok(())
 }
 
