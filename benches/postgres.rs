@@ -30,6 +30,7 @@ fn main() -> anyhow::Result<()> {
     let backlogs: Vec<usize> = std::env::var("BENCH_BACKLOGS")
         .unwrap_or_else(|_| "10000,100000,1000000".into())
         .split(',')
+        .filter(|size| !size.trim().is_empty())
         .map(|size| size.trim().parse())
         .collect::<Result<_, _>>()?;
     let leads: usize = std::env::var("BENCH_LEADS").unwrap_or_else(|_| "2000".into()).parse()?;

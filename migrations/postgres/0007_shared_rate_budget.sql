@@ -11,18 +11,19 @@ create index rate_slots_destination on rate_slots (destination, held_until);
 
 -- Takes a slot for one request: its id, or minus the milliseconds to wait before asking again.
 -- One round trip; one caller at a time per destination across all nodes (the lock ends with the
--- statement's transaction), and a caller that finds another counting comes back instead of queueing.
+-- statement's transaction). Each node sends one caller at a time, so at most one connection per
+-- node waits on the lock.
 create function leadgate_take_rate_slot(wanted_destination text, budget bigint, hold_ms bigint)
 returns bigint language plpgsql as $$
 declare
-    now_ms bigint := (extract(epoch from clock_timestamp()) * 1000)::bigint;
+    now_ms bigint;
     held bigint;
     next_free bigint;
     taken bigint;
 begin
-    if not pg_try_advisory_xact_lock(hashtextextended('leadgate rate budget ' || wanted_destination, 0)) then
-        return -2;
-    end if;
+    perform pg_advisory_xact_lock(hashtextextended('leadgate rate budget ' || wanted_destination, 0));
+    -- Read after the lock: the wait for it may have been long.
+    now_ms := (extract(epoch from clock_timestamp()) * 1000)::bigint;
     delete from rate_slots where destination = wanted_destination and held_until <= now_ms;
     select count(*), min(held_until) into held, next_free from rate_slots where destination = wanted_destination;
     if held >= budget then

@@ -13,7 +13,7 @@ use crate::helpers::{Setup, spawn_app_with};
 use crate::lead_plan::LeadPlan;
 
 const LEADS: usize = 100;
-const OUTAGE: Duration = Duration::from_secs(3);
+const OUTAGE: Duration = Duration::from_secs(5);
 const GATEWAY_RATE: u32 = 100;
 /// `spawn_app_with` caps the lead retry delay at this.
 const RETRY_MAX: Duration = Duration::from_secs(2);
