@@ -202,3 +202,31 @@ fn a_database_migrated_by_a_newer_version_is_refused_with_a_clear_message() {
         assert!(message.contains("newer leadgate") && message.contains("9999"), "{command:?}: {message}");
     }
 }
+
+#[tokio::test]
+async fn a_lead_taken_by_an_intake_node_wakes_an_idle_worker_on_another_node_at_once() {
+    let crm = spawn_emulator(1000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let database = fresh_database(dir.path());
+    // Polling alone would find the lead only a minute later.
+    let config = gateway_config(&crm.base_url(), 50).replace(r#"interval = "100ms""#, r#"interval = "60s""#);
+    let mut nodes = Vec::new();
+    for (n, role) in ["intake", "worker"].into_iter().enumerate() {
+        let node_dir = dir.path().join(format!("node-{n}"));
+        std::fs::create_dir_all(&node_dir).unwrap();
+        nodes.push(TestProcess::serve_node(&node_dir, &config, &database, role).await);
+    }
+    // The worker's first poll, at its start, has found nothing; now it only listens.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let http = reqwest::Client::new();
+    let base = format!("http://{}", nodes[0].address);
+    let response =
+        http.post(format!("{base}/api/v1/leads")).bearer_auth(SOURCE_KEY).json(&lead("Срочно", "+79997770001")).send();
+    let id = response.await.unwrap().json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let posted = std::time::Instant::now();
+    let delivered = poll_until(Duration::from_secs(20), || async {
+        get_lead(&http, &base, SOURCE_KEY, id).await["status"] == "approved"
+    })
+    .await;
+    assert!(delivered && posted.elapsed() < Duration::from_secs(10), "delivered after {:?}", posted.elapsed());
+}
