@@ -4,7 +4,11 @@
 create table rate_slots (
     id bigserial primary key,
     destination text not null,
-    held_until bigint not null
+    held_until bigint not null,
+    -- the node whose request it is; a live node holds the session advisory lock (7201, node)
+    node integer not null,
+    -- true until the answer arrives; a slot in flight whose node is gone frees at once
+    in_flight boolean not null
 );
 
 create index rate_slots_destination on rate_slots (destination, held_until);
@@ -13,7 +17,7 @@ create index rate_slots_destination on rate_slots (destination, held_until);
 -- One round trip; one caller at a time per destination across all nodes (the lock ends with the
 -- statement's transaction). Each node sends one caller at a time, so at most one connection per
 -- node waits on the lock.
-create function leadgate_take_rate_slot(wanted_destination text, budget bigint, hold_ms bigint)
+create function leadgate_take_rate_slot(wanted_destination text, budget bigint, hold_ms bigint, asking_node integer)
 returns bigint language plpgsql as $$
 declare
     now_ms bigint;
@@ -24,12 +28,20 @@ begin
     perform pg_advisory_xact_lock(hashtextextended('leadgate rate budget ' || wanted_destination, 0));
     -- Read after the lock: the wait for it may have been long.
     now_ms := (extract(epoch from clock_timestamp()) * 1000)::bigint;
-    delete from rate_slots where destination = wanted_destination and held_until <= now_ms;
+    -- Freed: slots past their time, and requests of nodes that died waiting for an answer (their
+    -- request either reached the CRM before the node died or never will).
+    delete from rate_slots
+    where destination = wanted_destination
+      and (held_until <= now_ms
+           or (in_flight and node::oid not in (
+                  select objid from pg_locks
+                  where locktype = 'advisory' and classid = 7201 and objsubid = 2 and granted)));
     select count(*), min(held_until) into held, next_free from rate_slots where destination = wanted_destination;
     if held >= budget then
         return -greatest(next_free - now_ms, 1);
     end if;
-    insert into rate_slots (destination, held_until) values (wanted_destination, now_ms + hold_ms)
+    insert into rate_slots (destination, held_until, node, in_flight)
+        values (wanted_destination, now_ms + hold_ms, asking_node, true)
         returning id into taken;
     return taken;
 end

@@ -76,26 +76,31 @@ impl PostgresStore {
         // does not grow with the backlog; rows another transaction holds are skipped.
         let sql = format!(
             "with due_pending as (
-                 select id, phone, run_at from leads
+                 select id, phone, run_at, status from leads
                  where status = 'pending' and run_at <= $3
                  order by run_at limit $5 for update skip locked
              ),
              lease_expired as (
-                 select id, phone, lease_until as run_at from leads
+                 select id, phone, lease_until as run_at, status from leads
                  where status = 'processing' and lease_until <= $3
                  order by lease_until limit $5 for update skip locked
              ),
              due as (select * from due_pending union all select * from lease_expired),
              free as (
-                 select due.id, due.phone, due.run_at from due
+                 select due.id, due.phone, due.run_at, due.status from due
                  where not exists (
                      select 1 from leads busy
                      where busy.phone = due.phone and busy.id <> due.id
                        and ((busy.status = 'processing' and busy.lease_until > $3)
-                            or (busy.status = 'pending' and busy.progress is not null)))
+                            -- a lead that started its CRM steps keeps its client's phone until it
+                            -- settles, even while its lease runs out and it waits to be taken over
+                            or (busy.status in ('pending', 'processing') and busy.progress is not null)))
              ),
              first_per_phone as (
-                 select distinct on (phone) id, run_at from free order by phone, run_at, id
+                 -- a lead whose lease ran out goes first: its worker may only be slow, not dead,
+                 -- and a second lead of the client must not start beside it
+                 select distinct on (phone) id, run_at from free
+                 order by phone, (status = 'processing') desc, run_at, id
              )
              update leads set status = 'processing', lease_until = $1, lease_token = $2, updated_at = $3
              where id in (select id from first_per_phone order by run_at limit $4)

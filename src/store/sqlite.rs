@@ -53,8 +53,9 @@ impl SqliteStore {
                        select 1 from leads busy
                        where busy.phone = candidate.phone and busy.id <> candidate.id
                          and ((busy.status = 'processing' and busy.lease_until > ?3)
-                              -- a lead waiting to finish what it started keeps its client's phone
-                              or (busy.status = 'pending' and busy.progress is not null)))
+                              -- a lead that started its CRM steps keeps its client's phone until it
+                              -- settles, even while its lease runs out and it waits to be taken over
+                              or (busy.status in ('pending', 'processing') and busy.progress is not null)))
                  group by candidate.phone
                  order by min(candidate.run_at)
                  limit ?4)

@@ -459,6 +459,11 @@ pub fn postgres_database(dir: &Path) -> String {
     format!("{server}/{name}")
 }
 
+/// Held by the tests that load the whole machine (the crash storm, the multi-node run), so that two
+/// of them never run at once: on two CPUs, together they starve each other's lease renewals.
+#[allow(dead_code)] // only the reliability suites take it
+pub static MACHINE_WIDE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
 }

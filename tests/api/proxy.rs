@@ -348,3 +348,43 @@ async fn a_message_waits_for_the_deal_and_then_lands_on_it() {
     let response = app.http.get(app.url("/api/proxy/1.0/leads/messages/add")).query(&unknown).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn pipeline_and_stage_ids_in_fields_place_the_deal_where_the_site_says() {
+    let app = spawn().await;
+    let pipelines: Value = app
+        .http
+        .get(format!("{}/api/v4/leads/pipelines", app.crm.base_url()))
+        .bearer_auth("sandbox-long-lived-token")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let partner_pipeline = pipelines["_embedded"]["pipelines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|pipeline| pipeline["name"] == crate::helpers::PIPELINE)
+        .unwrap()
+        .clone();
+    let pipeline_id = partner_pipeline["id"].as_i64().unwrap().to_string();
+    let stage = partner_pipeline["_embedded"]["statuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|status| status["name"] == crate::helpers::STAGE)
+        .unwrap();
+    let status_id = stage["id"].as_i64().unwrap().to_string();
+    let (_, body) = add(
+        &app,
+        &[("phone", "89991230009"), ("fields[pipeline_id]", &pipeline_id), ("fields[status_id]", &status_id)],
+    )
+    .await;
+    wait_status(&app, body["id"].as_i64().unwrap(), LeadStatus::Approved).await;
+    let deals = app.crm.emulator.leads_in_pipeline(crate::helpers::PIPELINE);
+    assert_eq!(deals.len(), 1, "the deal is not in the pipeline the site named");
+    assert_eq!(deals[0].status, crate::helpers::STAGE);
+    assert!(website_deals(&app).is_empty(), "nothing lands in the source's own pipeline");
+}

@@ -67,6 +67,7 @@ struct Kills {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_gateway_killed_again_and_again_under_load_loses_no_lead_and_duplicates_nothing() {
+    let _alone = crate::helpers::MACHINE_WIDE.lock().await;
     let size = Size::from_env();
     let plan = Arc::new(LeadPlan::new(size.leads, "storm", 3_000_000, &mut StdRng::seed_from_u64(size.seed)));
     let crm = spawn_emulator(RATE).await;
