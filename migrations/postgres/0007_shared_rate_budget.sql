@@ -28,17 +28,21 @@ begin
     perform pg_advisory_xact_lock(hashtextextended('leadgate rate budget ' || wanted_destination, 0));
     -- Read after the lock: the wait for it may have been long.
     now_ms := (extract(epoch from clock_timestamp()) * 1000)::bigint;
-    -- Freed: slots past their time, and requests of nodes that died waiting for an answer (their
-    -- request either reached the CRM before the node died or never will).
-    delete from rate_slots
-    where destination = wanted_destination
-      and (held_until <= now_ms
-           or (in_flight and node::oid not in (
-                  select objid from pg_locks
-                  where locktype = 'advisory' and classid = 7201 and objsubid = 2 and granted)));
+    delete from rate_slots where destination = wanted_destination and held_until <= now_ms;
     select count(*), min(held_until) into held, next_free from rate_slots where destination = wanted_destination;
     if held >= budget then
-        return -greatest(next_free - now_ms, 1);
+        -- Before waiting: requests of nodes that died waiting for an answer free their slots (each
+        -- either reached the CRM before its node died or never will). Only now, since reading
+        -- pg_locks on every call would cost more than the count.
+        delete from rate_slots
+        where destination = wanted_destination
+          and in_flight
+          and node::oid not in (
+              select objid from pg_locks where locktype = 'advisory' and classid = 7201 and objsubid = 2 and granted);
+        select count(*), min(held_until) into held, next_free from rate_slots where destination = wanted_destination;
+        if held >= budget then
+            return -greatest(next_free - now_ms, 1);
+        end if;
     end if;
     insert into rate_slots (destination, held_until, node, in_flight)
         values (wanted_destination, now_ms + hold_ms, asking_node, true)
