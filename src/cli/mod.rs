@@ -109,7 +109,8 @@ async fn serve(path: Option<PathBuf>, role: Role) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     if role != Role::All && !config.store.is_postgres() {
-        let role = if role == Role::Intake { "intake" } else { "worker" };
+        let role =
+            clap::ValueEnum::to_possible_value(&role).map(|value| value.get_name().to_owned()).unwrap_or_default();
         eprintln!("leadgate: --role {role} needs a store all nodes share: set [store] url = \"postgres://…\"");
         return Ok(ExitCode::from(2));
     }

@@ -189,6 +189,16 @@ pub struct ZapSource {
 }
 
 impl SourceConfig {
+    /// Where a lead of this source goes: its own routing (a portal advertiser's) over the source's.
+    pub fn route_for(&self, routing: &crate::domain::Routing) -> Route {
+        Route {
+            destination: routing.destination.clone().unwrap_or_else(|| self.route.destination.clone()),
+            pipeline: routing.pipeline.clone().unwrap_or_else(|| self.route.pipeline.clone()),
+            status: routing.status.clone().unwrap_or_else(|| self.route.status.clone()),
+            deal_fields: self.route.deal_fields.clone(),
+        }
+    }
+
     /// The key of a partner source; portal sources authenticate otherwise.
     pub fn partner_key(&self) -> Option<&SecretString> {
         match &self.kind {

@@ -110,13 +110,7 @@ impl Deliverer {
             .sources
             .get(&lead.fields.source)
             .ok_or_else(|| format!("source «{}» is no longer configured", lead.fields.source))?;
-        let routing = &lead.fields.routing;
-        let route = Route {
-            destination: routing.destination.clone().unwrap_or_else(|| source.route.destination.clone()),
-            pipeline: routing.pipeline.clone().unwrap_or_else(|| source.route.pipeline.clone()),
-            status: routing.status.clone().unwrap_or_else(|| source.route.status.clone()),
-            deal_fields: source.route.deal_fields.clone(),
-        };
+        let route = source.route_for(&lead.fields.routing);
         let connector = self
             .connectors
             .get(&route.destination)

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::{FromRef, FromRequestParts, Query};
 use axum::http::request::Parts;
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
@@ -13,6 +13,25 @@ use crate::config::SourceConfig;
 /// The configured sources, for matching keys.
 #[derive(Clone)]
 pub struct SourceKeys(pub Arc<Vec<SourceConfig>>);
+
+impl SourceKeys {
+    /// The source whose key, as `key_of` reads it, is `presented`. Every key is compared, each in
+    /// constant time, so timing tells nothing about which source came close.
+    pub fn matching(
+        &self,
+        presented: &str,
+        key_of: impl Fn(&SourceConfig) -> Option<&SecretString>,
+    ) -> Option<&SourceConfig> {
+        let mut matched = None;
+        for source in self.0.iter() {
+            let Some(key) = key_of(source) else { continue };
+            if bool::from(key.expose_secret().as_bytes().ct_eq(presented.as_bytes())) {
+                matched = Some(source);
+            }
+        }
+        matched
+    }
+}
 
 /// A request whose key matched a source.
 pub struct AuthenticatedSource(pub SourceConfig);
@@ -37,16 +56,8 @@ where
             .or_else(|| header("x-api-key").map(str::to_owned))
             .or_else(from_query)
             .ok_or(ApiError::Unauthorized)?;
-        let SourceKeys(sources) = SourceKeys::from_ref(state);
-        // Every key is compared, each in constant time, so timing tells nothing about which
-        // source came close.
-        let mut matched = None;
-        for source in sources.iter() {
-            let Some(key) = source.partner_key() else { continue };
-            if bool::from(key.expose_secret().as_bytes().ct_eq(presented.as_bytes())) {
-                matched = Some(source.clone());
-            }
-        }
-        matched.map(AuthenticatedSource).ok_or(ApiError::Unauthorized)
+        let keys = SourceKeys::from_ref(state);
+        let matched = keys.matching(&presented, SourceConfig::partner_key);
+        matched.cloned().map(AuthenticatedSource).ok_or(ApiError::Unauthorized)
     }
 }

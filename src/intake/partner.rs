@@ -4,7 +4,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use serde_json::{Value, json};
 use url::Url;
 
@@ -25,10 +25,7 @@ pub async fn accept(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let body = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
-        _ => ApiError::Invalid(format!("тело запроса не прочитано: {rejection}")),
-    })?;
+    let body = super::read_body(body)?;
     let external_id = idempotency_key(&headers)?;
     let lead = parse_lead(&body, source.id, external_id.clone(), state.phone_region)?;
     if let Some(url) = &lead.callback_url {

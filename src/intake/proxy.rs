@@ -15,9 +15,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use encoding_rs::Encoding;
-use secrecy::ExposeSecret;
 use serde_json::{Value, json};
-use subtle::ConstantTimeEq;
 
 use super::variables::Variables;
 use super::{ClientIp, read_body};
@@ -111,14 +109,15 @@ fn authenticate<'a>(
     parameters: &Parameters,
 ) -> Result<(&'a SourceConfig, &'a ProxySource), ApiError> {
     let presented = parameters.get("key").ok_or(ApiError::Unauthorized)?;
-    let mut matched = None;
-    for source in state.source_keys.0.iter() {
-        let SourceKind::Proxy(proxy) = &source.kind else { continue };
-        if bool::from(proxy.key.expose_secret().as_bytes().ct_eq(presented.as_bytes())) {
-            matched = Some((source, proxy));
-        }
+    let source = state.source_keys.matching(presented, |source| proxy_of(source).map(|proxy| &proxy.key));
+    source.and_then(|source| Some((source, proxy_of(source)?))).ok_or(ApiError::Unauthorized)
+}
+
+fn proxy_of(source: &SourceConfig) -> Option<&ProxySource> {
+    match &source.kind {
+        SourceKind::Proxy(proxy) => Some(proxy),
+        _ => None,
     }
-    matched.ok_or(ApiError::Unauthorized)
 }
 
 /// The lead the parameters describe, every template filled and every limit checked.

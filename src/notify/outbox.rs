@@ -142,13 +142,10 @@ impl FeedbackWorker {
         let Some(deal_id) = lead.outcome.and_then(|outcome| outcome.deal_id) else {
             return Err(failure("the lead has no CRM deal".to_owned(), true));
         };
-        let destination = lead
-            .fields
-            .routing
-            .destination
-            .clone()
-            .or_else(|| self.sources.get(&lead.fields.source).map(|source| source.route.destination.clone()))
-            .unwrap_or_default();
+        let Some(source) = self.sources.get(&lead.fields.source) else {
+            return Err(failure(format!("source «{}» is no longer configured", lead.fields.source), false));
+        };
+        let destination = source.route_for(&lead.fields.routing).destination;
         let Some(connector) = self.connectors.get(&destination) else {
             return Err(failure(format!("destination «{destination}» is not configured"), false));
         };

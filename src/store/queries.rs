@@ -589,8 +589,7 @@ macro_rules! shared_queries {
                 .await?;
                 Ok(Some(row.into_advertiser(listings)))
             }
-
-            }
+        }
 
         /// Inserts leads that carry no external id, with their `received` events, in two statements;
         /// returns their ids in the order given.
@@ -602,15 +601,31 @@ macro_rules! shared_queries {
                 return Ok(Vec::new());
             }
             let now = to_millis(Utc::now());
+            let leads: Vec<&NewLead> = leads.collect();
+            let mut insert = lead_insert(leads.iter().copied(), now);
+            insert.push(" returning id");
+            let mut ids: Vec<i64> = insert.build_query_scalar().fetch_all(&mut **tx).await?;
+            // RETURNING promises no order, but the rows of one VALUES list get increasing ids.
+            ids.sort_unstable();
+            let mut history = QueryBuilder::<$db>::new("insert into lead_history (lead_id, at, kind, detail) ");
+            history.push_values(ids.iter().zip(&leads), |mut row, (id, lead)| {
+                let received = json!({ "source": lead.source.0 }).to_string();
+                row.push_bind(id).push_bind(now).push_bind("received").push_bind(received);
+            });
+            history.build().execute(&mut **tx).await?;
+            Ok(ids.into_iter().map(LeadId).collect())
+        }
+
+        /// `insert into leads … values …` for `leads`, every column a new lead sets.
+        fn lead_insert<'a>(leads: impl Iterator<Item = &'a NewLead>, now: i64) -> QueryBuilder<'a, $db> {
             let mut insert = QueryBuilder::<$db>::new(
-                "insert into leads (source_id, name, phone, phone_raw, email, comment, callback_url, payload, status, run_at,
-                                    created_at, updated_at, advertiser_id, route_destination, route_pipeline, route_status,
-                                    advertiser_email, origin_time, deal_spec) ",
+                "insert into leads (source_id, external_id, name, phone, phone_raw, email, comment, callback_url, payload,
+                                    status, run_at, created_at, updated_at, advertiser_id, route_destination, route_pipeline,
+                                    route_status, advertiser_email, origin_time, deal_spec) ",
             );
-            let mut sources = Vec::with_capacity(leads.len());
             insert.push_values(leads, |mut row, lead| {
-                sources.push(lead.source.0.clone());
                 row.push_bind(&lead.source.0)
+                    .push_bind(&lead.external_id)
                     .push_bind(&lead.name)
                     .push_bind(lead.phone.e164())
                     .push_bind(lead.phone.raw())
@@ -630,16 +645,7 @@ macro_rules! shared_queries {
                     .push_bind(lead.origin_time.map(to_millis))
                     .push_bind(deal_spec_text(lead));
             });
-            insert.push(" returning id");
-            let mut ids: Vec<i64> = insert.build_query_scalar().fetch_all(&mut **tx).await?;
-            // RETURNING promises no order, but the rows of one VALUES list get increasing ids.
-            ids.sort_unstable();
-            let mut history = QueryBuilder::<$db>::new("insert into lead_history (lead_id, at, kind, detail) ");
-            history.push_values(ids.iter().zip(&sources), |mut row, (id, source)| {
-                row.push_bind(id).push_bind(now).push_bind("received").push_bind(json!({ "source": source }).to_string());
-            });
-            history.build().execute(&mut **tx).await?;
-            Ok(ids.into_iter().map(LeadId).collect())
+            insert
         }
 
         async fn insert_lead(tx: &mut Transaction<'_, $db>, lead: &NewLead) -> Result<Inserted, StoreError> {
@@ -654,34 +660,9 @@ macro_rules! shared_queries {
                 }
                 return Ok(Inserted::Duplicate { id: earlier });
             }
-            let id: Option<i64> = sqlx::query_scalar(
-                "insert into leads (source_id, external_id, name, phone, phone_raw, email, comment, callback_url, payload,
-                                    status, run_at, created_at, updated_at, advertiser_id, route_destination, route_pipeline,
-                                    route_status, advertiser_email, origin_time, deal_spec)
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $11, $12, $13, $14, $15, $16, $17, $18)
-                 on conflict (source_id, external_id) where external_id is not null do nothing
-                 returning id",
-            )
-            .bind(&lead.source.0)
-            .bind(&lead.external_id)
-            .bind(&lead.name)
-            .bind(lead.phone.e164())
-            .bind(lead.phone.raw())
-            .bind(lead.email.as_ref().map(|email| email.as_str()))
-            .bind(&lead.comment)
-            .bind(lead.callback_url.as_ref().map(url::Url::as_str))
-            .bind(lead.payload.to_string())
-            .bind(lead.initial_status().as_str())
-            .bind(now)
-            .bind(&lead.routing.advertiser_id)
-            .bind(&lead.routing.destination)
-            .bind(&lead.routing.pipeline)
-            .bind(&lead.routing.status)
-            .bind(lead.routing.advertiser_email.as_ref().map(|email| email.as_str()))
-            .bind(lead.origin_time.map(to_millis))
-            .bind(deal_spec_text(lead))
-            .fetch_optional(&mut **tx)
-            .await?;
+            let mut insert = lead_insert(std::iter::once(lead), now);
+            insert.push(" on conflict (source_id, external_id) where external_id is not null do nothing returning id");
+            let id: Option<i64> = insert.build_query_scalar().fetch_optional(&mut **tx).await?;
             if let Some(id) = id {
                 let received = HistoryEvent::now("received", serde_json::json!({ "source": lead.source.0 }));
                 insert_history(tx, LeadId(id), std::slice::from_ref(&received)).await?;

@@ -468,8 +468,14 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
 }
 
-/// A configuration file for the binary, pointing at `crm`.
+/// A configuration file for the binary, pointing at `crm`, with a budget of 100 requests/s.
 pub fn config_file(crm_url: &str, extra: &str) -> String {
+    budgeted_config_file(crm_url, 100, extra)
+}
+
+/// The binary's configuration: `rate` requests per second to the CRM at `crm_url`, 1 s leases and
+/// fast retries; `extra` is appended to the source's table (or starts tables of its own).
+pub fn budgeted_config_file(crm_url: &str, rate: u32, extra: &str) -> String {
     format!(
         r#"
 [store]
@@ -478,11 +484,12 @@ url = "sqlite://leadgate.db"
 interval = "100ms"
 lease = "1s"
 retry_initial = "200ms"
+retry_max = "2s"
 [destinations.main]
 kind = "amocrm"
 base_url = "{crm_url}"
 access_token = "sandbox-long-lived-token"
-requests_per_second = 100
+requests_per_second = {rate}
 [sources.trendagent]
 kind = "partner"
 key = "{SOURCE_KEY}"

@@ -421,13 +421,18 @@ fn deal_field_values(lead: &Lead, route: &Route) -> Vec<serde_json::Value> {
                 serde_json::Value::Number(number) => number.to_string(),
                 _ => return None,
             };
-            Some(json!({ "field_id": field_id, "values": [{ "value": value }] }))
+            Some(custom_field(*field_id, &value))
         })
         .collect()
 }
 
 fn custom_field_values(values: &std::collections::BTreeMap<i64, String>) -> Vec<serde_json::Value> {
-    values.iter().map(|(field_id, value)| json!({ "field_id": field_id, "values": [{ "value": value }] })).collect()
+    values.iter().map(|(field_id, value)| custom_field(*field_id, value)).collect()
+}
+
+/// One custom field with one value, as amoCRM takes it for contacts and deals alike.
+fn custom_field(field_id: i64, value: &str) -> serde_json::Value {
+    json!({ "field_id": field_id, "values": [{ "value": value }] })
 }
 
 /// The values of a contact's system field (`PHONE`, `EMAIL`) as text.
