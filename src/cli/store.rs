@@ -34,9 +34,15 @@ pub async fn run(action: StoreAction) -> anyhow::Result<ExitCode> {
     })
     .await;
     match copied {
-        Ok(tables) => {
-            for (table, rows) in tables {
+        Ok(copied) => {
+            for (table, rows) in copied.tables {
                 println!("{table:>20}: {rows} row(s)");
+            }
+            if copied.cleaned_values > 0 {
+                println!(
+                    "{} text value(s) held control characters PostgreSQL cannot store; they were copied without them",
+                    copied.cleaned_values
+                );
             }
             println!(
                 "copied {} to {}; point [store] url at the new store and start the gateway",

@@ -19,7 +19,7 @@ impl Email {
             trimmed,
             email_address::Options::default().without_display_text(),
         ) {
-            Ok(address) if address.domain().contains('.') => Ok(Self(trimmed.to_owned())),
+            Ok(address) if address.domain().contains('.') && deliverable(&address) => Ok(Self(trimmed.to_owned())),
             _ => Err(EmailError(trimmed.to_owned())),
         }
     }
@@ -32,6 +32,14 @@ impl Email {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// RFC 5322 also allows quoted local parts (`"a b"@x.ru`), address literals (`a@[127.0.0.1]`) and
+/// words that look like MIME encoded-words; CRMs and mail servers refuse or misread them, and no
+/// visitor types them, so they are not taken as a lead's address.
+fn deliverable(address: &email_address::EmailAddress) -> bool {
+    let local = address.local_part();
+    !local.starts_with('"') && !address.domain().starts_with('[') && !local.contains("=?")
 }
 
 impl fmt::Display for Email {
@@ -52,7 +60,18 @@ mod tests {
 
     #[test]
     fn text_without_a_proper_domain_is_refused() {
-        for raw in ["ivan", "ivan@", "@example.ru", "ivan@localhost", "Ivan <ivan@example.ru>", ""] {
+        for raw in [
+            "ivan",
+            "ivan@",
+            "@example.ru",
+            "ivan@localhost",
+            "Ivan <ivan@example.ru>",
+            "",
+            "\"a\"@b.ru",
+            "\"ivan petrov\"@example.ru",
+            "a@[127.0.0.1]",
+            "=?utf-8?q?x?=@b.ru",
+        ] {
             assert!(Email::parse(raw).is_err(), "{raw}");
         }
     }

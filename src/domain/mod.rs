@@ -6,6 +6,7 @@ pub mod document;
 pub mod email;
 pub mod lead;
 pub mod phone;
+pub mod text;
 
 pub use deal::{Attachment, CrmField, DealSpec, DuplicateCheck};
 pub use email::Email;

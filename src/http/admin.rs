@@ -9,6 +9,7 @@ use subtle::ConstantTimeEq;
 
 use super::AppState;
 use super::error::ApiError;
+use super::source_auth::authorization;
 use crate::domain::LeadId;
 use crate::store::Requeue;
 
@@ -20,13 +21,7 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let presented = parts
-            .headers
-            .get("authorization")
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .map(str::trim)
-            .ok_or(ApiError::AdminUnauthorized)?;
+        let presented = authorization(&parts.headers, "Bearer")?.ok_or(ApiError::AdminUnauthorized)?;
         let expected = state.admin_token.as_ref().ok_or(ApiError::AdminUnauthorized)?;
         if bool::from(expected.expose_secret().as_bytes().ct_eq(presented.as_bytes())) {
             Ok(Self)

@@ -1,7 +1,8 @@
 //! The one place where errors become HTTP answers.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -109,4 +110,30 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// Errors that the router and the extractors answer by themselves (no such route, a method the
+/// route lacks, a path or query that cannot be decoded, a body axum refused) come as plain text
+/// or empty; here they take the documented `{"error": …}` shape, so every error reads the same.
+pub async fn json_errors(method: Method, response: Response) -> Response {
+    let status = response.status();
+    let content_type = response.headers().get(CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or_default();
+    let shaped = content_type.starts_with("application/json") || content_type.starts_with("text/html");
+    if !(status.is_client_error() || status.is_server_error()) || shaped {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let detail = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let detail = crate::domain::text::strip_forbidden(String::from_utf8_lossy(&detail).trim()).into_owned();
+    let message = match status {
+        StatusCode::NOT_FOUND => "Ошибка! Такого адреса нет".to_owned(),
+        StatusCode::METHOD_NOT_ALLOWED => format!("Ошибка! Метод {method} по этому адресу не поддерживается"),
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge.to_string(),
+        _ if detail.is_empty() => format!("Ошибка! {status}"),
+        _ => format!("Ошибка! Запрос не разобран: {detail}"),
+    };
+    parts.headers.remove(CONTENT_LENGTH);
+    parts.headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let body = serde_json::to_vec(&json!({ "error": message })).unwrap_or_default();
+    Response::from_parts(parts, axum::body::Body::from(body))
 }

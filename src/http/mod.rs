@@ -86,4 +86,5 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .merge(forms)
         .with_state(state)
+        .layer(axum::middleware::map_response(error::json_errors))
 }

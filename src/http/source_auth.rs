@@ -3,6 +3,8 @@
 use std::sync::Arc;
 
 use axum::extract::{FromRef, FromRequestParts, Query};
+use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
@@ -33,6 +35,22 @@ impl SourceKeys {
     }
 }
 
+/// The credentials after `scheme` in the request's `Authorization` header; the scheme matches in
+/// any case, as HTTP says.
+///
+/// # Errors
+/// When the header is sent twice: which one counts would depend on the proxies in front.
+pub fn authorization<'a>(headers: &'a HeaderMap, scheme: &str) -> Result<Option<&'a str>, ApiError> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let Some(value) = values.next() else { return Ok(None) };
+    if values.next().is_some() {
+        return Err(ApiError::Invalid("заголовок Authorization передан несколько раз".to_owned()));
+    }
+    let Ok(value) = value.to_str() else { return Ok(None) };
+    let (given, credentials) = value.trim().split_once(' ').unwrap_or((value, ""));
+    Ok(given.eq_ignore_ascii_case(scheme).then(|| credentials.trim()))
+}
+
 /// A request whose key matched a source.
 pub struct AuthenticatedSource(pub SourceConfig);
 
@@ -51,8 +69,8 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let header = |name: &str| parts.headers.get(name).and_then(|value| value.to_str().ok()).map(str::trim);
         let from_query = || Query::<KeyQuery>::try_from_uri(&parts.uri).ok().and_then(|query| query.0.key);
-        let presented = header("authorization")
-            .and_then(|value| value.strip_prefix("Bearer ").map(str::trim).map(str::to_owned))
+        let presented = authorization(&parts.headers, "Bearer")?
+            .map(str::to_owned)
             .or_else(|| header("x-api-key").map(str::to_owned))
             .or_else(from_query)
             .ok_or(ApiError::Unauthorized)?;

@@ -19,6 +19,7 @@ use super::ClientIp;
 use super::form_page::{self, FormMessages, FormPage, InputKind, PageField, PageFiles};
 use super::variables::Variables;
 use crate::config::{FormSource, SourceConfig, SourceKind};
+use crate::domain::text;
 use crate::domain::{CrmField, DealSpec, Email, NewLead, Phone, Routing, SourceId};
 use crate::http::AppState;
 use crate::http::error::ApiError;
@@ -193,10 +194,16 @@ async fn accept(
             return Err(error);
         }
     };
-    // Files first: a committed lead must find its files. Should the commit fail, the files stay
-    // unreferenced rather than be deleted, since another lead may hold the same content.
-    state.files.keep(submission.files).await.map_err(file_error)?;
-    Ok(Some(state.writer.insert(lead).await?.id()))
+    // Files first: a committed lead must find its files. Should the commit fail, the files this
+    // submission alone brought are removed again.
+    let kept = state.files.keep(submission.files).await.map_err(file_error)?;
+    match state.writer.insert(lead).await {
+        Ok(inserted) => Ok(Some(inserted.id())),
+        Err(error) => {
+            kept.rolled_back();
+            Err(error.into())
+        }
+    }
 }
 
 /// What a visitor sent: text fields by name, stored files, and what was wrong with the files.
@@ -230,7 +237,8 @@ async fn read_submission(state: &AppState, settings: &FormSource, request: Reque
     let read = async {
         while let Some(mut part) = multipart.next_field().await.map_err(multipart_error)? {
             let name = part.name().unwrap_or_default().to_owned();
-            let Some(file_name) = part.file_name().map(str::to_owned) else {
+            // A file's name is only shown, never refused: what cannot be stored is left out of it.
+            let Some(file_name) = part.file_name().map(|name| text::strip_forbidden(name).into_owned()) else {
                 // Browsers send a textarea's line breaks as CRLF; the page counts them as one character.
                 let text = part.text().await.map_err(multipart_error)?.replace("\r\n", "\n");
                 submission.values.insert(name, text);
@@ -317,6 +325,11 @@ impl Submission {
         let mut errors: Vec<(String, String)> = Vec::new();
         let value =
             |form_field: &str| self.values.get(form_field).map(|text| text.trim()).filter(|text| !text.is_empty());
+        for (name, text) in &self.values {
+            if let Some(character) = text::forbidden_char(name).or_else(|| text::forbidden_char(text)) {
+                errors.push((text::strip_forbidden(name).into_owned(), messages.forbidden_char(character)));
+            }
+        }
         for (target, form_field) in &settings.fields {
             let limit = if *target == CrmField::Comment { TEXT_LIMIT } else { SHORT_TEXT_LIMIT };
             match value(form_field) {
@@ -370,12 +383,20 @@ impl Submission {
         }
         let mut lead_texts: BTreeMap<CrmField, String> = BTreeMap::new();
         let mut deal = DealSpec::default();
-        let fills =
-            settings.statics.iter().map(|(target, template)| (*target, None, variables.expand(template))).chain(
-                settings.fields.iter().filter_map(|(target, form_field)| {
-                    value(form_field).map(|text| (*target, Some(form_field), text.to_owned()))
-                }),
-            );
+        let statics = settings.statics.iter().filter_map(|(target, template)| {
+            let limit = if *target == CrmField::Comment { TEXT_LIMIT } else { SHORT_TEXT_LIMIT };
+            match variables.expand(template, limit) {
+                Ok(text) => Some((*target, None, text)),
+                Err(too_long) => {
+                    errors.push((format!("static.{target}"), too_long.to_string()));
+                    None
+                }
+            }
+        });
+        let statics: Vec<_> = statics.collect();
+        let fills = statics.into_iter().chain(settings.fields.iter().filter_map(|(target, form_field)| {
+            value(form_field).map(|text| (*target, Some(form_field), text.to_owned()))
+        }));
         for (target, form_field, text) in fills {
             match target {
                 CrmField::Name | CrmField::Comment => {

@@ -102,6 +102,8 @@ pub struct FormMessages {
     pub email: String,
     /// `{max}`: the number of characters allowed.
     pub too_long: String,
+    /// `{code}`: the character, as `U+0000`.
+    pub forbidden_char: String,
     pub network: String,
 }
 
@@ -115,6 +117,7 @@ impl Default for FormMessages {
             phone: "Укажите номер телефона полностью, с кодом города".to_owned(),
             email: "Проверьте адрес e-mail".to_owned(),
             too_long: "Не больше {max} символов".to_owned(),
+            forbidden_char: "Уберите управляющий символ {code}".to_owned(),
             network: "Не удалось отправить заявку. Проверьте подключение и попробуйте ещё раз".to_owned(),
         }
     }
@@ -129,6 +132,10 @@ impl FormMessages {
     /// (the page's script does the same).
     pub fn file_too_large(&self, file: &str, max_bytes: u64) -> String {
         self.file_too_large.replace("{max}", &megabytes(max_bytes).to_string()).replace("{file}", file)
+    }
+
+    pub fn forbidden_char(&self, character: char) -> String {
+        self.forbidden_char.replace("{code}", &format!("U+{:04X}", u32::from(character)))
     }
 
     pub fn too_long(&self, max: usize) -> String {

@@ -38,6 +38,16 @@ fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     })
 }
 
+/// Refuses a field holding a character that cannot be stored; the field's name is shown without
+/// such characters, so the answer itself stays clean.
+fn forbidden_char_error(field: &str, character: char) -> ApiError {
+    ApiError::Invalid(format!(
+        "{}: недопустимый управляющий символ U+{:04X}",
+        crate::domain::text::strip_forbidden(field),
+        u32::from(character)
+    ))
+}
+
 /// A known field as text: strings trimmed, numbers spelt out (phones often arrive as numbers),
 /// blank and `null` taken as absent.
 fn text_field(fields: &Map<String, Value>, name: &str) -> Result<Option<String>, ApiError> {

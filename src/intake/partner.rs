@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 use super::text_field;
+use crate::domain::text;
 use crate::domain::{DealSpec, Email, NewLead, Phone, PhoneRegion, Routing, SourceId};
 use crate::http::AppState;
 use crate::http::error::ApiError;
@@ -71,6 +72,9 @@ fn parse_lead(
     let Value::Object(fields) = &payload else {
         return Err(ApiError::Invalid("ожидался JSON-объект с полями name и phone".to_owned()));
     };
+    if let Some(found) = text::find_in_json(&payload) {
+        return Err(super::forbidden_char_error(&found.path, found.character));
+    }
     let name = text_field(fields, "name")?;
     let phone_text = text_field(fields, "phone")?;
     let (Some(name), Some(phone_text)) = (name, phone_text) else {
@@ -155,5 +159,8 @@ mod tests {
         assert!(message(r#"{"name":["Иван"],"phone":"+79991234567"}"#).contains("name"));
         assert!(message(r#"{"name":"Иван","#).contains("JSON"));
         assert!(message(r#"[1,2]"#).contains("JSON-объект"));
+        let nul = message(r#"{"name":"Иван\u0000","phone":"+79991234567"}"#);
+        assert!(nul.contains("name") && nul.contains("U+0000"), "{nul}");
+        assert!(message(r#"{"name":"Иван","phone":"+79991234567","extra":{"a":["\u0001"]}}"#).contains("extra.a[0]"));
     }
 }

@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use super::variables::Variables;
 use super::{ClientIp, read_body};
 use crate::config::{ProxySource, SourceConfig, SourceKind};
+use crate::domain::text;
 use crate::domain::{CrmField, DealSpec, DuplicateCheck, Email, LeadId, LeadStatus, NewLead, Phone, Routing};
 use crate::http::AppState;
 use crate::http::error::ApiError;
@@ -146,8 +147,9 @@ fn parse_lead(
         .transpose()?;
     let expanded = |name: &str, limit: usize| -> Result<Option<String>, ApiError> {
         let Some(template) = parameters.get(name) else { return Ok(None) };
-        let text = variables.expand(template.trim());
-        check_length(name, &text, limit)?;
+        let text = variables
+            .expand(template.trim(), limit)
+            .map_err(|too_long| ApiError::Invalid(format!("{name}: {too_long}")))?;
         Ok(Some(text).filter(|text| !text.is_empty()))
     };
     let name = expanded("name", SHORT_TEXT_LIMIT)?.unwrap_or_else(|| "Без имени".to_owned());
@@ -159,8 +161,11 @@ fn parse_lead(
         if group != "fields" && group != "client_fields" || (group == "fields" && field == "charset") {
             continue;
         }
-        let value = variables.expand(template);
-        extra_length += field.chars().count() + value.chars().count();
+        // The fields share one budget, so each expansion may use only what the others left.
+        extra_length += field.chars().count();
+        let room = EXTRA_FIELDS_LIMIT.saturating_sub(extra_length);
+        let value = variables.expand(template, room).map_err(|_| extra_fields_too_long())?;
+        extra_length += value.chars().count();
         let target = field.parse::<CrmField>().map_err(|message| ApiError::Invalid(format!("{key}: {message}")))?;
         let target = match (group, target) {
             ("client_fields", CrmField::DealField(id)) => CrmField::ContactField(id),
@@ -172,9 +177,7 @@ fn parse_lead(
         deal.set(target, &value).map_err(|message| ApiError::Invalid(format!("{key}: {message}")))?;
     }
     if extra_length > EXTRA_FIELDS_LIMIT {
-        return Err(ApiError::Invalid(format!(
-            "fields: дополнительные поля занимают {extra_length} символов, допускается не больше {EXTRA_FIELDS_LIMIT}"
-        )));
+        return Err(extra_fields_too_long());
     }
     let duplicate_check = parameters.flag("is_need_check_order_in_processing")?.then(|| {
         let append = parameters.flag("is_need_check_order_in_processing_append").unwrap_or(false);
@@ -214,6 +217,12 @@ fn repeat_note(name: &str, phone: &Phone, email: Option<&Email>, title: Option<&
     lines.extend(title.map(|title| format!("Название: {title}")));
     lines.extend(comment.map(|comment| format!("Комментарий: {comment}")));
     lines.join("\n")
+}
+
+fn extra_fields_too_long() -> ApiError {
+    ApiError::Invalid(format!(
+        "fields: дополнительные поля (fields и client_fields) вместе длиннее {EXTRA_FIELDS_LIMIT} символов"
+    ))
 }
 
 fn check_length(name: &str, text: &str, limit: usize) -> Result<(), ApiError> {
@@ -303,6 +312,11 @@ impl Parameters {
             parameters.insert(name, value);
         }
         parameters.extend(json_pairs);
+        for (name, value) in &parameters {
+            if let Some(character) = text::forbidden_char(name).or_else(|| text::forbidden_char(value)) {
+                return Err(super::forbidden_char_error(name, character));
+            }
+        }
         Ok(Self(parameters))
     }
 

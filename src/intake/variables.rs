@@ -68,27 +68,60 @@ impl Variables {
         }
     }
 
-    pub fn expand(&self, template: &str) -> String {
-        let mut expanded = String::with_capacity(template.len());
+    /// Fills `template`, giving up as soon as the text would pass `limit` characters: a short
+    /// template naming a long value many times costs no more than the limit, never its product.
+    ///
+    /// # Errors
+    /// When the filled text is longer than `limit` characters.
+    pub fn expand(&self, template: &str, limit: usize) -> Result<String, TooLong> {
+        let mut expanded = BoundedText { text: String::new(), chars: 0, limit };
         let mut rest = template;
         while let Some(start) = rest.find('{') {
-            expanded.push_str(&rest[..start]);
+            expanded.push(&rest[..start])?;
             let after = &rest[start + 1..];
             let name_length = after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(after.len());
             let value = after[name_length..].starts_with('}').then(|| self.0.get(&after[..name_length])).flatten();
             match value {
                 Some(value) => {
-                    expanded.push_str(value);
+                    expanded.push(value)?;
                     rest = &after[name_length + 1..];
                 }
                 None => {
-                    expanded.push('{');
+                    expanded.push("{")?;
                     rest = after;
                 }
             }
         }
-        expanded.push_str(rest);
-        expanded
+        expanded.push(rest)?;
+        Ok(expanded.text)
+    }
+}
+
+/// A filled template went over its limit; `limit` is the number of characters allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("больше {limit} символов после подстановки переменных")]
+pub struct TooLong {
+    pub limit: usize,
+}
+
+/// Text that refuses to grow past `limit` characters.
+struct BoundedText {
+    text: String,
+    chars: usize,
+    limit: usize,
+}
+
+impl BoundedText {
+    fn push(&mut self, part: &str) -> Result<(), TooLong> {
+        // Counting stops one past the room left, so a huge part costs no more than the limit.
+        let room = self.limit - self.chars;
+        let part_chars = part.chars().take(room + 1).count();
+        if part_chars > room {
+            return Err(TooLong { limit: self.limit });
+        }
+        self.chars += part_chars;
+        self.text.push_str(part);
+        Ok(())
     }
 }
 
@@ -114,8 +147,21 @@ mod tests {
         let mut variables = Variables::default();
         variables.set("visit", "12345");
         variables.set_parameter("utm_source", "yandex");
-        let text = variables.expand("Сделка {visit}: {utmSource}/{utm_source}, {utmSorce}, {not closed, {} {{visit}}");
-        assert_eq!(text, "Сделка 12345: yandex/yandex, {utmSorce}, {not closed, {} {12345}");
+        let text =
+            variables.expand("Сделка {visit}: {utmSource}/{utm_source}, {utmSorce}, {not closed, {} {{visit}}", 100);
+        assert_eq!(text.unwrap(), "Сделка 12345: yandex/yandex, {utmSorce}, {not closed, {} {12345}");
+    }
+
+    #[test]
+    fn a_template_that_would_pass_its_limit_stops_there() {
+        let mut variables = Variables::default();
+        variables.set("x", &"A".repeat(16 * 1024));
+        // 16,384 × 16 KiB would be 256 MB; the expansion gives up after the first value.
+        let amplified = "{x}".repeat(16 * 1024);
+        assert_eq!(variables.expand(&amplified, 1024), Err(TooLong { limit: 1024 }));
+        variables.set("short", "ЖК");
+        assert_eq!(variables.expand("{short}{short}", 4).unwrap(), "ЖКЖК");
+        assert_eq!(variables.expand("{short}{short}!", 4), Err(TooLong { limit: 4 }));
     }
 
     #[test]
@@ -124,11 +170,11 @@ mod tests {
         headers.insert("referer", "https://shop.example.ru/promo?utm_source=vk&utm_campaign=spring".parse().unwrap());
         let mut variables = Variables::from_request(&headers, Some("203.0.113.7".parse().unwrap()));
         variables.set_parameter("utm_campaign", "summer");
-        let text = variables.expand("{domain} {ip} {utmSource} {utmCampaign} {landingPage}");
+        let text = variables.expand("{domain} {ip} {utmSource} {utmCampaign} {landingPage}", 1024).unwrap();
         assert_eq!(
             text,
             "shop.example.ru 203.0.113.7 vk summer https://shop.example.ru/promo?utm_source=vk&utm_campaign=spring"
         );
-        assert_eq!(variables.expand("{date}").len(), "2026-11-21".len());
+        assert_eq!(variables.expand("{date}", 10).unwrap().len(), "2026-11-21".len());
     }
 }

@@ -19,9 +19,11 @@ use subtle::ConstantTimeEq;
 use super::text_field;
 use crate::config::{SourceConfig, SourceKind, ZapSource};
 use crate::domain::advertiser::AdvertiserId;
+use crate::domain::text;
 use crate::domain::{DealSpec, Email, NewLead, Phone, PhoneRegion, Routing};
 use crate::http::AppState;
 use crate::http::error::ApiError;
+use crate::http::source_auth::authorization;
 use crate::store::Inserted;
 
 /// `POST /grupozap/lead/{advertiser}`.
@@ -54,8 +56,14 @@ async fn accept(
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
         _ => ApiError::Invalid(format!("the body could not be read: {rejection}")),
     })?;
-    let payload: Value = serde_json::from_slice(&body)
+    let mut payload: Value = serde_json::from_slice(&body)
         .map_err(|error| ApiError::Invalid(format!("the body is not valid JSON: {error}")))?;
+    // The portal re-sends whatever it gets no 2xx for, and cannot fix its data: characters that
+    // cannot be stored are dropped rather than refused.
+    let cleaned = text::strip_in_json(&mut payload);
+    if cleaned > 0 {
+        tracing::info!(source = %source.id, values = cleaned, "removed control characters from a portal lead");
+    }
     let Value::Object(fields) = &payload else {
         return Err(ApiError::Invalid("the body must be a JSON object (the lead contract)".to_owned()));
     };
@@ -89,11 +97,8 @@ async fn authenticate<'a>(
     advertiser: Option<&str>,
     headers: &HeaderMap,
 ) -> Result<(&'a SourceConfig, &'a ZapSource), ApiError> {
-    let credentials = headers
-        .get("authorization")
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Basic "))
-        .and_then(|encoded| BASE64.decode(encoded.trim()).ok())
+    let credentials = authorization(headers, "Basic")?
+        .and_then(|encoded| BASE64.decode(encoded).ok())
         .and_then(|decoded| String::from_utf8(decoded).ok())
         .ok_or(ApiError::PortalUnauthorized)?;
     let (user, password) = credentials.split_once(':').ok_or(ApiError::PortalUnauthorized)?;

@@ -6,7 +6,7 @@
 //! the HTTP client's resolver, so the address checked is the address connected to.
 
 use std::collections::HashSet;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
@@ -54,6 +54,7 @@ impl AddressGuard {
         let addresses: Vec<IpAddr> = match url.host() {
             Some(Host::Ipv4(ip)) => vec![IpAddr::V4(ip)],
             Some(Host::Ipv6(ip)) => vec![IpAddr::V6(ip)],
+            _ if let Some(kind) = internal_name(&host) => return Err(Refused::NotPublic { host, kind }),
             _ => {
                 let port = url.port_or_known_default().unwrap_or(443);
                 // A name that does not resolve now may resolve later; delivery checks again.
@@ -77,41 +78,98 @@ impl AddressGuard {
 /// The kind of address a callback may not reach, or `None` for a public one.
 pub fn forbidden_kind(ip: IpAddr) -> Option<&'static str> {
     match ip {
-        IpAddr::V4(ip) => {
-            let [first, second, ..] = ip.octets();
-            if ip.is_loopback() {
-                Some("loopback")
-            } else if ip.is_private() || (first == 100 && (64..128).contains(&second)) {
-                Some("private")
-            } else if ip.is_link_local() {
-                Some("link-local")
-            } else if ip.is_multicast() || ip.is_broadcast() {
-                Some("multicast")
-            } else if ip.is_unspecified() || first == 0 {
-                Some("unspecified")
-            } else {
-                None
-            }
-        }
-        IpAddr::V6(ip) => {
-            if let Some(mapped) = ip.to_ipv4_mapped() {
-                return forbidden_kind(IpAddr::V4(mapped));
-            }
-            if ip.is_loopback() {
-                Some("loopback")
-            } else if ip.is_unique_local() {
-                Some("private")
-            } else if ip.is_unicast_link_local() {
-                Some("link-local")
-            } else if ip.is_multicast() {
-                Some("multicast")
-            } else if ip.is_unspecified() {
-                Some("unspecified")
-            } else {
-                None
-            }
-        }
+        IpAddr::V4(ip) => forbidden_v4(ip),
+        IpAddr::V6(ip) => forbidden_v6(ip),
     }
+}
+
+fn forbidden_v4(ip: Ipv4Addr) -> Option<&'static str> {
+    let [first, second, third, _] = ip.octets();
+    if ip.is_loopback() {
+        Some("loopback")
+    } else if ip.is_private() || (first == 100 && (64..128).contains(&second)) {
+        Some("private")
+    } else if ip.is_link_local() {
+        Some("link-local")
+    } else if ip.is_multicast() || ip.is_broadcast() {
+        Some("multicast")
+    } else if ip.is_unspecified() || first == 0 {
+        Some("unspecified")
+    } else if first >= 240 || (first == 198 && (18..20).contains(&second)) || (first, second, third) == (192, 0, 0) {
+        Some("reserved")
+    } else {
+        None
+    }
+}
+
+fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
+    if ip.is_loopback() {
+        return Some("loopback");
+    }
+    if ip.is_unspecified() {
+        return Some("unspecified");
+    }
+    // An IPv4 address written inside an IPv6 one reaches that IPv4 host (through the host's
+    // own stack, a NAT64 gateway, a 6to4 or Teredo relay), so it is judged as that address.
+    if let Some(embedded) = embedded_v4(ip) {
+        return forbidden_v4(embedded);
+    }
+    let [first, second, ..] = ip.segments();
+    if ip.is_unique_local() {
+        Some("private")
+    } else if ip.is_unicast_link_local() {
+        Some("link-local")
+    } else if first & 0xffc0 == 0xfec0 {
+        Some("site-local")
+    } else if ip.is_multicast() {
+        Some("multicast")
+    } else if (first, second) == (0x2001, 0x0db8) || (first == 0x0100 && ip.segments()[1..4] == [0, 0, 0]) {
+        Some("reserved")
+    } else {
+        None
+    }
+}
+
+/// The IPv4 address an IPv6 address carries: IPv4-mapped and -compatible (`::ffff:a.b.c.d`,
+/// `::a.b.c.d`), IPv4-translated (`::ffff:0:a.b.c.d`), NAT64 (`64:ff9b::/96`, `64:ff9b:1::/48`),
+/// 6to4 (`2002:AABB:CCDD::/48`) and Teredo (`2001::/32`, the client's address inverted).
+fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let segments = ip.segments();
+    let last = |high: u16, low: u16| Ipv4Addr::from((u32::from(high) << 16) | u32::from(low));
+    match segments {
+        [0, 0, 0, 0, 0, 0 | 0xffff, high, low] => Some(last(high, low)),
+        [0, 0, 0, 0, 0xffff, 0, high, low] => Some(last(high, low)),
+        [0x64, 0xff9b, 0, 0, 0, 0, high, low] => Some(last(high, low)),
+        [0x64, 0xff9b, 1, ..] => Some(last(segments[6], segments[7])),
+        [0x2002, high, low, ..] => Some(last(high, low)),
+        [0x2001, 0, .., high, low] => Some(last(!high, !low)),
+        _ => None,
+    }
+}
+
+/// A host name that is internal whatever it resolves to today: `localhost` and the names under
+/// it, the suffixes kept for private networks, and the public wildcard names that resolve to the
+/// address written in them (`127.0.0.1.nip.io`). Names that merely fail to resolve are left to
+/// the delivery-time check.
+fn internal_name(host: &str) -> Option<&'static str> {
+    let host = host.trim_end_matches('.');
+    let under = |suffix: &str| host == suffix || host.ends_with(&format!(".{suffix}"));
+    if ["localhost", "localtest.me", "lvh.me"].into_iter().any(under) {
+        return Some("loopback");
+    }
+    if ["local", "internal", "localdomain", "home.arpa", "intranet", "corp", "lan"].into_iter().any(under) {
+        return Some("private");
+    }
+    let wildcard = ["nip.io", "sslip.io", "xip.io"].into_iter().find(|suffix| under(suffix))?;
+    let name = host.strip_suffix(wildcard)?.trim_end_matches('.');
+    // `a.b.c.d.nip.io`, `name.a.b.c.d.nip.io`, `a-b-c-d.nip.io` or `name-a-b-c-d.nip.io`.
+    let dotted: Vec<&str> = name.rsplit('.').take(4).collect();
+    let dashed: Vec<&str> = name.rsplit('.').next().unwrap_or_default().rsplit('-').take(4).collect();
+    [dotted, dashed].into_iter().find_map(|mut parts| {
+        parts.reverse();
+        let ip: Ipv4Addr = parts.join(".").parse().ok()?;
+        forbidden_v4(ip)
+    })
 }
 
 /// The callback client's resolver: it drops every address the guard forbids, so a name that
@@ -166,10 +224,20 @@ mod tests {
             ("fe80::1", "link-local"),
             ("::ffff:127.0.0.1", "loopback"),
             ("::", "unspecified"),
+            ("::127.0.0.1", "loopback"),
+            ("::ffff:0:7f00:1", "loopback"),
+            ("64:ff9b::a9fe:a9fe", "link-local"),
+            ("64:ff9b:1::a00:1", "private"),
+            ("2002:7f00:1::1", "loopback"),
+            ("2001:0:4136:e378:8000:63bf:80ff:fffe", "loopback"),
+            ("fec0::1", "site-local"),
+            ("2001:db8::1", "reserved"),
+            ("240.0.0.1", "reserved"),
+            ("198.18.0.1", "reserved"),
         ] {
             assert_eq!(forbidden_kind(ip.parse().unwrap()), Some(kind), "{ip}");
         }
-        for ip in ["93.184.216.34", "8.8.8.8", "2a00:1450:4010:c0e::64"] {
+        for ip in ["93.184.216.34", "8.8.8.8", "2a00:1450:4010:c0e::64", "2002:5db8:d822::1", "64:ff9b::808:808"] {
             assert_eq!(forbidden_kind(ip.parse().unwrap()), None, "{ip}");
         }
     }
@@ -177,9 +245,22 @@ mod tests {
     #[tokio::test]
     async fn loopback_names_and_literals_are_refused_unless_allowed() {
         let strict = guard(false, &[]);
-        for url in
-            ["http://127.0.0.1:9000/cb", "http://localhost/cb", "http://[::1]/cb", "http://169.254.169.254/latest"]
-        {
+        for url in [
+            "http://127.0.0.1:9000/cb",
+            "http://localhost/cb",
+            "http://[::1]/cb",
+            "http://169.254.169.254/latest",
+            "http://[::127.0.0.1]/cb",
+            "http://[::ffff:0:7f00:1]/cb",
+            "http://[64:ff9b::a9fe:a9fe]/latest",
+            "http://[2002:7f00:1::1]/cb",
+            "http://[fec0::1]/cb",
+            "http://localhost./cb",
+            "http://api.localhost/cb",
+            "http://127.0.0.1.nip.io/cb",
+            "http://app-10-0-0-1.sslip.io/cb",
+            "http://metadata.internal/cb",
+        ] {
             let refused = strict.check(&url.parse().unwrap()).await;
             assert!(matches!(refused, Err(Refused::NotPublic { .. })), "{url}: {refused:?}");
         }

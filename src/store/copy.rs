@@ -1,9 +1,12 @@
 //! Moving an installation from SQLite to PostgreSQL: every row of every table, ids kept, in one
 //! snapshot read and one transaction written, so the copy is whole or not there at all.
 
+use std::borrow::Cow;
+
 use sqlx::{Postgres, QueryBuilder, Row, Transaction};
 
 use super::{PostgresStore, SqliteStore, StoreError};
+use crate::domain::text::strip_forbidden;
 
 #[derive(Clone, Copy)]
 enum Kind {
@@ -130,7 +133,15 @@ impl From<sqlx::Error> for CopyError {
     }
 }
 
-/// Copies everything; returns each table with its row count, as counted again in the target.
+/// What a copy moved: each table with its row count as counted again in the target, and how many
+/// text values lost characters PostgreSQL cannot hold (leads stored before intake refused them).
+#[derive(Debug)]
+pub struct Copied {
+    pub tables: Vec<(&'static str, i64)>,
+    pub cleaned_values: usize,
+}
+
+/// Copies everything.
 ///
 /// # Errors
 /// When the target is not empty, or either database fails; the target is then unchanged.
@@ -138,7 +149,7 @@ pub async fn sqlite_to_postgres(
     from: &SqliteStore,
     to: &PostgresStore,
     mut progress: impl FnMut(&str, usize),
-) -> Result<Vec<(&'static str, i64)>, CopyError> {
+) -> Result<Copied, CopyError> {
     let mut target = to.pool().begin().await?;
     let existing: i64 = sqlx::query_scalar("select count(*) from leads").fetch_one(&mut *target).await?;
     if existing > 0 {
@@ -147,13 +158,19 @@ pub async fn sqlite_to_postgres(
     // One read transaction: a gateway still writing cannot tear the copy between tables.
     let mut source = from.pool().begin().await?;
     let mut copied = Vec::new();
+    let mut cleaned_values = 0;
     for (table, columns) in TABLES {
         let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
         let rows = sqlx::query(&format!("select {} from {table}", names.join(", "))).fetch_all(&mut *source).await?;
         for chunk in rows.chunks(ROWS_PER_INSERT) {
             let values = chunk
                 .iter()
-                .map(|row| columns.iter().map(|(name, kind)| read(row, name, *kind)).collect::<Result<Vec<_>, _>>())
+                .map(|row| {
+                    columns
+                        .iter()
+                        .map(|(name, kind)| read(row, name, *kind, &mut cleaned_values))
+                        .collect::<Result<Vec<_>, _>>()
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             insert(&mut target, table, &names, values, KEEP_SOURCE_VALUE.contains(table)).await?;
             progress(table, chunk.len());
@@ -170,13 +187,23 @@ pub async fn sqlite_to_postgres(
     }
     source.commit().await?;
     target.commit().await?;
-    Ok(copied)
+    Ok(Copied { tables: copied, cleaned_values })
 }
 
-fn read(row: &sqlx::sqlite::SqliteRow, name: &str, kind: Kind) -> Result<Value, sqlx::Error> {
+/// One column's value; text loses what PostgreSQL cannot hold, counted in `cleaned`.
+fn read(row: &sqlx::sqlite::SqliteRow, name: &str, kind: Kind, cleaned: &mut usize) -> Result<Value, sqlx::Error> {
     Ok(match kind {
         Int => Value::Int(row.try_get(name)?),
-        Text => Value::Text(row.try_get(name)?),
+        Text => {
+            let text: Option<String> = row.try_get(name)?;
+            Value::Text(text.map(|text| match strip_forbidden(&text) {
+                Cow::Borrowed(_) => text,
+                Cow::Owned(clean) => {
+                    *cleaned += 1;
+                    clean
+                }
+            }))
+        }
         Bool => Value::Bool(row.try_get(name)?),
     })
 }

@@ -1,7 +1,9 @@
 //! Files that come with website leads: kept on disk under their content's SHA-256, outside the
 //! database, and handed out only through links this gateway signed.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -18,6 +20,26 @@ pub struct FileStore {
     link_secret: String,
     /// The gateway's own address, to which file links point.
     public_url: Url,
+    /// Stored files whose leads are not committed yet, by hash.
+    uncommitted: Arc<Mutex<HashMap<String, Uncommitted>>>,
+}
+
+/// A stored file some requests moved into place for leads still being committed. Whether it may
+/// be removed is decided when the last of them is settled: only if one of them brought it and
+/// none of their leads was committed.
+#[derive(Default)]
+struct Uncommitted {
+    holders: usize,
+    brought_here: bool,
+    committed: bool,
+}
+
+/// Files `keep` moved into place for one lead. Tell it how the lead's commit ended with
+/// `rolled_back`; dropping it counts as committed, since a request cut off while its lead was
+/// being committed cannot know, and a file must never be missing under a committed lead.
+pub struct KeptFiles {
+    uncommitted: Arc<Mutex<HashMap<String, Uncommitted>>>,
+    files: Vec<(String, PathBuf)>,
 }
 
 /// A file being received: written to a temporary name and hashed as it arrives.
@@ -40,7 +62,7 @@ impl FileStore {
     /// When the directory cannot be created.
     pub async fn open(dir: &Path, link_secret: String, public_url: Url) -> std::io::Result<Self> {
         fs::create_dir_all(dir.join("incoming")).await?;
-        Ok(Self { dir: dir.to_owned(), link_secret, public_url })
+        Ok(Self { dir: dir.to_owned(), link_secret, public_url, uncommitted: Arc::default() })
     }
 
     /// # Errors
@@ -84,29 +106,48 @@ impl FileStore {
 
     /// Moves accepted files into the store under their hashes; the same content twice is kept
     /// once. Called before the lead that links them is committed, so a committed lead's files
-    /// are always there (a crash in between leaves only an unreferenced file).
+    /// are always there (a crash in between leaves only an unreferenced file; a failed commit
+    /// leaves nothing, see `KeptFiles::rolled_back`).
     ///
     /// # Errors
-    /// When a file cannot be moved; the files not yet moved are removed.
-    pub async fn keep(&self, files: Vec<ReceivedFile>) -> std::io::Result<()> {
+    /// When a file cannot be moved; then nothing of these files is kept.
+    pub async fn keep(&self, files: Vec<ReceivedFile>) -> std::io::Result<KeptFiles> {
+        let mut kept = KeptFiles { uncommitted: Arc::clone(&self.uncommitted), files: Vec::new() };
         let mut files = files.into_iter();
         while let Some(file) = files.next() {
-            let path = self.path_of(&file.attachment.sha256);
+            let sha256 = file.attachment.sha256.clone();
+            let path = self.path_of(&sha256);
+            // Counted before the file is looked at, so a rollback elsewhere cannot remove it
+            // between our finding it there and our lead's commit.
+            self.settled(|uncommitted| uncommitted.entry(sha256.clone()).or_default().holders += 1);
+            kept.files.push((sha256.clone(), path.clone()));
             let moved = async {
                 if fs::try_exists(&path).await? {
-                    fs::remove_file(&file.temp_path).await
+                    fs::remove_file(&file.temp_path).await.map(|()| false)
                 } else {
                     fs::create_dir_all(path.parent().unwrap_or(&self.dir)).await?;
-                    fs::rename(&file.temp_path, &path).await
+                    fs::rename(&file.temp_path, &path).await.map(|()| true)
                 }
             }
             .await;
-            if let Err(error) = moved {
-                self.discard(std::iter::once(file).chain(files).collect()).await;
-                return Err(error);
+            match moved {
+                Ok(brought_here) => self.settled(|uncommitted| {
+                    if let Some(entry) = uncommitted.get_mut(&sha256) {
+                        entry.brought_here |= brought_here;
+                    }
+                }),
+                Err(error) => {
+                    self.discard(std::iter::once(file).chain(files).collect()).await;
+                    kept.rolled_back();
+                    return Err(error);
+                }
             }
         }
-        Ok(())
+        Ok(kept)
+    }
+
+    fn settled(&self, change: impl FnOnce(&mut HashMap<String, Uncommitted>)) {
+        change(&mut self.uncommitted.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
     }
 
     /// Removes received files that will not be kept.
@@ -164,6 +205,38 @@ impl IncomingFile {
     }
 }
 
+impl KeptFiles {
+    /// The lead linking these files was not committed: each file that only this request (or
+    /// others that failed alike) brought into the store is removed again.
+    pub fn rolled_back(mut self) {
+        self.release(false);
+    }
+
+    fn release(&mut self, committed: bool) {
+        let mut uncommitted = self.uncommitted.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (sha256, path) in self.files.drain(..) {
+            let Some(entry) = uncommitted.get_mut(&sha256) else { continue };
+            entry.holders -= 1;
+            entry.committed |= committed;
+            if entry.holders > 0 {
+                continue;
+            }
+            if entry.brought_here && !entry.committed {
+                // Removed under the lock: a request keeping the same content meanwhile must
+                // either be counted above or find the file gone and bring its own.
+                let _ = std::fs::remove_file(&path);
+            }
+            uncommitted.remove(&sha256);
+        }
+    }
+}
+
+impl Drop for KeptFiles {
+    fn drop(&mut self) {
+        self.release(true);
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
@@ -196,5 +269,37 @@ mod tests {
         assert!(store.open_link(sha256, "0123456789abcdef0123456789abcdef").is_none());
         assert!(store.open_link("../../etc/passwd", &token).is_none());
         assert_eq!(std::fs::read_dir(dir.path().join("incoming")).unwrap().count(), 0);
+    }
+
+    async fn received(store: &FileStore, content: &[u8]) -> ReceivedFile {
+        let mut incoming = store.receive().await.unwrap();
+        incoming.write(content).await.unwrap();
+        store.finish(incoming, "скан.pdf", "application/pdf").await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_rolled_back_lead_takes_away_only_the_files_nobody_else_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::open(dir.path(), "secret".to_owned(), Url::parse("https://gate.example/").unwrap())
+            .await
+            .unwrap();
+        let alone = received(&store, b"only mine").await;
+        let alone_path = store.path_of(&alone.attachment.sha256);
+        store.keep(vec![alone]).await.unwrap().rolled_back();
+        assert!(!alone_path.exists(), "a file only a failed lead brought is removed");
+
+        // Two requests with the same content: one lead fails, the other is committed.
+        let first = store.keep(vec![received(&store, b"shared").await]).await.unwrap();
+        let second = store.keep(vec![received(&store, b"shared").await]).await.unwrap();
+        let shared_path = first.files[0].1.clone();
+        first.rolled_back();
+        assert!(shared_path.exists(), "another request still holds it");
+        drop(second);
+        assert!(shared_path.exists(), "a committed lead's file stays");
+
+        // A file committed earlier is never taken away by a later failure.
+        store.keep(vec![received(&store, b"shared").await]).await.unwrap().rolled_back();
+        assert!(shared_path.exists());
+        assert!(store.uncommitted.lock().unwrap().is_empty());
     }
 }

@@ -47,22 +47,43 @@ async fn commit_batches(store: Store, mut receiver: mpsc::Receiver<(NewLead, Rep
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let (leads, replies): (Vec<NewLead>, Vec<Reply>) = batch.drain(..).unzip();
-        match store.insert_leads(&leads).await {
-            Ok(results) => {
-                tracing::debug!(leads = results.len(), "committed a batch of leads");
-                if results.iter().any(|result| matches!(result, Inserted::New(_))) {
-                    committed.notify_one();
-                }
-                for (reply, result) in replies.into_iter().zip(results) {
-                    let _ = reply.send(Ok(result));
-                }
-            }
-            Err(error) => {
-                tracing::error!(?error, leads = leads.len(), "could not commit a batch of leads");
-                for reply in replies {
-                    let _ = reply.send(Err(StoreError::BatchFailed(error.to_string())));
-                }
-            }
+        let results = commit_batch(&store, &leads).await;
+        if results.iter().any(|result| matches!(result, Ok(Inserted::New(_)))) {
+            committed.notify_one();
+        }
+        for (reply, result) in replies.into_iter().zip(results) {
+            let _ = reply.send(result);
         }
     }
+}
+
+/// Commits `leads` in one transaction. When the database refuses one lead's data, that lead must
+/// not take its neighbours down with it: each is then committed alone, and only the faulty one
+/// fails. A database that is down fails the whole batch at once instead of once per lead.
+async fn commit_batch(store: &Store, leads: &[NewLead]) -> Vec<Result<Inserted, StoreError>> {
+    let error = match store.insert_leads(leads).await {
+        Ok(results) => {
+            tracing::debug!(leads = results.len(), "committed a batch of leads");
+            return results.into_iter().map(Ok).collect();
+        }
+        Err(error) => error,
+    };
+    if leads.len() > 1 && error.concerns_the_data() {
+        tracing::warn!(
+            ?error,
+            leads = leads.len(),
+            "a lead's data failed its batch; committing the batch lead by lead"
+        );
+        let mut results = Vec::with_capacity(leads.len());
+        for lead in leads {
+            let result = store.insert_leads(std::slice::from_ref(lead)).await.map(|mut inserted| inserted.remove(0));
+            if let Err(error) = &result {
+                tracing::error!(?error, "could not commit a lead");
+            }
+            results.push(result.map_err(|error| StoreError::BatchFailed(error.to_string())));
+        }
+        return results;
+    }
+    tracing::error!(?error, leads = leads.len(), "could not commit a batch of leads");
+    leads.iter().map(|_| Err(StoreError::BatchFailed(error.to_string()))).collect()
 }

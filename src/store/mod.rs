@@ -50,6 +50,26 @@ pub enum StoreError {
     NewerDatabase(i64),
 }
 
+impl StoreError {
+    /// Whether the database refused the data itself (a constraint, a value it cannot hold) rather
+    /// than failing as a whole: such an error belongs to one lead, not to its whole batch.
+    pub fn concerns_the_data(&self) -> bool {
+        let Self::Database(sqlx::Error::Database(error)) = self else {
+            return false;
+        };
+        if !matches!(error.kind(), sqlx::error::ErrorKind::Other) {
+            return true;
+        }
+        let Some(code) = error.code() else { return false };
+        if error.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some() {
+            // Class 22: data exception (a NUL in text, a number out of range); class 23: integrity.
+            return code.starts_with("22") || code.starts_with("23");
+        }
+        // SQLite's primary result codes: TOOBIG, CONSTRAINT, MISMATCH, RANGE.
+        code.parse::<i32>().is_ok_and(|code| matches!(code & 0xff, 18 | 19 | 20 | 25))
+    }
+}
+
 /// Applies the embedded migrations, refusing a database that a newer version has migrated.
 async fn apply_migrations<'a, A>(migrator: &sqlx::migrate::Migrator, pool: A) -> Result<(), StoreError>
 where

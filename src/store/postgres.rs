@@ -124,6 +124,10 @@ impl PostgresStore {
 /// Rows another node's claim holds until it commits are not ours to take.
 const SKIP_LOCKED_ROWS: &str = "for update skip locked";
 
+async fn begin_write(pool: &PgPool) -> Result<Transaction<'static, Postgres>, StoreError> {
+    Ok(pool.begin().await?)
+}
+
 /// Delivered to every listening node when, and only if, the leads commit.
 async fn announce_new_leads(tx: &mut Transaction<'_, Postgres>, any_new: bool) -> Result<(), StoreError> {
     if any_new {

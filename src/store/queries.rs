@@ -16,7 +16,7 @@ macro_rules! shared_queries {
             use serde_json::json;
             use sqlx::{QueryBuilder, Transaction};
 
-            use super::{$store, SKIP_LOCKED_ROWS, announce_new_leads, lock_clients, lock_lead};
+            use super::{$store, SKIP_LOCKED_ROWS, announce_new_leads, begin_write, lock_clients, lock_lead};
             use $crate::domain::advertiser::{Advertiser, AdvertiserId};
             use $crate::domain::{Email, HistoryEvent, Lead, LeadId, LeadStatus, NewLead, Outcome, Routing, SourceId};
             use $crate::store::rows::{
@@ -56,7 +56,7 @@ macro_rules! shared_queries {
                 }
 
             pub async fn insert_leads(&self, leads: &[NewLead]) -> Result<Vec<Inserted>, StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = begin_write(self.pool()).await?;
                 // Leads without an external id or a duplicate check cannot conflict, so they go in as one
                 // statement: each statement is a round trip to SQLite's thread, and that, not SQLite,
                 // dominates a batch. The others go one by one, each seeing the batch's earlier leads.
@@ -106,7 +106,7 @@ macro_rules! shared_queries {
                 extend_by: Duration,
             ) -> Result<(), StoreError> {
                 let now = Utc::now();
-                let mut tx = self.pool.begin().await?;
+                let mut tx = begin_write(self.pool()).await?;
                 let updated = sqlx::query(
                     "update leads set progress = $1, lease_until = $2, updated_at = $3
                      where id = $4 and lease_token = $5 and status = 'processing'",
@@ -144,7 +144,7 @@ macro_rules! shared_queries {
                 error: &str,
                 events: &[HistoryEvent],
             ) -> Result<(), StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = begin_write(self.pool()).await?;
                 let updated = sqlx::query(
                     "update leads set status = 'pending', run_at = $1, attempt = attempt + $2, last_error = $3,
                          lease_until = null, lease_token = null, updated_at = $4
@@ -169,7 +169,7 @@ macro_rules! shared_queries {
                 feedback: &[OwedFeedback],
             ) -> Result<(), StoreError> {
                 let now = to_millis(Utc::now());
-                let mut tx = self.pool.begin().await?;
+                let mut tx = begin_write(self.pool()).await?;
                 let updated = sqlx::query(
                     "update leads set status = $1, decision = $2, contact_id = $3, deal_id = $4, last_error = null,
                          lease_until = null, lease_token = null, updated_at = $5
@@ -209,7 +209,7 @@ macro_rules! shared_queries {
             }
 
             pub async fn mark_dead(&self, lease: &Lease, error: &str, events: &[HistoryEvent]) -> Result<(), StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = begin_write(self.pool()).await?;
                 let updated = sqlx::query(
                     "update leads set status = $1, last_error = $2, lease_until = null, lease_token = null, updated_at = $3
                      where id = $4 and lease_token = $5 and status = 'processing'",
@@ -290,7 +290,7 @@ macro_rules! shared_queries {
                 events: &[HistoryEvent],
             ) -> Result<(), StoreError> {
                 let now = Utc::now();
-                let mut tx = self.pool().begin().await?;
+                let mut tx = begin_write(self.pool()).await?;
                 let updated = sqlx::query(
                     "update outbox set status = $1, run_at = coalesce($2, run_at), attempt = attempt + 1, last_error = $3,
                          delivered_at = case when $1 = 'delivered' then $4 else delivered_at end,
@@ -315,7 +315,7 @@ macro_rules! shared_queries {
             }
 
             pub async fn queue_deal_note(&self, lead: LeadId, payload: &serde_json::Value) -> Result<Option<bool>, StoreError> {
-                let mut tx = self.pool().begin().await?;
+                let mut tx = begin_write(self.pool()).await?;
                 let queued = queue_deal_note_in(&mut tx, lead, payload).await?;
                 tx.commit().await?;
                 Ok(queued)
@@ -341,7 +341,7 @@ macro_rules! shared_queries {
             }
 
             pub async fn resend(&self, id: LeadId, requested_by: &str) -> Result<Requeue, StoreError> {
-                let mut tx = self.pool().begin().await?;
+                let mut tx = begin_write(self.pool()).await?;
                 let updated = sqlx::query(
                     "update leads set status = 'pending', run_at = $1, attempt = 0, updated_at = $1
                      where id = $2 and status = 'dead'",
@@ -361,7 +361,7 @@ macro_rules! shared_queries {
 
             /// Gives an unrouted lead its advertiser and route, and queues it.
             pub async fn route_lead(&self, id: LeadId, routing: &Routing, requested_by: &str) -> Result<Requeue, StoreError> {
-                let mut tx = self.pool().begin().await?;
+                let mut tx = begin_write(self.pool()).await?;
                 let updated = sqlx::query(
                     "update leads set status = 'pending', run_at = $1, updated_at = $1, advertiser_id = $2,
                          route_destination = $3, route_pipeline = $4, route_status = $5, advertiser_email = $6
@@ -460,7 +460,7 @@ macro_rules! shared_queries {
 
             pub async fn upsert_advertisers(&self, advertisers: &[Advertiser]) -> Result<(), StoreError> {
                 let now = to_millis(Utc::now());
-                let mut tx = self.pool().begin().await?;
+                let mut tx = begin_write(self.pool()).await?;
                 for advertiser in advertisers {
                     upsert_advertiser(&mut tx, advertiser, now).await?;
                 }

@@ -77,6 +77,13 @@ impl SqliteStore {
 /// A claim's statement holds the write lock, so no other claim can take the same rows.
 const SKIP_LOCKED_ROWS: &str = "";
 
+/// A write transaction takes the write lock at its start. One that read first and wrote later
+/// could find its snapshot outdated by another writer (`SQLITE_BUSY_SNAPSHOT`), which the busy
+/// timeout does not wait out: the request would fail instead of queueing.
+async fn begin_write(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>, StoreError> {
+    Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
+}
+
 async fn announce_new_leads(_tx: &mut Transaction<'_, Sqlite>, _any_new: bool) -> Result<(), StoreError> {
     Ok(())
 }

@@ -406,6 +406,20 @@ impl TestProcess {
         None
     }
 
+    /// The process's resident memory now, in KiB (`VmRSS` of `/proc/<pid>/status`).
+    #[allow(dead_code)] // only the hostile-input suites read it
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find(|line| line.starts_with("VmRSS:")).expect("VmRSS in /proc status");
+        line.split_whitespace().nth(1).and_then(|kib| kib.parse().ok()).expect("VmRSS in kB")
+    }
+
+    /// Whether the process is still running (it did not crash or abort).
+    #[allow(dead_code)] // only the hostile-input suites ask
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
     /// SIGKILL: no shutdown code runs, exactly like a crash.
     pub fn kill(mut self) {
         self.child.kill().unwrap();

@@ -11,6 +11,7 @@ mod faults;
 mod feedback;
 mod forms;
 mod helpers;
+mod hostile;
 mod intake;
 mod proxy;
 mod resend;

@@ -25,6 +25,8 @@ mod feedback;
 mod forms;
 #[path = "../api/helpers.rs"]
 mod helpers;
+#[path = "../api/hostile.rs"]
+mod hostile;
 #[path = "../api/intake.rs"]
 mod intake;
 #[path = "../api/proxy.rs"]
