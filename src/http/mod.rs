@@ -1,6 +1,7 @@
 //! The HTTP surface: routes, shared state, and the request limits every endpoint shares.
 
 mod admin;
+mod drain;
 pub mod error;
 mod files;
 pub mod lead_status;
@@ -87,4 +88,5 @@ pub fn router(state: AppState) -> Router {
         .merge(forms)
         .with_state(state)
         .layer(axum::middleware::map_response(error::json_errors))
+        .layer(axum::middleware::from_fn(drain::drain_unread_body))
 }

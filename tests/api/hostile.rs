@@ -19,7 +19,7 @@ use crate::helpers::{
 };
 
 /// The gateway binary with all four intake channels: partner `trendagent`, proxy `site`, form
-/// `feedback` (up to two files) and portal `zap`.
+/// `feedback` (up to two files) and portal `zap`; and `steady`, a partner for valid traffic.
 pub struct Gateway {
     pub process: TestProcess,
     pub http: reqwest::Client,
@@ -55,15 +55,28 @@ destination = "main"
 pipeline = "Воронка"
 status = "Первичный контакт"
 
+[sources.steady]
+kind = "partner"
+key = "STEADY_KEY"
+destination = "main"
+pipeline = "TrendAgent"
+status = "Объект выбран"
+
 [files]
 dir = "files"
 "#;
+
+/// The key of `steady`, a second partner whose leads are valid and sent beside the hostile ones.
+pub const STEADY_KEY: &str = "steady-partner-key-0123456789";
 
 impl Gateway {
     pub async fn start() -> Self {
         let crm = spawn_emulator(1000).await;
         let dir = tempfile::tempdir().unwrap();
-        let channels = CHANNELS.replace("PROXY_KEY", PROXY_KEY).replace("ZAP_SECRET", ZAP_SECRET);
+        let channels = CHANNELS
+            .replace("PROXY_KEY", PROXY_KEY)
+            .replace("ZAP_SECRET", ZAP_SECRET)
+            .replace("STEADY_KEY", STEADY_KEY);
         let process = TestProcess::serve(dir.path(), &budgeted_config_file(&crm.base_url(), 500, &channels)).await;
         let config =
             StoreConfig { url: store_url(dir.path()), durability: Durability::ProcessCrash, max_connections: 2 };
@@ -79,6 +92,16 @@ impl Gateway {
     /// Every lead stored, whatever its status.
     pub async fn stored_leads(&self) -> i64 {
         self.store.count_by_status(None).await.unwrap().iter().map(|(_, count)| count).sum()
+    }
+
+    /// The leads of the four hostile channels, whatever their status.
+    pub async fn stored_hostile_leads(&self) -> i64 {
+        let mut total = 0;
+        for source in ["trendagent", "site", "feedback", "zap"] {
+            let counts = self.store.count_by_status(Some(&SourceId(source.to_owned()))).await.unwrap();
+            total += counts.iter().map(|(_, count)| count).sum::<i64>();
+        }
+        total
     }
 
     pub async fn stored_lead(&self, id: i64) -> leadgate::domain::Lead {
@@ -406,4 +429,34 @@ async fn every_error_the_http_layer_makes_is_the_documented_json() {
 fn base64_basic(user: &str, password: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+}
+
+#[tokio::test]
+async fn a_request_refused_before_its_body_arrived_keeps_its_connection_usable() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let gateway = Gateway::start().await;
+    let mut connection = tokio::net::TcpStream::connect(gateway.process.address).await.unwrap();
+    let body = lead("Иван", "+79995550061").to_string();
+    let request = |key: &str| {
+        format!(
+            "POST /api/v1/leads HTTP/1.1\r\nHost: gate\r\nAuthorization: Bearer {key}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+    };
+    // A slow sender: the key is refused while the body is still on its way.
+    connection.write_all(request("wrong-key").as_bytes()).await.unwrap();
+    connection.write_all(&body.as_bytes()[..5]).await.unwrap();
+    let mut answer = vec![0; 4096];
+    tokio::task::yield_now().await;
+    connection.write_all(&body.as_bytes()[5..]).await.unwrap();
+    let read = connection.read(&mut answer).await.unwrap();
+    let refused = String::from_utf8_lossy(&answer[..read]).into_owned();
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+
+    // The same connection carries the next request.
+    connection.write_all(format!("{}{body}", request(SOURCE_KEY)).as_bytes()).await.unwrap();
+    let read = connection.read(&mut answer).await.unwrap();
+    let accepted = String::from_utf8_lossy(&answer[..read]).into_owned();
+    assert!(accepted.starts_with("HTTP/1.1 200"), "{accepted}");
 }

@@ -10,6 +10,7 @@ mod email;
 mod faults;
 mod feedback;
 mod forms;
+mod fuzz;
 mod helpers;
 mod hostile;
 mod intake;

@@ -23,6 +23,8 @@ mod faults;
 mod feedback;
 #[path = "../api/forms.rs"]
 mod forms;
+#[path = "../api/fuzz.rs"]
+mod fuzz;
 #[path = "../api/helpers.rs"]
 mod helpers;
 #[path = "../api/hostile.rs"]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use leadgate::config::{Durability, StoreConfig};
-use leadgate::domain::LeadStatus;
+use leadgate::domain::{DealSpec, LeadStatus, NewLead, Phone, PhoneRegion, Routing, SourceId};
 use leadgate::store::Store;
 use rand::SeedableRng;
 use serde_json::Value;
@@ -184,6 +184,39 @@ async fn store_copy_moves_every_lead_with_its_history_to_postgres() {
         .unwrap();
     let new_id = response.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
     assert!(new_id > *before.iter().max().unwrap(), "a new lead must not reuse a copied id");
+}
+
+#[tokio::test]
+async fn store_copy_cleans_control_characters_an_older_sqlite_installation_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite_url = format!("sqlite://{}", dir.path().join("leadgate.db").display());
+    // Intake refuses such text now; a lead stored before it did is written straight to the store.
+    let old = NewLead {
+        source: SourceId("trendagent".into()),
+        external_id: None,
+        name: "Иван\u{0}".to_owned(),
+        phone: Phone::parse("+79996660001", PhoneRegion::RUSSIA).unwrap(),
+        email: None,
+        comment: Some("до\u{0}говор".to_owned()),
+        callback_url: None,
+        payload: serde_json::json!({"name": "Иван\u{0}"}),
+        routing: Routing::default(),
+        origin_time: None,
+        deal: DealSpec::default(),
+        skip_sending: false,
+        duplicate_check: None,
+    };
+    let inserted = open_store(&sqlite_url).await.insert_leads(&[old]).await.unwrap();
+    let database = fresh_database(dir.path());
+    let output = Command::new(TestProcess::BINARY)
+        .args(["store", "copy", "--from", &sqlite_url, "--to", &database])
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(printed.contains("2 text value(s) held control characters"), "{printed}");
+    let copied = open_store(&database).await.find_lead(inserted[0].id()).await.unwrap().unwrap();
+    assert_eq!((copied.fields.name.as_str(), copied.fields.comment.as_deref()), ("Иван", Some("договор")));
 }
 
 #[test]
