@@ -56,11 +56,20 @@ enum Command {
         #[command(subcommand)]
         action: store::StoreAction,
     },
-    /// Run the amoCRM emulator on its own, for demos and manual tests.
+    /// Run a CRM emulator on its own, for demos and manual tests.
     SandboxCrm {
+        /// `amocrm`, or `session` for a company CRM with a cookie session and a CSRF header.
+        #[arg(long, value_enum, default_value_t = SandboxKind::Amocrm)]
+        kind: SandboxKind,
         #[arg(long, default_value = "127.0.0.1:8090")]
         listen: SocketAddr,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SandboxKind {
+    Amocrm,
+    Session,
 }
 
 #[derive(Subcommand)]
@@ -87,7 +96,8 @@ pub fn run() -> ExitCode {
                 Err(code) => Ok(code),
             },
             Command::Store { action } => store::run(action).await,
-            Command::SandboxCrm { listen } => sandbox_crm(listen).await,
+            Command::SandboxCrm { kind: SandboxKind::Amocrm, listen } => sandbox_crm(listen).await,
+            Command::SandboxCrm { kind: SandboxKind::Session, listen } => sandbox_session_crm(listen).await,
         }
     });
     result.unwrap_or_else(|error| {
@@ -232,5 +242,20 @@ async fn sandbox_crm(listen: SocketAddr) -> anyhow::Result<ExitCode> {
     println!("  state: {}/_emulator/state", emulator.base_url());
     tokio::signal::ctrl_c().await?;
     emulator.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn sandbox_session_crm(listen: SocketAddr) -> anyhow::Result<ExitCode> {
+    let config = session_crm_emulator::SessionCrmConfig::default();
+    let (username, password) = (config.username.clone(), config.password.clone());
+    let crm = session_crm_emulator::spawn_on(config, listen).await?;
+    let base = crm.base_url();
+    println!("session CRM emulator (NOT a real CRM) on {base}");
+    println!("  username: {username}");
+    println!("  password: {password}");
+    println!("  log in:   POST {base}{}", session_crm_emulator::LOGIN_PATH);
+    println!("  state:    {base}/_control/state");
+    tokio::signal::ctrl_c().await?;
+    crm.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
