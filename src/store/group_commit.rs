@@ -60,7 +60,7 @@ async fn commit_batches(store: Store, mut receiver: mpsc::Receiver<(NewLead, Rep
             Err(error) => {
                 tracing::error!(?error, leads = leads.len(), "could not commit a batch of leads");
                 for reply in replies {
-                    let _ = reply.send(Err(StoreError::BatchFailed(error.to_string())));
+                    let _ = reply.send(Err(error.for_each_lead()));
                 }
             }
         }

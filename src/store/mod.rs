@@ -5,11 +5,13 @@
 
 mod advertisers;
 pub mod copy;
+mod error;
 pub mod files;
 mod group_commit;
 mod postgres;
 mod postgres_budget;
 mod queries;
+mod queue;
 mod rows;
 mod sqlite;
 
@@ -29,7 +31,12 @@ pub use sqlite::SqliteStore;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error")]
-    Database(#[from] sqlx::Error),
+    Database(#[source] sqlx::Error),
+    /// The database cannot take the call now: locked by another program, full, read-only,
+    /// unreachable, or too slow to hand out a connection. Nothing of the call was stored, and
+    /// the same call can succeed later.
+    #[error("the database is unavailable")]
+    Unavailable(#[source] sqlx::Error),
     #[error("could not apply the database migrations")]
     Migration(#[from] sqlx::migrate::MigrateError),
     /// Another worker owns the lead now (our lease expired and it was claimed again):
@@ -40,6 +47,9 @@ pub enum StoreError {
     Closed,
     #[error("the transaction committing this lead failed: {0}")]
     BatchFailed(String),
+    /// The transaction committing this lead found the database unavailable; nothing was stored.
+    #[error("the database was unavailable to the transaction committing this lead: {0}")]
+    BatchUnavailable(String),
     #[error("stored data could not be read: {0}")]
     Corrupt(String),
     /// A newer leadgate has migrated the database: running this one could corrupt its data.

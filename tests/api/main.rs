@@ -13,6 +13,7 @@ mod forms;
 mod helpers;
 mod intake;
 mod proxy;
+mod queue;
 mod resend;
 mod serve_defaults;
 mod smtp_sink;

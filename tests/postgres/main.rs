@@ -29,6 +29,8 @@ mod helpers;
 mod intake;
 #[path = "../api/proxy.rs"]
 mod proxy;
+#[path = "../api/queue.rs"]
+mod queue;
 #[path = "../api/resend.rs"]
 mod resend;
 #[path = "../api/serve_defaults.rs"]
