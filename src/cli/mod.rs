@@ -90,6 +90,8 @@ pub fn run() -> ExitCode {
             Command::SandboxCrm { listen } => sandbox_crm(listen).await,
         }
     });
+    // A task still blocked on the file system must not keep a stopped gateway alive.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     result.unwrap_or_else(|error| {
         eprintln!("leadgate: {error:#}");
         ExitCode::FAILURE

@@ -17,4 +17,5 @@ mod queue;
 mod resend;
 mod serve_defaults;
 mod smtp_sink;
+mod unavailable;
 mod zap;

@@ -37,5 +37,7 @@ mod resend;
 mod serve_defaults;
 #[path = "../api/smtp_sink.rs"]
 mod smtp_sink;
+#[path = "../api/unavailable.rs"]
+mod unavailable;
 #[path = "../api/zap.rs"]
 mod zap;
