@@ -11,7 +11,7 @@ use leadgate::domain::{DealSpec, Decision, LeadId, NewLead, Outcome, Phone, Rout
 use leadgate::store::{AttemptCount, Claim, FeedbackKind, OwedFeedback, Store, StoreError};
 use serde_json::json;
 
-use crate::helpers::store_url;
+use crate::helpers::{on_postgres, store_url};
 
 const LEASE: Duration = Duration::from_secs(60);
 /// A lease that has run out as soon as it is given: the next claim takes the lead over.
@@ -197,4 +197,42 @@ async fn the_outbox_claim_takes_due_rows_once_takes_over_expired_ones_and_leaves
         queue.store.settle_feedback(claim, "pending", Some(later), Some("503"), &[]).await.unwrap();
     }
     assert!(queue.store.claim_feedback(10, LEASE).await.unwrap().is_empty(), "retries are an hour away");
+}
+
+#[tokio::test]
+async fn a_queue_written_before_the_client_index_existed_is_claimed_by_the_same_rules_after_the_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = store_url(dir.path());
+    // Leads as version 0.1 left them (migrations up to 0007): a client with two waiting leads, one
+    // whose lead's lease ran out beside a waiting sibling, one whose later lead started its steps.
+    let leads = "insert into leads (source_id, name, phone, phone_raw, payload, status, run_at, lease_until,
+                                    lease_token, progress, created_at, updated_at) values
+        ('trendagent', 'A', '+79990000071', '+79990000071', '{}', 'pending', 1000, null, null, null, 1000, 1000),
+        ('trendagent', 'A', '+79990000071', '+79990000071', '{}', 'pending', 2000, null, null, null, 2000, 2000),
+        ('trendagent', 'B', '+79990000072', '+79990000072', '{}', 'processing', 1000, 1500, 'old', null, 1000, 1000),
+        ('trendagent', 'B', '+79990000072', '+79990000072', '{}', 'pending', 900, null, null, null, 900, 900),
+        ('trendagent', 'C', '+79990000073', '+79990000073', '{}', 'pending', 500, null, null, null, 500, 500),
+        ('trendagent', 'C', '+79990000073', '+79990000073', '{}', 'pending', 3000, null, null, '{\"step\":1}', 3000, 3000)";
+    let old = |mut migrator: sqlx::migrate::Migrator| {
+        migrator.migrations = migrator.migrations.iter().filter(|migration| migration.version <= 7).cloned().collect();
+        migrator
+    };
+    if on_postgres() {
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        old(sqlx::migrate!("./migrations/postgres")).run(&pool).await.unwrap();
+        sqlx::query(leads).execute(&pool).await.unwrap();
+        pool.close().await;
+    } else {
+        let options: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
+        let pool = sqlx::SqlitePool::connect_with(options.create_if_missing(true)).await.unwrap();
+        old(sqlx::migrate!("./migrations/sqlite")).run(&pool).await.unwrap();
+        sqlx::query(leads).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+
+    let config = StoreConfig { url, durability: Durability::ProcessCrash, max_connections: 2 };
+    let queue = Queue { store: Store::open(&config).await.unwrap(), _dir: dir };
+    let taken = queue.claim_ids(10).await;
+    assert_eq!(taken, BTreeSet::from([LeadId(1), LeadId(3), LeadId(6)]), "A's first, B's take-over, C's started lead");
+    assert!(queue.claim_ids(10).await.is_empty());
 }
