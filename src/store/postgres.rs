@@ -91,6 +91,9 @@ const SKIP_LOCKED_ROWS: &str = "for update skip locked";
 /// A client's row is locked before its next lead is looked for, so a lead another node commits
 /// meanwhile is either seen by that look or finds the row and queues itself.
 const LOCK_ROW: &str = "for update";
+/// PostgreSQL's planner has statistics: it needs no hints.
+const LEADS_BY_ID: &str = "";
+const LEADS_STARTED: &str = "";
 
 /// Delivered to every listening node when, and only if, the leads commit.
 async fn announce_new_leads(tx: &mut Transaction<'_, Postgres>, any_new: bool) -> Result<(), StoreError> {

@@ -17,7 +17,7 @@ macro_rules! queue_queries {
             use chrono::Utc;
             use sqlx::{QueryBuilder, Transaction};
 
-            use super::super::{LOCK_ROW, SKIP_LOCKED_ROWS, $store};
+            use super::super::{LEADS_BY_ID, LEADS_STARTED, LOCK_ROW, SKIP_LOCKED_ROWS, $store};
             use $crate::domain::LeadId;
             use $crate::store::rows::{LeadRow, OUTBOX_COLUMNS, OutboxRow};
             use $crate::store::{Claim, FeedbackClaim, LEAD_COLUMNS, StoreError, lease_token, to_millis};
@@ -106,7 +106,9 @@ macro_rules! queue_queries {
                 if next.is_empty() {
                     return Ok(Vec::new());
                 }
-                let mut update = QueryBuilder::<$db>::new("update leads set status = 'processing', lease_until = ");
+                let mut update = QueryBuilder::<$db>::new(format!(
+                    "update leads {LEADS_BY_ID} set status = 'processing', lease_until = "
+                ));
                 update.push_bind(lease_until).push(", lease_token = ").push_bind(token.to_owned());
                 update.push(", updated_at = ").push_bind(now).push(" where status = 'pending' and id in (");
                 let mut ids = update.separated(", ");
@@ -157,10 +159,11 @@ macro_rules! queue_queries {
 
             /// The client's next lead once `lead` has settled or gone back to wait: the lead that started its
             /// CRM steps, else the earliest due (ties by id). Each arm is one probe of an index.
-            const NEXT_LEAD: &str = "
-                select id, run_at, started from (
+            fn next_lead_sql() -> String {
+                format!(
+                    "select id, run_at, started from (
                     select id, run_at, started from (
-                        select id, run_at, true as started from leads
+                        select id, run_at, true as started from leads {LEADS_STARTED}
                         where phone = $1 and status = 'pending' and progress is not null
                         order by run_at, id limit 1) as resumed
                     union all
@@ -170,7 +173,9 @@ macro_rules! queue_queries {
                         order by run_at, id limit 1) as earliest
                 ) as next
                 order by started desc, run_at, id
-                limit 1";
+                limit 1"
+                )
+            }
 
             /// Hands the client's phone from `lead` to the client's next lead, or drops the client when it
             /// has none; in the transaction that settles `lead` or sends it back to wait.
@@ -189,7 +194,7 @@ macro_rules! queue_queries {
                     return Ok(());
                 }
                 let next: Option<(i64, i64, bool)> =
-                    sqlx::query_as(NEXT_LEAD).bind(phone).fetch_optional(&mut **tx).await?;
+                    sqlx::query_as(&next_lead_sql()).bind(phone).fetch_optional(&mut **tx).await?;
                 match next {
                     Some((id, run_at, started)) => {
                         sqlx::query(

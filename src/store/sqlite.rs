@@ -83,6 +83,14 @@ const SKIP_LOCKED_ROWS: &str = "";
 /// A settle's transaction holds the write lock, so no intake can change the client's row meanwhile.
 const LOCK_ROW: &str = "";
 
+// SQLite plans without statistics and takes an equality on an indexed column for a few rows. These
+// keep the queue's lookups on the rows they are meant to read, whatever the backlog.
+
+/// Leads looked up by id must not be found by walking every pending lead through a status index.
+const LEADS_BY_ID: &str = "not indexed";
+/// A client's started lead is found in the index that holds only such leads, not among all its leads.
+const LEADS_STARTED: &str = "indexed by leads_client_started";
+
 async fn announce_new_leads(_tx: &mut Transaction<'_, Sqlite>, _any_new: bool) -> Result<(), StoreError> {
     Ok(())
 }
