@@ -52,62 +52,56 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
-/// Every measurement of one backend, printed as it is taken.
+/// Every measurement of one backend, printed as it is taken. Each backlog size gets a database of
+/// its own, filled before the gateway starts, so "pending" is what the runs started with.
 async fn run_backend(backend: &str, backlogs: &[u64], span: Duration) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let url = match backend {
-        "sqlite" => format!("sqlite://{}", dir.path().join("leadgate.db").display()),
-        "postgres" => fresh_postgres_database()?,
-        other => anyhow::bail!("unknown backend {other}"),
-    };
     let emulator = EmulatorConfig { requests_per_second: CRM_REQUESTS_PER_SECOND, ..EmulatorConfig::default() };
     let crm = amocrm_emulator::spawn(emulator, SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
     std::fs::write(dir.path().join("leadgate.toml"), config(&crm.base_url()))?;
-    let store =
-        Store::open(&StoreConfig { url: url.clone(), durability: Durability::ProcessCrash, max_connections: 4 })
-            .await?;
     println!("\n# {backend}\n");
     let mut run = 0;
-    let mut at_zero: Option<(f64, f64)> = None;
+    let (url, store) = fresh_database(backend, dir.path(), "empty").await?;
+    let gateway = Gateway::start(dir.path(), &url)?;
+    gateway.wait_until_up().await?;
+    let (partner_at_zero, proxy_at_zero) = side_by_side(gateway.address, span, &mut run)?;
+    flood(gateway.address, span, &mut run, &store).await?;
+    gateway.stop()?;
+    drop(store);
     let mut rows = Vec::new();
     for &backlog in backlogs {
+        let (url, store) = fresh_database(backend, dir.path(), &backlog.to_string()).await?;
         let pending = fill_backlog(&url, backlog).await?;
         let claim = claim_latency(&store).await?;
+        drop(store);
         let gateway = Gateway::start(dir.path(), &url)?;
         gateway.wait_until_up().await?;
-        let address = gateway.address;
-        if at_zero.is_none() {
-            at_zero = Some(side_by_side(address, span, &mut run)?);
-            flood(address, span, &mut run, &store).await?;
-        }
-        let (partner_at_zero, proxy_at_zero) = at_zero.expect("measured above");
-        let intake = wrk(address, Target::Partner, span, next(&mut run))?;
-        let open = oha(address, Target::Proxy, proxy_at_zero / 2.0, span * 2)?;
-        let (rss, peak) = gateway.memory_kib()?;
+        let intake = wrk(gateway.address, Target::Partner, span, next(&mut run))?;
+        let open = oha(gateway.address, Target::Proxy, proxy_at_zero / 2.0, span * 2)?;
+        let (rss, _) = gateway.memory_kib()?;
         let stopped = gateway.stop()?;
-        println!(
-            "pending {pending}: intake {:.0} leads/s ({:.2}x of empty), p99 {:.1} ms; open loop at {:.0}/s p50/p99/p99.9 \
-             {:.1}/{:.1}/{:.1} ms; claim p50 {:.2} ms p99 {:.2} ms; RSS {} MiB (peak {} MiB); SIGTERM to exit {:.1} s; \
-             non-2xx {}",
-            intake.per_second,
-            intake.per_second / partner_at_zero,
-            intake.p99_ms,
-            open.rate,
-            open.p50_ms,
-            open.p99_ms,
-            open.p999_ms,
-            claim.0,
-            claim.1,
-            rss / 1024,
-            peak / 1024,
-            stopped.as_secs_f64(),
-            intake.failures + open.failures,
-        );
+        println!("pending {pending}: measured");
         rows.push((pending, intake, open, claim, rss, stopped));
     }
-    print_backlog_table(&rows, at_zero.map(|(partner, _)| partner).unwrap_or(1.0));
+    print_backlog_table(&rows, partner_at_zero);
     crm.shutdown().await;
     Ok(())
+}
+
+/// An empty database for one part of the run, and the store the benchmark reads it through.
+async fn fresh_database(backend: &str, dir: &Path, name: &str) -> anyhow::Result<(String, Store)> {
+    let url = match backend {
+        "sqlite" => {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(dir.join(format!("{name}.db{suffix}")));
+            }
+            format!("sqlite://{}", dir.join(format!("{name}.db")).display())
+        }
+        "postgres" => fresh_postgres_database(&format!("leadgate_bench_external_{name}"))?,
+        other => anyhow::bail!("unknown backend {other}"),
+    };
+    let config = StoreConfig { url: url.clone(), durability: Durability::ProcessCrash, max_connections: 4 };
+    Ok((url, Store::open(&config).await?))
 }
 
 fn next(run: &mut u64) -> u64 {
@@ -211,8 +205,8 @@ fn print_backlog_table(rows: &[BacklogRow], partner_at_zero: f64) {
             intake.failures + open.failures
         );
     }
-    let by_size = |size: u64| rows.iter().find(|row| row.0 >= size && row.0 < size * 2 + 100_000);
-    if let (Some(empty), Some(million)) = (rows.first(), by_size(1_000_000)) {
+    let by_size = |size: u64| rows.iter().find(|row| row.0 == size);
+    if let (Some(empty), Some(million)) = (by_size(0), by_size(1_000_000)) {
         let ratio = million.1.per_second / empty.1.per_second;
         println!("\nintake at ~1M pending / at the start: {ratio:.2}x (target >= 0.8x)");
         println!("RSS at ~1M pending: {} MiB (target < 64 MiB)", million.4 / 1024);
@@ -274,7 +268,8 @@ async fn fill_backlog(url: &str, wanted: u64) -> anyhow::Result<u64> {
     })
 }
 
-/// Median and p99 of `CLAIMS` claims of `CLAIM_BATCH` leads, in milliseconds, with the gateway stopped.
+/// Median and p99 of `CLAIMS` claims of `CLAIM_BATCH` leads, in milliseconds, with the gateway stopped
+/// (with nothing pending, claims that find nothing).
 async fn claim_latency(store: &Store) -> anyhow::Result<(f64, f64)> {
     let mut took = Vec::with_capacity(CLAIMS);
     for _ in 0..CLAIMS {
@@ -287,10 +282,9 @@ async fn claim_latency(store: &Store) -> anyhow::Result<(f64, f64)> {
     Ok((at(0.5), at(0.99)))
 }
 
-fn fresh_postgres_database() -> anyhow::Result<String> {
+fn fresh_postgres_database(name: &str) -> anyhow::Result<String> {
     let server =
         std::env::var("LEADGATE_BENCH_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    let name = "leadgate_bench_external";
     for statement in [format!("drop database if exists {name} with (force)"), format!("create database {name}")] {
         let done = Command::new("psql").args([&format!("{server}/postgres"), "-qc", &statement]).output()?;
         anyhow::ensure!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));

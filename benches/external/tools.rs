@@ -69,17 +69,18 @@ pub fn require_tools() -> anyhow::Result<()> {
 fn lua_script() -> String {
     format!(
         r#"
-local mode, counter = "partner", 0
+local mode = "partner"
 function init(args)
-  counter = tonumber(args[1]) * 1000000
+  math.randomseed(tonumber(args[1]))
   mode = args[2]
 end
 function request()
-  counter = counter + 1
+  -- real clients' phones arrive in no order: each lands at a random place in the phone indexes
+  local number = math.random(0, 99999999)
   if mode == "proxy" then
-    return wrk.format("GET", string.format("/api/proxy/1.0/leads/add?key={PROXY_KEY}&name=Load&phone=%%2B795%08d", counter))
+    return wrk.format("GET", string.format("/api/proxy/1.0/leads/add?key={PROXY_KEY}&name=Load&phone=%%2B795%08d", number))
   end
-  local phone = string.format("+795%08d", counter)
+  local phone = string.format("+795%08d", number)
   if mode == "flood" then phone = "+79700000000" end
   local headers = {{ ["Authorization"] = "Bearer {PARTNER_KEY}", ["Content-Type"] = "application/json" }}
   return wrk.format("POST", "/api/v1/leads", headers, string.format('{{"name":"Load","phone":"%s"}}', phone))
@@ -158,9 +159,12 @@ pub fn oha(address: SocketAddr, target: Target, rate: f64, span: Duration) -> an
             codes.iter().filter(|(code, _)| !code.starts_with('2')).map(|(_, n)| n.as_u64().unwrap_or(0)).sum()
         })
         .unwrap_or(0);
+    // Requests still in flight when the run's time is up are cut off by oha itself, not failed.
     let errors: u64 = report["errorDistribution"]
         .as_object()
-        .map(|errors| errors.values().map(|n| n.as_u64().unwrap_or(0)).sum())
+        .map(|errors| {
+            errors.iter().filter(|(error, _)| !error.contains("deadline")).map(|(_, n)| n.as_u64().unwrap_or(0)).sum()
+        })
         .unwrap_or(0);
     Ok(OpenLoop {
         rate: report["summary"]["requestsPerSec"].as_f64().unwrap_or(f64::NAN),

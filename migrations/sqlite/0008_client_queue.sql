@@ -19,6 +19,9 @@ create index client_queue_due on client_queue (in_flight, run_at);
 create index leads_client_next on leads (phone, status, run_at);
 create index leads_client_started on leads (phone) where status = 'pending' and progress is not null;
 
+-- The duplicate check looks a client up by e-mail too (by phone, `leads_source_phone` serves).
+create index leads_source_email on leads (source_id, email) where email is not null;
+
 -- Take-overs: leads and outbox rows whose lease ran out, in lease order.
 create index leads_lease on leads (status, lease_until);
 create index outbox_lease on outbox (status, lease_until);

@@ -695,18 +695,28 @@ macro_rules! shared_queries {
             window: Duration,
         ) -> Result<Option<LeadId>, StoreError> {
             let settled_since = Utc::now() - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
+            // By phone and by e-mail apart, each through its own index: one `or` over both would read
+            // every lead of the source, inside intake's transaction, at every checked lead.
             let id: Option<i64> = sqlx::query_scalar(
-                "select id from leads
-                 where source_id = $1 and (phone = $2 or ($3 is not null and email = $3))
-                   and (status in ('pending', 'processing')
-                        or (status in ('approved', 'rejected') and updated_at >= $4))
-                 order by id desc limit 1",
+                "select max(id) from (
+                     select id from (select id from leads
+                                     where source_id = $1 and phone = $2
+                                       and (status in ('pending', 'processing')
+                                            or (status in ('approved', 'rejected') and updated_at >= $4))
+                                     order by id desc limit 1) as by_phone
+                     union all
+                     select id from (select id from leads
+                                     where $3 is not null and source_id = $1 and email = $3
+                                       and (status in ('pending', 'processing')
+                                            or (status in ('approved', 'rejected') and updated_at >= $4))
+                                     order by id desc limit 1) as by_email
+                 ) as earlier",
             )
             .bind(&lead.source.0)
             .bind(lead.phone.e164())
             .bind(lead.email.as_ref().map(|email| email.as_str()))
             .bind(to_millis(settled_since))
-            .fetch_optional(&mut **tx)
+            .fetch_one(&mut **tx)
             .await?;
             Ok(id.map(LeadId))
         }

@@ -1,7 +1,7 @@
 //! The SQLite backend: a real file in WAL mode, every write of the process on one connection, intake first.
 
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
@@ -20,6 +20,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
 const TURN_TIMEOUT: Duration = Duration::from_secs(3);
 /// Page cache of the write connection (KiB): the indexes a write touches at a large backlog.
 const WRITER_CACHE_KIB: i64 = 16 * 1024;
+/// How often the WAL is copied back into the database file, away from the write connection.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -32,6 +34,8 @@ pub struct SqliteStore {
     /// Every write but intake's queues here before it queues for the writer, so an intake commit
     /// waits for at most one other write ahead of it.
     background: Arc<Mutex<()>>,
+    /// Dropped with the last clone of the store, which ends the checkpoint task.
+    _alive: Arc<()>,
 }
 
 impl SqliteStore {
@@ -65,14 +69,38 @@ impl SqliteStore {
             .synchronous(synchronous)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
+        // SQLite copies the WAL back into the database inside the commit that fills it past a
+        // threshold, with an fsync: on the write connection that is an intake commit stalled for
+        // the whole copy. The writer never does it; a task does, on a read connection, beside it.
+        let writer_options =
+            options.clone().pragma("cache_size", (-WRITER_CACHE_KIB).to_string()).pragma("wal_autocheckpoint", "0");
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(TURN_TIMEOUT)
-            .connect_with(options.clone().pragma("cache_size", (-WRITER_CACHE_KIB).to_string()))
+            .connect_with(writer_options)
             .await?;
         super::apply_migrations(&sqlx::migrate!("./migrations/sqlite"), &writer).await?;
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
-        Ok(Self { pool, writer, background: Arc::new(Mutex::new(())) })
+        let alive = Arc::new(());
+        tokio::spawn(checkpoint_regularly(pool.clone(), Arc::downgrade(&alive)));
+        Ok(Self { pool, writer, background: Arc::new(Mutex::new(())), _alive: alive })
+    }
+}
+
+/// Copies committed WAL frames into the database file without waiting for the writer or readers
+/// (`PASSIVE`), so the WAL stays small; ends when the store is dropped.
+async fn checkpoint_regularly(pool: SqlitePool, store: Weak<()>) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if store.strong_count() == 0 {
+            pool.close().await;
+            return;
+        }
+        if let Err(error) = sqlx::query("pragma wal_checkpoint(passive)").execute(&pool).await {
+            tracing::warn!(%error, "could not checkpoint the WAL; retrying");
+        }
     }
 }
 
