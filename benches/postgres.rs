@@ -83,7 +83,10 @@ async fn claim_latency(server: &str, backlog: usize) -> anyhow::Result<(f64, f64
         "insert into leads (source_id, name, phone, phone_raw, payload, status, run_at, created_at, updated_at)
          select 'bench', 'Клиент', '+7999' || lpad(n::text, 7, '0'), 'x', '{{}}', 'pending', n, n, n
          from generate_series(1, {backlog}) as n;
-         analyze leads;"
+         insert into client_queue (phone, lead_id, run_at, in_flight, started)
+         select phone, id, run_at, false, false from leads;
+         analyze leads;
+         analyze client_queue;"
     );
     let filled = Command::new("psql").args([&url, "-qc", &fill]).output()?;
     anyhow::ensure!(filled.status.success(), "{}", String::from_utf8_lossy(&filled.stderr));

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use secrecy::SecretString;
 use tokio::net::TcpListener;
@@ -44,6 +45,11 @@ impl Role {
         self != Self::Worker
     }
 }
+
+/// How long stopping may take once shutdown is asked for: requests finish, intake commits what it
+/// accepted, deliveries finish or are released. Service managers kill after 15 s or more; stopping
+/// on our own first leaves the database consistent and logs what was cut short.
+const SHUTDOWN_LIMIT: Duration = Duration::from_secs(12);
 
 /// The demo source created when no source is configured.
 pub const DEMO_SOURCE: &str = "demo";
@@ -182,17 +188,32 @@ impl App {
         let router = if role.accepts() { http::router(state) } else { http::health_router() };
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
         let server = axum::serve(listener, service).with_graceful_shutdown(shutdown.clone().cancelled_owned());
-        let served = server.await;
-        // The router held the last handles to the lead writer: once it is gone, the writer
-        // commits what is queued and stops.
-        writer_task.await?;
-        for task in delivery {
-            task.await?;
+        let stopped = async {
+            let served = server.await;
+            // The router held the last handles to the lead writer: once it is gone, the writer
+            // commits what is queued and stops.
+            writer_task.await?;
+            for task in delivery {
+                task.await?;
+            }
+            if let Some(sandbox) = sandbox {
+                sandbox.stop().await;
+            }
+            served.map_err(anyhow::Error::from)
+        };
+        let overdue = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(SHUTDOWN_LIMIT).await;
+        };
+        tokio::select! {
+            result = stopped => result,
+            () = overdue => {
+                // Nothing acknowledged is lost by stopping here: a lead is answered only once
+                // committed, and a delivery still running returns when its lease expires.
+                tracing::warn!(limit = ?SHUTDOWN_LIMIT, "shutdown is taking too long; stopping with requests or deliveries unfinished");
+                Ok(())
+            }
         }
-        if let Some(sandbox) = sandbox {
-            sandbox.stop().await;
-        }
-        served.map_err(Into::into)
     }
 }
 

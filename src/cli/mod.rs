@@ -100,6 +100,8 @@ pub fn run() -> ExitCode {
             Command::SandboxCrm { kind: SandboxKind::Session, listen } => sandbox_session_crm(listen).await,
         }
     });
+    // A task still blocked on the file system must not keep a stopped gateway alive.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     result.unwrap_or_else(|error| {
         eprintln!("leadgate: {error:#}");
         ExitCode::FAILURE

@@ -11,6 +11,8 @@ use crate::store::StoreError;
 /// The partner contract's two fixed answers (seed `000_…`), byte for byte.
 pub const MISSING_NAME_OR_PHONE: &str = "Ошибка! Имя пользователя или номер телефона не заполнены";
 pub const INTERNAL_ERROR: &str = "Произошла внутренняя ошибка сервера";
+/// Seconds a sender is asked to wait before repeating a request the database could not take.
+pub const RETRY_AFTER_SECONDS: u32 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -57,7 +59,16 @@ pub enum ApiError {
     #[error("{INTERNAL_ERROR}")]
     Files(String),
     #[error("{INTERNAL_ERROR}")]
-    Internal(#[from] StoreError),
+    Internal(StoreError),
+    /// The database cannot take the request now; nothing was stored and a repeat can succeed.
+    #[error("Сервис временно недоступен, повторите запрос через {RETRY_AFTER_SECONDS} с")]
+    Unavailable(StoreError),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        if error.is_unavailable() { Self::Unavailable(error) } else { Self::Internal(error) }
+    }
 }
 
 impl ApiError {
@@ -74,6 +85,7 @@ impl ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) | Self::Page(_) | Self::Files(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -83,6 +95,7 @@ impl IntoResponse for ApiError {
         let status = self.status();
         match &self {
             Self::Internal(error) => tracing::error!(?error, "request failed on our side"),
+            Self::Unavailable(error) => tracing::warn!(?error, "the database could not take the request; answered 503"),
             Self::Page(error) => tracing::error!(%error, "could not render a form's page"),
             Self::Files(error) => tracing::error!(%error, "could not store a visitor's file"),
             _ => {}
@@ -107,6 +120,9 @@ impl IntoResponse for ApiError {
         };
         if let Some(challenge) = challenge {
             response.headers_mut().insert("www-authenticate", axum::http::HeaderValue::from_static(challenge));
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert("retry-after", axum::http::HeaderValue::from(RETRY_AFTER_SECONDS));
         }
         response
     }

@@ -54,7 +54,8 @@ impl FeedbackWorker {
                 _ = tick.tick() => {}
                 () = self.wake.notified() => {}
             }
-            while let Ok(BATCH) = self.process_due().await {}
+            // A long backlog of feedback must not keep a stopping gateway busy.
+            while !shutdown.is_cancelled() && matches!(self.process_due().await, Ok(BATCH)) {}
         }
     }
 

@@ -107,6 +107,8 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("delivered_at", Int),
         ],
     ),
+    // The queue's index of clients: copied as it stands, so leads in flight keep their clients.
+    ("client_queue", &[("phone", Text), ("lead_id", Int), ("run_at", Int), ("in_flight", Bool), ("started", Bool)]),
 ];
 
 /// Tables whose ids come from a sequence in PostgreSQL; it must continue after the copied ids.
@@ -129,7 +131,7 @@ pub enum CopyError {
 
 impl From<sqlx::Error> for CopyError {
     fn from(error: sqlx::Error) -> Self {
-        Self::Store(StoreError::Database(error))
+        Self::Store(StoreError::from(error))
     }
 }
 

@@ -80,10 +80,10 @@ async fn commit_batch(store: &Store, leads: &[NewLead]) -> Vec<Result<Inserted, 
             if let Err(error) = &result {
                 tracing::error!(?error, "could not commit a lead");
             }
-            results.push(result.map_err(|error| StoreError::BatchFailed(error.to_string())));
+            results.push(result.map_err(|error| error.for_each_lead()));
         }
         return results;
     }
     tracing::error!(?error, leads = leads.len(), "could not commit a batch of leads");
-    leads.iter().map(|_| Err(StoreError::BatchFailed(error.to_string()))).collect()
+    leads.iter().map(|_| Err(error.for_each_lead())).collect()
 }

@@ -5,11 +5,13 @@
 
 mod advertisers;
 pub mod copy;
+mod error;
 pub mod files;
 mod group_commit;
 mod postgres;
 mod postgres_budget;
 mod queries;
+mod queue;
 mod rows;
 mod sqlite;
 
@@ -29,7 +31,12 @@ pub use sqlite::SqliteStore;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error")]
-    Database(#[from] sqlx::Error),
+    Database(#[source] sqlx::Error),
+    /// The database cannot take the call now: locked by another program, full, read-only,
+    /// unreachable, or too slow to hand out a connection. Nothing of the call was stored, and
+    /// the same call can succeed later.
+    #[error("the database is unavailable")]
+    Unavailable(#[source] sqlx::Error),
     #[error("could not apply the database migrations")]
     Migration(#[from] sqlx::migrate::MigrateError),
     /// Another worker owns the lead now (our lease expired and it was claimed again):
@@ -40,6 +47,9 @@ pub enum StoreError {
     Closed,
     #[error("the transaction committing this lead failed: {0}")]
     BatchFailed(String),
+    /// The transaction committing this lead found the database unavailable; nothing was stored.
+    #[error("the database was unavailable to the transaction committing this lead: {0}")]
+    BatchUnavailable(String),
     #[error("stored data could not be read: {0}")]
     Corrupt(String),
     /// A newer leadgate has migrated the database: running this one could corrupt its data.
@@ -48,26 +58,6 @@ pub enum StoreError {
          run the newer version, or restore a backup taken before the upgrade"
     )]
     NewerDatabase(i64),
-}
-
-impl StoreError {
-    /// Whether the database refused the data itself (a constraint, a value it cannot hold) rather
-    /// than failing as a whole: such an error belongs to one lead, not to its whole batch.
-    pub fn concerns_the_data(&self) -> bool {
-        let Self::Database(sqlx::Error::Database(error)) = self else {
-            return false;
-        };
-        if !matches!(error.kind(), sqlx::error::ErrorKind::Other) {
-            return true;
-        }
-        let Some(code) = error.code() else { return false };
-        if error.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some() {
-            // Class 22: data exception (a NUL in text, a number out of range); class 23: integrity.
-            return code.starts_with("22") || code.starts_with("23");
-        }
-        // SQLite's primary result codes: TOOBIG, CONSTRAINT, MISMATCH, RANGE.
-        code.parse::<i32>().is_ok_and(|code| matches!(code & 0xff, 18 | 19 | 20 | 25))
-    }
 }
 
 /// Applies the embedded migrations, refusing a database that a newer version has migrated.

@@ -4,27 +4,30 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use chrono::Utc;
 use std::sync::Arc;
 
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
-use tokio::sync::Notify;
+use tokio::sync::{MutexGuard, Notify};
 use tokio_util::sync::CancellationToken;
 
-use super::rows::LeadRow;
-use super::{Claim, LEAD_COLUMNS, StoreError, lease_token, to_millis};
+use super::StoreError;
 use crate::config::StoreConfig;
 use crate::domain::{LeadId, NewLead};
 
 /// The channel on which committed leads are announced to idle workers on every node.
 pub const NEW_LEADS_CHANNEL: &str = "leadgate_new_leads";
-/// The advisory lock claims take turns on (any fixed number; this one spells "LEAD").
-const CLAIM_LOCK: i64 = 0x4c45_4144;
+/// Connections of the pool only intake's commits use, so that deliveries holding the main pool's
+/// connections never make an intake request wait.
+const INTAKE_CONNECTIONS: u32 = 2;
+/// How long an intake commit waits for a connection, or for a row or table lock another program
+/// holds, before its requests are answered 503.
+const INTAKE_WAIT: Duration = Duration::from_secs(3);
 
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    intake: PgPool,
 }
 
 impl PostgresStore {
@@ -32,11 +35,29 @@ impl PostgresStore {
         &self.pool
     }
 
+    pub(super) fn writes(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub(super) fn intake_writes(&self) -> &PgPool {
+        &self.intake
+    }
+
+    /// Writes take no turns: PostgreSQL locks rows, not the database.
+    pub(super) async fn background_turn(&self) -> Option<MutexGuard<'_, ()>> {
+        None
+    }
+
     pub async fn open(config: &StoreConfig) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(&config.url)?;
-        let pool = PgPoolOptions::new().max_connections(config.max_connections).connect_with(options).await?;
+        let pool = PgPoolOptions::new().max_connections(config.max_connections).connect_with(options.clone()).await?;
         super::apply_migrations(&sqlx::migrate!("./migrations/postgres"), &pool).await?;
-        Ok(Self { pool })
+        let lock_timeout = format!("{}ms", INTAKE_WAIT.as_millis());
+        let intake = PgPoolOptions::new()
+            .max_connections(INTAKE_CONNECTIONS)
+            .acquire_timeout(INTAKE_WAIT)
+            .connect_lazy_with(options.options([("lock_timeout", lock_timeout.as_str())]));
+        Ok(Self { pool, intake })
     }
 
     /// Relays NOTIFYs of new leads to this node's idle workers; reconnects when the connection drops.
@@ -63,66 +84,16 @@ impl PostgresStore {
             }
         }
     }
-
-    pub async fn claim_due(&self, limit: usize, lease: Duration) -> Result<Vec<Claim>, StoreError> {
-        let now = Utc::now();
-        let token = lease_token();
-        let mut tx = self.pool.begin().await?;
-        // Claims from all nodes take turns. Each claim's statement then starts after the previous
-        // claim committed, so it sees every lead that claim took and never gives a second worker
-        // a lead of a client another worker is deciding. A claim is one short statement.
-        sqlx::query("select pg_advisory_xact_lock($1)").bind(CLAIM_LOCK).execute(&mut *tx).await?;
-        // Each arm walks its index in due order and stops at the limit, so the cost of a claim
-        // does not grow with the backlog; rows another transaction holds are skipped.
-        let sql = format!(
-            "with due_pending as (
-                 select id, phone, run_at, status from leads
-                 where status = 'pending' and run_at <= $3
-                 order by run_at limit $5 for update skip locked
-             ),
-             lease_expired as (
-                 select id, phone, lease_until as run_at, status from leads
-                 where status = 'processing' and lease_until <= $3
-                 order by lease_until limit $5 for update skip locked
-             ),
-             due as (select * from due_pending union all select * from lease_expired),
-             free as (
-                 select due.id, due.phone, due.run_at, due.status from due
-                 where not exists (
-                     select 1 from leads busy
-                     where busy.phone = due.phone and busy.id <> due.id
-                       and ((busy.status = 'processing' and busy.lease_until > $3)
-                            -- a lead that started its CRM steps keeps its client's phone until it
-                            -- settles, even while its lease runs out and it waits to be taken over
-                            or (busy.status in ('pending', 'processing') and busy.progress is not null)))
-             ),
-             first_per_phone as (
-                 -- a lead whose lease ran out goes first: its worker may only be slow, not dead,
-                 -- and a second lead of the client must not start beside it
-                 select distinct on (phone) id, run_at from free
-                 order by phone, (status = 'processing') desc, run_at, id
-             )
-             update leads set status = 'processing', lease_until = $1, lease_token = $2, updated_at = $3
-             where id in (select id from first_per_phone order by run_at limit $4)
-             returning {LEAD_COLUMNS}"
-        );
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows: Vec<LeadRow> = sqlx::query_as(&sql)
-            .bind(to_millis(now + lease))
-            .bind(&token)
-            .bind(to_millis(now))
-            .bind(limit)
-            // Room for leads passed over because their client is busy.
-            .bind(limit.saturating_mul(4))
-            .fetch_all(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        rows.into_iter().map(|row| row.into_claim(&token)).collect()
-    }
 }
 
 /// Rows another node's claim holds until it commits are not ours to take.
 const SKIP_LOCKED_ROWS: &str = "for update skip locked";
+/// A client's row is locked before its next lead is looked for, so a lead another node commits
+/// meanwhile is either seen by that look or finds the row and queues itself.
+const LOCK_ROW: &str = "for update";
+/// PostgreSQL's planner has statistics: it needs no hints.
+const LEADS_BY_ID: &str = "";
+const LEADS_STARTED: &str = "";
 
 async fn begin_write(pool: &PgPool) -> Result<Transaction<'static, Postgres>, StoreError> {
     Ok(pool.begin().await?)

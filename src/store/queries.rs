@@ -1,13 +1,17 @@
 //! The SQL both backends share, written once. sqlx binds `$N` parameters on SQLite as on
 //! PostgreSQL, so one text serves both; `shared_queries!` stamps it out for each backend's store.
 //!
-//! A backend supplies what differs: opening, both claims, and three hooks called here where
-//! PostgreSQL must lock what SQLite's single writer already keeps apart (`lock_clients`,
-//! `lock_lead`) or announce new leads to other nodes (`announce_new_leads`).
+//! A backend supplies what differs: opening, where writes go (`writes`, `intake_writes`,
+//! `background_turn`), the row locks PostgreSQL needs where SQLite's single writer already keeps
+//! transactions apart (`SKIP_LOCKED_ROWS`, `LOCK_ROW`, `lock_clients`, `lock_lead`), and the
+//! announcement of new leads to other nodes (`announce_new_leads`). The queue itself (claims,
+//! and the client index every change of a lead's status keeps) is in `queue.rs`.
 
 macro_rules! shared_queries {
     ($store:ident, $db:ty) => {
         mod shared {
+            $crate::store::queue::queue_queries!($store, $db);
+
             use std::collections::HashMap;
             use std::time::Duration;
 
@@ -16,7 +20,8 @@ macro_rules! shared_queries {
             use serde_json::json;
             use sqlx::{QueryBuilder, Transaction};
 
-            use super::{$store, SKIP_LOCKED_ROWS, announce_new_leads, begin_write, lock_clients, lock_lead};
+            use super::{$store, announce_new_leads, begin_write, lock_clients, lock_lead};
+            use queue::{enqueue_clients, release_client};
             use $crate::domain::advertiser::{Advertiser, AdvertiserId};
             use $crate::domain::{Email, HistoryEvent, Lead, LeadId, LeadStatus, NewLead, Outcome, Routing, SourceId};
             use $crate::store::rows::{
@@ -24,39 +29,12 @@ macro_rules! shared_queries {
             };
             use $crate::store::{
                 AttemptCount, FeedbackClaim, Inserted, LEAD_COLUMNS, Lease, OwedFeedback, Requeue, StoreError,
-                StoredFeedback, StoredTokens, deal_spec_text, from_millis, lease_token, to_millis,
+                StoredFeedback, StoredTokens, deal_spec_text, from_millis, to_millis,
             };
 
             impl $store {
-                pub async fn claim_feedback(
-                    &self,
-                    limit: usize,
-                    lease: Duration,
-                ) -> Result<Vec<FeedbackClaim>, StoreError> {
-                    let now = Utc::now();
-                    let token = lease_token();
-                    let sql = format!(
-                        "update outbox set status = 'sending', lease_until = $1, lease_token = $2
-                         where id in (
-                             select id from outbox
-                             where (status = 'pending' and run_at <= $3) or (status = 'sending' and lease_until <= $3)
-                             order by run_at
-                             limit $4
-                             {SKIP_LOCKED_ROWS})
-                         returning {OUTBOX_COLUMNS}"
-                    );
-                    let rows: Vec<OutboxRow> = sqlx::query_as(&sql)
-                        .bind(to_millis(now + lease))
-                        .bind(&token)
-                        .bind(to_millis(now))
-                        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                        .fetch_all(self.pool())
-                        .await?;
-                    rows.into_iter().map(|row| row.into_claim(&token)).collect()
-                }
-
             pub async fn insert_leads(&self, leads: &[NewLead]) -> Result<Vec<Inserted>, StoreError> {
-                let mut tx = begin_write(self.pool()).await?;
+                let mut tx = begin_write(self.intake_writes()).await?;
                 // Leads without an external id or a duplicate check cannot conflict, so they go in as one
                 // statement: each statement is a round trip to SQLite's thread, and that, not SQLite,
                 // dominates a batch. The others go one by one, each seeing the batch's earlier leads.
@@ -75,6 +53,11 @@ macro_rules! shared_queries {
                 for index in keyed {
                     results[index] = Some(insert_lead(&mut tx, &leads[index]).await?);
                 }
+                let queued = leads.iter().zip(&results).filter_map(|(lead, result)| match result {
+                    Some(Inserted::New(id)) if lead.initial_status() == LeadStatus::Pending => Some((lead.phone.e164(), *id)),
+                    _ => None,
+                });
+                enqueue_clients(&mut tx, queued, to_millis(Utc::now()), false).await?;
                 let any_new = results.iter().any(|result| matches!(result, Some(Inserted::New(_))));
                 announce_new_leads(&mut tx, any_new).await?;
                 tx.commit().await?;
@@ -106,7 +89,8 @@ macro_rules! shared_queries {
                 extend_by: Duration,
             ) -> Result<(), StoreError> {
                 let now = Utc::now();
-                let mut tx = begin_write(self.pool()).await?;
+                let _turn = self.background_turn().await;
+                let mut tx = begin_write(self.writes()).await?;
                 let updated = sqlx::query(
                     "update leads set progress = $1, lease_until = $2, updated_at = $3
                      where id = $4 and lease_token = $5 and status = 'processing'",
@@ -122,13 +106,14 @@ macro_rules! shared_queries {
             }
 
             pub async fn extend_lease(&self, lease: &Lease, extend_by: Duration) -> Result<(), StoreError> {
+                let _turn = self.background_turn().await;
                 let updated = sqlx::query(
                     "update leads set lease_until = $1 where id = $2 and lease_token = $3 and status = 'processing'",
                 )
                 .bind(to_millis(Utc::now() + extend_by))
                 .bind(lease.lead_id.0)
                 .bind(&lease.token)
-                .execute(&self.pool)
+                .execute(self.writes())
                 .await?;
                 if updated.rows_affected() == 0 {
                     return Err(StoreError::LeaseLost(lease.lead_id));
@@ -144,11 +129,13 @@ macro_rules! shared_queries {
                 error: &str,
                 events: &[HistoryEvent],
             ) -> Result<(), StoreError> {
-                let mut tx = begin_write(self.pool()).await?;
-                let updated = sqlx::query(
+                let _turn = self.background_turn().await;
+                let mut tx = begin_write(self.writes()).await?;
+                let phone: Option<String> = sqlx::query_scalar(
                     "update leads set status = 'pending', run_at = $1, attempt = attempt + $2, last_error = $3,
                          lease_until = null, lease_token = null, updated_at = $4
-                     where id = $5 and lease_token = $6 and status = 'processing'",
+                     where id = $5 and lease_token = $6 and status = 'processing'
+                     returning phone",
                 )
                 .bind(to_millis(run_at))
                 .bind(i64::from(count == AttemptCount::Counted))
@@ -156,9 +143,9 @@ macro_rules! shared_queries {
                 .bind(to_millis(Utc::now()))
                 .bind(lease.lead_id.0)
                 .bind(&lease.token)
-                .execute(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await?;
-                finish_owned_write(tx, lease, updated.rows_affected(), events).await
+                finish_settle(tx, lease, phone, events).await
             }
 
             pub async fn complete(
@@ -169,11 +156,13 @@ macro_rules! shared_queries {
                 feedback: &[OwedFeedback],
             ) -> Result<(), StoreError> {
                 let now = to_millis(Utc::now());
-                let mut tx = begin_write(self.pool()).await?;
-                let updated = sqlx::query(
+                let _turn = self.background_turn().await;
+                let mut tx = begin_write(self.writes()).await?;
+                let phone: Option<String> = sqlx::query_scalar(
                     "update leads set status = $1, decision = $2, contact_id = $3, deal_id = $4, last_error = null,
                          lease_until = null, lease_token = null, updated_at = $5
-                     where id = $6 and lease_token = $7 and status = 'processing'",
+                     where id = $6 and lease_token = $7 and status = 'processing'
+                     returning phone",
                 )
                 .bind(outcome.decision.status().as_str())
                 .bind(decision_text(outcome.decision))
@@ -182,9 +171,9 @@ macro_rules! shared_queries {
                 .bind(now)
                 .bind(lease.lead_id.0)
                 .bind(&lease.token)
-                .execute(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await?;
-                if outcome.deal_id.is_some() {
+                if phone.is_some() && outcome.deal_id.is_some() {
                     // Notes owed before the deal existed are due now; their clock starts now too.
                     sqlx::query(
                         "update outbox set status = 'pending', run_at = $1, created_at = $1
@@ -205,31 +194,35 @@ macro_rules! shared_queries {
                         .execute(&mut *tx)
                         .await?;
                 }
-                finish_owned_write(tx, lease, updated.rows_affected(), events).await
+                finish_settle(tx, lease, phone, events).await
             }
 
             pub async fn mark_dead(&self, lease: &Lease, error: &str, events: &[HistoryEvent]) -> Result<(), StoreError> {
-                let mut tx = begin_write(self.pool()).await?;
-                let updated = sqlx::query(
+                let _turn = self.background_turn().await;
+                let mut tx = begin_write(self.writes()).await?;
+                let phone: Option<String> = sqlx::query_scalar(
                     "update leads set status = $1, last_error = $2, lease_until = null, lease_token = null, updated_at = $3
-                     where id = $4 and lease_token = $5 and status = 'processing'",
+                     where id = $4 and lease_token = $5 and status = 'processing'
+                     returning phone",
                 )
                 .bind(LeadStatus::Dead.as_str())
                 .bind(error)
                 .bind(to_millis(Utc::now()))
                 .bind(lease.lead_id.0)
                 .bind(&lease.token)
-                .execute(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await?;
-                finish_owned_write(tx, lease, updated.rows_affected(), events).await
+                finish_settle(tx, lease, phone, events).await
             }
 
             pub async fn generated_setting(&self, name: &str, generate: impl FnOnce() -> String) -> Result<String, StoreError> {
+                let turn = self.background_turn().await;
                 sqlx::query("insert into generated_settings (name, value) values ($1, $2) on conflict (name) do nothing")
                     .bind(name)
                     .bind(generate())
-                    .execute(&self.pool)
+                    .execute(self.writes())
                     .await?;
+                drop(turn);
                 let value = sqlx::query_scalar("select value from generated_settings where name = $1")
                     .bind(name)
                     .fetch_one(&self.pool)
@@ -253,6 +246,7 @@ macro_rules! shared_queries {
             }
 
             pub async fn save_tokens(&self, destination: &str, tokens: &StoredTokens) -> Result<(), StoreError> {
+                let _turn = self.background_turn().await;
                 sqlx::query(
                     "insert into destination_tokens (destination, seeded_from, access_token, refresh_token, expires_at)
                      values ($1, $2, $3, $4, $5)
@@ -265,7 +259,7 @@ macro_rules! shared_queries {
                 .bind(&tokens.access_token)
                 .bind(&tokens.refresh_token)
                 .bind(to_millis(tokens.expires_at))
-                .execute(&self.pool)
+                .execute(self.writes())
                 .await?;
                 Ok(())
             }
@@ -290,7 +284,8 @@ macro_rules! shared_queries {
                 events: &[HistoryEvent],
             ) -> Result<(), StoreError> {
                 let now = Utc::now();
-                let mut tx = begin_write(self.pool()).await?;
+                let _turn = self.background_turn().await;
+                let mut tx = begin_write(self.writes()).await?;
                 let updated = sqlx::query(
                     "update outbox set status = $1, run_at = coalesce($2, run_at), attempt = attempt + 1, last_error = $3,
                          delivered_at = case when $1 = 'delivered' then $4 else delivered_at end,
@@ -315,7 +310,8 @@ macro_rules! shared_queries {
             }
 
             pub async fn queue_deal_note(&self, lead: LeadId, payload: &serde_json::Value) -> Result<Option<bool>, StoreError> {
-                let mut tx = begin_write(self.pool()).await?;
+                // A site's follow-up message is intake: it does not queue behind the worker.
+                let mut tx = begin_write(self.intake_writes()).await?;
                 let queued = queue_deal_note_in(&mut tx, lead, payload).await?;
                 tx.commit().await?;
                 Ok(queued)
@@ -341,18 +337,24 @@ macro_rules! shared_queries {
             }
 
             pub async fn resend(&self, id: LeadId, requested_by: &str) -> Result<Requeue, StoreError> {
-                let mut tx = begin_write(self.pool()).await?;
-                let updated = sqlx::query(
+                let now = to_millis(Utc::now());
+                let _turn = self.background_turn().await;
+                let mut tx = begin_write(self.writes()).await?;
+                let requeued: Option<(String, bool)> = sqlx::query_as(
                     "update leads set status = 'pending', run_at = $1, attempt = 0, updated_at = $1
-                     where id = $2 and status = 'dead'",
+                     where id = $2 and status = 'dead'
+                     returning phone, progress is not null",
                 )
-                .bind(to_millis(Utc::now()))
+                .bind(now)
                 .bind(id.0)
-                .execute(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await?;
-                if updated.rows_affected() == 0 {
+                let Some((phone, started)) = requeued else {
                     return refused(tx, id).await;
-                }
+                };
+                // Its journal comes along: a lead that started its CRM steps goes before the
+                // client's other leads, as if it had never died.
+                enqueue_clients(&mut tx, std::iter::once((phone.as_str(), id)), now, started).await?;
                 let event = HistoryEvent::now("resend_requested", serde_json::json!({ "by": requested_by }));
                 insert_history(&mut tx, id, std::slice::from_ref(&event)).await?;
                 tx.commit().await?;
@@ -361,24 +363,28 @@ macro_rules! shared_queries {
 
             /// Gives an unrouted lead its advertiser and route, and queues it.
             pub async fn route_lead(&self, id: LeadId, routing: &Routing, requested_by: &str) -> Result<Requeue, StoreError> {
-                let mut tx = begin_write(self.pool()).await?;
-                let updated = sqlx::query(
+                let now = to_millis(Utc::now());
+                let _turn = self.background_turn().await;
+                let mut tx = begin_write(self.writes()).await?;
+                let phone: Option<String> = sqlx::query_scalar(
                     "update leads set status = 'pending', run_at = $1, updated_at = $1, advertiser_id = $2,
                          route_destination = $3, route_pipeline = $4, route_status = $5, advertiser_email = $6
-                     where id = $7 and status = 'unrouted'",
+                     where id = $7 and status = 'unrouted'
+                     returning phone",
                 )
-                .bind(to_millis(Utc::now()))
+                .bind(now)
                 .bind(&routing.advertiser_id)
                 .bind(&routing.destination)
                 .bind(&routing.pipeline)
                 .bind(&routing.status)
                 .bind(routing.advertiser_email.as_ref().map(|email| email.as_str()))
                 .bind(id.0)
-                .execute(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await?;
-                if updated.rows_affected() == 0 {
+                let Some(phone) = phone else {
                     return refused(tx, id).await;
-                }
+                };
+                enqueue_clients(&mut tx, std::iter::once((phone.as_str(), id)), now, false).await?;
                 let event =
                     HistoryEvent::now("routed", serde_json::json!({ "by": requested_by, "advertiser": routing.advertiser_id }));
                 insert_history(&mut tx, id, std::slice::from_ref(&event)).await?;
@@ -421,6 +427,7 @@ macro_rules! shared_queries {
                 id: &AdvertiserId,
                 secret: Option<&SecretString>,
             ) -> Result<(), StoreError> {
+                let _turn = self.background_turn().await;
                 match secret {
                     Some(secret) => {
                         sqlx::query(
@@ -430,14 +437,14 @@ macro_rules! shared_queries {
                         .bind(&source.0)
                         .bind(id.as_str())
                         .bind(secret.expose_secret())
-                        .execute(self.pool())
+                        .execute(self.writes())
                         .await?;
                     }
                     None => {
                         sqlx::query("delete from advertiser_secrets where source_id = $1 and advertiser_id = $2")
                             .bind(&source.0)
                             .bind(id.as_str())
-                            .execute(self.pool())
+                            .execute(self.writes())
                             .await?;
                     }
                 }
@@ -460,7 +467,8 @@ macro_rules! shared_queries {
 
             pub async fn upsert_advertisers(&self, advertisers: &[Advertiser]) -> Result<(), StoreError> {
                 let now = to_millis(Utc::now());
-                let mut tx = begin_write(self.pool()).await?;
+                let _turn = self.background_turn().await;
+                let mut tx = begin_write(self.writes()).await?;
                 for advertiser in advertisers {
                     upsert_advertiser(&mut tx, advertiser, now).await?;
                 }
@@ -563,13 +571,14 @@ macro_rules! shared_queries {
                 id: &AdvertiserId,
                 enabled: bool,
             ) -> Result<bool, StoreError> {
+                let _turn = self.background_turn().await;
                 let updated =
                     sqlx::query("update advertisers set enabled = $1, updated_at = $2 where source_id = $3 and id = $4")
                         .bind(enabled)
                         .bind(to_millis(Utc::now()))
                         .bind(&source.0)
                         .bind(id.as_str())
-                        .execute(self.pool())
+                        .execute(self.writes())
                         .await?;
                 Ok(updated.rows_affected() > 0)
             }
@@ -686,18 +695,28 @@ macro_rules! shared_queries {
             window: Duration,
         ) -> Result<Option<LeadId>, StoreError> {
             let settled_since = Utc::now() - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
+            // By phone and by e-mail apart, each through its own index: one `or` over both would read
+            // every lead of the source, inside intake's transaction, at every checked lead.
             let id: Option<i64> = sqlx::query_scalar(
-                "select id from leads
-                 where source_id = $1 and (phone = $2 or ($3 is not null and email = $3))
-                   and (status in ('pending', 'processing')
-                        or (status in ('approved', 'rejected') and updated_at >= $4))
-                 order by id desc limit 1",
+                "select max(id) from (
+                     select id from (select id from leads
+                                     where source_id = $1 and phone = $2
+                                       and (status in ('pending', 'processing')
+                                            or (status in ('approved', 'rejected') and updated_at >= $4))
+                                     order by id desc limit 1) as by_phone
+                     union all
+                     select id from (select id from leads
+                                     where $3 is not null and source_id = $1 and email = $3
+                                       and (status in ('pending', 'processing')
+                                            or (status in ('approved', 'rejected') and updated_at >= $4))
+                                     order by id desc limit 1) as by_email
+                 ) as earlier",
             )
             .bind(&lead.source.0)
             .bind(lead.phone.e164())
             .bind(lead.email.as_ref().map(|email| email.as_str()))
             .bind(to_millis(settled_since))
-            .fetch_optional(&mut **tx)
+            .fetch_one(&mut **tx)
             .await?;
             Ok(id.map(LeadId))
         }
@@ -756,6 +775,20 @@ macro_rules! shared_queries {
             insert_history(&mut tx, lease.lead_id, events).await?;
             tx.commit().await?;
             Ok(())
+        }
+
+        /// Ends a settle (or a return to the queue): the client's phone passes to its next lead, in
+        /// the same transaction. `phone` is `None` when the lease was lost and nothing was written.
+        async fn finish_settle(
+            mut tx: Transaction<'_, $db>,
+            lease: &Lease,
+            phone: Option<String>,
+            events: &[HistoryEvent],
+        ) -> Result<(), StoreError> {
+            if let Some(phone) = &phone {
+                release_client(&mut tx, phone, lease.lead_id).await?;
+            }
+            finish_owned_write(tx, lease, u64::from(phone.is_some()), events).await
         }
 
         /// Why a lead was not queued again: its status, or that it does not exist.

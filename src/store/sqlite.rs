@@ -1,25 +1,61 @@
-//! The SQLite backend: a real file in WAL mode, short write transactions, a single-statement claim.
+//! The SQLite backend: a real file in WAL mode, every write of the process on one connection, intake first.
 
 use std::str::FromStr;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use chrono::Utc;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, Transaction};
+use tokio::sync::{Mutex, MutexGuard};
 
-use super::rows::LeadRow;
-use super::{Claim, LEAD_COLUMNS, StoreError, lease_token, to_millis};
+use super::StoreError;
 use crate::config::{Durability, StoreConfig};
 use crate::domain::{LeadId, NewLead};
 
+/// How long a write waits for SQLite's lock. Within this process writes take turns before they
+/// reach SQLite, so only another program (a backup, a `sqlite3` shell) can hold it this long;
+/// then the write fails as unavailable instead of hanging its request.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a write waits for its turn on the write connection before it is refused as unavailable.
+const TURN_TIMEOUT: Duration = Duration::from_secs(3);
+/// Page cache of the write connection (KiB): the indexes a write touches at a large backlog.
+const WRITER_CACHE_KIB: i64 = 16 * 1024;
+/// How often the WAL is copied back into the database file, away from the write connection.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
 #[derive(Clone)]
 pub struct SqliteStore {
+    /// Reads, which WAL lets run beside the writer.
     pool: SqlitePool,
+    /// The one connection that writes. SQLite lets one writer in at a time, and a writer that
+    /// finds the lock taken sleeps and polls for it; queueing here instead hands the lock over in
+    /// order, at once.
+    writer: SqlitePool,
+    /// Every write but intake's queues here before it queues for the writer, so an intake commit
+    /// waits for at most one other write ahead of it.
+    background: Arc<Mutex<()>>,
+    /// Dropped with the last clone of the store, which ends the checkpoint task.
+    _alive: Arc<()>,
 }
 
 impl SqliteStore {
     pub(super) fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// Where every write goes.
+    pub(super) fn writes(&self) -> &SqlitePool {
+        &self.writer
+    }
+
+    /// Where intake's commits go: the same connection, without queueing behind the worker.
+    pub(super) fn intake_writes(&self) -> &SqlitePool {
+        &self.writer
+    }
+
+    /// The turn a write other than intake's waits for before it asks for the write connection.
+    pub(super) async fn background_turn(&self) -> Option<MutexGuard<'_, ()>> {
+        Some(self.background.lock().await)
     }
 
     pub async fn open(config: &StoreConfig) -> Result<Self, StoreError> {
@@ -32,50 +68,56 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(synchronous)
             .foreign_keys(true)
-            // Writers queue on SQLite's single write lock instead of failing at once.
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
-        super::apply_migrations(&sqlx::migrate!("./migrations/sqlite"), &pool).await?;
-        Ok(Self { pool })
-    }
-
-    pub async fn claim_due(&self, limit: usize, lease: Duration) -> Result<Vec<Claim>, StoreError> {
-        let now = Utc::now();
-        let token = lease_token();
-        // One statement, so SQLite's write lock makes concurrent claimers take disjoint leads.
-        let sql = format!(
-            "update leads set status = 'processing', lease_until = ?1, lease_token = ?2, updated_at = ?3
-             where id in (
-                 select min(candidate.id) from leads candidate
-                 where ((candidate.status = 'pending' and candidate.run_at <= ?3)
-                        or (candidate.status = 'processing' and candidate.lease_until <= ?3))
-                   and not exists (
-                       select 1 from leads busy
-                       where busy.phone = candidate.phone and busy.id <> candidate.id
-                         and ((busy.status = 'processing' and busy.lease_until > ?3)
-                              -- a lead that started its CRM steps keeps its client's phone until it
-                              -- settles, even while its lease runs out and it waits to be taken over
-                              or (busy.status in ('pending', 'processing') and busy.progress is not null)))
-                 group by candidate.phone
-                 order by min(candidate.run_at)
-                 limit ?4)
-             returning {LEAD_COLUMNS}"
-        );
-        let rows: Vec<LeadRow> = sqlx::query_as(&sql)
-            .bind(to_millis(now + lease))
-            .bind(&token)
-            .bind(to_millis(now))
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
+            .busy_timeout(BUSY_TIMEOUT);
+        // SQLite copies the WAL back into the database inside the commit that fills it past a
+        // threshold, with an fsync: on the write connection that is an intake commit stalled for
+        // the whole copy. The writer never does it; a task does, on a read connection, beside it.
+        let writer_options =
+            options.clone().pragma("cache_size", (-WRITER_CACHE_KIB).to_string()).pragma("wal_autocheckpoint", "0");
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(TURN_TIMEOUT)
+            .connect_with(writer_options)
             .await?;
-        rows.into_iter().map(|row| row.into_claim(&token)).collect()
+        super::apply_migrations(&sqlx::migrate!("./migrations/sqlite"), &writer).await?;
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        let alive = Arc::new(());
+        tokio::spawn(checkpoint_regularly(pool.clone(), Arc::downgrade(&alive)));
+        Ok(Self { pool, writer, background: Arc::new(Mutex::new(())), _alive: alive })
+    }
+}
+
+/// Copies committed WAL frames into the database file without waiting for the writer or readers
+/// (`PASSIVE`), so the WAL stays small; ends when the store is dropped.
+async fn checkpoint_regularly(pool: SqlitePool, store: Weak<()>) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if store.strong_count() == 0 {
+            pool.close().await;
+            return;
+        }
+        if let Err(error) = sqlx::query("pragma wal_checkpoint(passive)").execute(&pool).await {
+            tracing::warn!(%error, "could not checkpoint the WAL; retrying");
+        }
     }
 }
 
 // SQLite has one writer at a time: what the hooks guard against cannot happen there.
 
-/// A claim's statement holds the write lock, so no other claim can take the same rows.
+/// A claim's transaction holds the write lock, so no other claim can take the same rows.
 const SKIP_LOCKED_ROWS: &str = "";
+/// A settle's transaction holds the write lock, so no intake can change the client's row meanwhile.
+const LOCK_ROW: &str = "";
+
+// SQLite plans without statistics and takes an equality on an indexed column for a few rows. These
+// keep the queue's lookups on the rows they are meant to read, whatever the backlog.
+
+/// Leads looked up by id must not be found by walking every pending lead through a status index.
+const LEADS_BY_ID: &str = "not indexed";
+/// A client's started lead is found in the index that holds only such leads, not among all its leads.
+const LEADS_STARTED: &str = "indexed by leads_client_started";
 
 /// A write transaction takes the write lock at its start. One that read first and wrote later
 /// could find its snapshot outdated by another writer (`SQLITE_BUSY_SNAPSHOT`), which the busy

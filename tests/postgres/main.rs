@@ -33,11 +33,15 @@ mod hostile;
 mod intake;
 #[path = "../api/proxy.rs"]
 mod proxy;
+#[path = "../api/queue.rs"]
+mod queue;
 #[path = "../api/resend.rs"]
 mod resend;
 #[path = "../api/serve_defaults.rs"]
 mod serve_defaults;
 #[path = "../api/smtp_sink.rs"]
 mod smtp_sink;
+#[path = "../api/unavailable.rs"]
+mod unavailable;
 #[path = "../api/zap.rs"]
 mod zap;

@@ -15,5 +15,6 @@ mod lead_plan;
 mod load;
 mod outage;
 mod restart_budget;
+mod shutdown;
 mod stale_look_up;
 mod throttle_burst;

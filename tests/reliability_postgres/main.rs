@@ -24,6 +24,8 @@ mod multi_node;
 mod outage;
 #[path = "../reliability/restart_budget.rs"]
 mod restart_budget;
+#[path = "../reliability/shutdown.rs"]
+mod shutdown;
 #[path = "../reliability/stale_look_up.rs"]
 mod stale_look_up;
 #[path = "../reliability/throttle_burst.rs"]
