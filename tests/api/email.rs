@@ -155,7 +155,7 @@ async fn a_server_that_never_greets_times_out_as_a_temporary_error() {
 
 mod notifications {
     //! The e-mails outcomes owe, end to end through the feedback worker: one test per decision,
-    //! each asserting what the team reads.
+    //! each asserting what the team reads, and the advertiser's copy of a portal lead.
 
     use std::time::Duration;
 
@@ -173,6 +173,7 @@ mod notifications {
     use crate::zap::{PORTAL, post, sample};
 
     const TEAM: [&str; 2] = ["sales@example.ru", "boss@example.ru"];
+    const ADVERTISER: &str = "corretor@imobiliaria.com.br";
 
     fn setup(sink: &SmtpSink) -> Setup {
         Setup {
@@ -186,16 +187,16 @@ mod notifications {
         spawn_app_with(setup(sink)).await
     }
 
-    /// A portal whose advertiser «555» lists `m1` and wants no copy of its leads.
-    async fn portal_with_mail(sink: &SmtpSink) -> TestApp {
+    /// A portal whose advertiser «555» lists `m1`, and wants its own copy when `copy` is set.
+    async fn portal_with_mail(sink: &SmtpSink, copy: bool) -> TestApp {
         let app = spawn_app_with(Setup { zap: true, ..setup(sink) }).await;
         let advertiser = Advertiser {
             source: SourceId("zap".to_owned()),
             id: AdvertiserId::parse("555").unwrap(),
             document: Document::parse("56921485000100").unwrap(),
             name: "Imobiliária Mail".to_owned(),
-            email: Some(Email::parse("corretor@imobiliaria.com.br").unwrap()),
-            send_lead_email: false,
+            email: Some(Email::parse(ADVERTISER).unwrap()),
+            send_lead_email: copy,
             route: AdvertiserRoute::default(),
             listings: vec!["m1".to_owned()],
             enabled: true,
@@ -327,7 +328,7 @@ mod notifications {
     #[tokio::test]
     async fn a_portal_lead_of_a_known_client_without_a_deal_is_announced_as_a_new_deal() {
         let sink = SmtpSink::start().await;
-        let app = portal_with_mail(&sink).await;
+        let app = portal_with_mail(&sink, false).await;
         let seeded = app.crm.emulator.seed_contact(&client("Cliente", "+55 11 99999-0101", None)).unwrap();
         let id = post_portal_lead(&app, "nd-1", "999990101").await;
 
@@ -380,7 +381,7 @@ mod notifications {
     #[tokio::test]
     async fn a_portal_lead_of_a_client_with_a_deal_is_announced_as_a_note_on_that_deal() {
         let sink = SmtpSink::start().await;
-        let app = portal_with_mail(&sink).await;
+        let app = portal_with_mail(&sink, false).await;
         let seeded = app
             .crm
             .emulator
@@ -399,6 +400,25 @@ mod notifications {
         );
         let deal = format!("{}/leads/detail/{}", app.crm.base_url(), seeded.lead_ids[0]);
         assert!(mail.body.contains(&deal), "{}", mail.body);
+        app.stop().await;
+    }
+
+    #[tokio::test]
+    async fn an_advertisers_copy_of_a_portal_lead_is_a_message_of_its_own() {
+        let sink = SmtpSink::start().await;
+        let app = portal_with_mail(&sink, true).await;
+        let id = post_portal_lead(&app, "copy-1", "999990103").await;
+
+        let messages = delivered_mail(&app, &sink, id, 2).await;
+
+        let team = messages.iter().find(|mail| mail.to == TEAM).expect("the team's message");
+        let copy = messages.iter().find(|mail| mail.to == [ADVERTISER]).expect("the advertiser's message");
+        assert!(!team.data.contains(ADVERTISER), "the team's message shows the advertiser:\n{}", team.data);
+        for address in TEAM {
+            assert!(!copy.data.contains(address), "the advertiser's copy shows {address}:\n{}", copy.data);
+        }
+        assert_eq!(copy.subject, team.subject);
+        assert!(copy.body.contains("Olá, tenho interesse"), "{}", copy.body);
         app.stop().await;
     }
 
