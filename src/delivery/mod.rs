@@ -166,7 +166,8 @@ impl Deliverer {
 }
 
 /// The answers an outcome owes, committed with it and delivered by the feedback worker: the
-/// callback to the sender and the e-mail to the team, each fixed now so every retry is identical.
+/// callback to the sender, the e-mail to the team and the advertiser's copy of it, each fixed now
+/// so every retry is identical.
 fn owed_feedback(lead: &Lead, outcome: &Outcome, source: &SourceConfig, connector: &Connector) -> Vec<OwedFeedback> {
     let fields = &lead.fields;
     let unique = outcome.decision.is_unique_client();
@@ -185,36 +186,49 @@ fn owed_feedback(lead: &Lead, outcome: &Outcome, source: &SourceConfig, connecto
         let payload = json!({ "url": url, "source": fields.source, "body": body });
         owed.push(OwedFeedback { kind: FeedbackKind::Callback, payload });
     }
-    let mut recipients: Vec<&str> = source.feedback.notify.iter().map(|address| address.as_str()).collect();
-    recipients.extend(fields.routing.advertiser_email.as_ref().map(|address| address.as_str()));
-    if !recipients.is_empty() {
-        let (contact_url, deal_url) = connector.card_links(outcome);
-        let context = EmailContext {
-            lead_id: lead.id.0,
-            source: fields.source.0.clone(),
-            name: fields.name.clone(),
-            phone: fields.phone.e164().to_owned(),
-            phone_raw: fields.phone.raw().to_owned(),
-            email: fields.email.as_ref().map(|email| email.as_str().to_owned()),
-            comment: fields.comment.clone(),
-            fields: fields.payload.as_object().cloned().unwrap_or_default(),
-            unique,
-            decision: serde_json::to_value(outcome.decision)
-                .ok()
-                .and_then(|value| value.as_str().map(str::to_owned))
-                .unwrap_or_default(),
-            contact_url,
-            deal_url,
-        };
-        match source.feedback.email.render(&context) {
-            Ok(email) => {
+    // The advertiser's copy is a message of its own: the team's addresses and the advertiser's
+    // are not each other's business, and one `To:` would show every address to everyone.
+    let team: Vec<&str> = source.feedback.notify.iter().map(|address| address.as_str()).collect();
+    let advertiser: Vec<&str> = fields
+        .routing
+        .advertiser_email
+        .iter()
+        .map(|address| address.as_str())
+        .filter(|address| !team.iter().any(|member| member.eq_ignore_ascii_case(address)))
+        .collect();
+    if team.is_empty() && advertiser.is_empty() {
+        return owed;
+    }
+    match source.feedback.email.render(&email_context(lead, outcome, connector)) {
+        Ok(email) => {
+            for recipients in [team, advertiser].into_iter().filter(|recipients| !recipients.is_empty()) {
                 let payload = json!({ "to": recipients, "subject": email.subject, "body": email.body });
                 owed.push(OwedFeedback { kind: FeedbackKind::Email, payload });
             }
-            // Templates are checked at start-up, so this is a value the template cannot show;
-            // the outcome must still commit.
-            Err(error) => tracing::error!(%error, "could not render the notification e-mail; it is not sent"),
         }
+        // Templates are checked at start-up, so this is a value the template cannot show;
+        // the outcome must still commit.
+        Err(error) => tracing::error!(%error, "could not render the notification e-mail; it is not sent"),
     }
     owed
+}
+
+/// What the notification e-mail's templates can show of this lead and its outcome.
+fn email_context(lead: &Lead, outcome: &Outcome, connector: &Connector) -> EmailContext {
+    let fields = &lead.fields;
+    let (contact_url, deal_url) = connector.card_links(outcome);
+    EmailContext {
+        lead_id: lead.id.0,
+        source: fields.source.0.clone(),
+        name: fields.name.clone(),
+        phone: fields.phone.e164().to_owned(),
+        phone_raw: fields.phone.raw().to_owned(),
+        email: fields.email.as_ref().map(|email| email.as_str().to_owned()),
+        comment: fields.comment.clone(),
+        fields: fields.payload.as_object().cloned().unwrap_or_default(),
+        unique: outcome.decision.is_unique_client(),
+        decision: outcome.decision.as_str().to_owned(),
+        contact_url,
+        deal_url,
+    }
 }

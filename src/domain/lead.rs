@@ -169,6 +169,25 @@ pub enum Decision {
 }
 
 impl Decision {
+    pub const ALL: [Self; 5] = [
+        Self::NewClient,
+        Self::KnownClientWithoutDeal,
+        Self::KnownClientDealMoved,
+        Self::KnownClientNewDeal,
+        Self::KnownClientDealNoted,
+    ];
+
+    /// The name the store, the API and the e-mail templates know the decision by.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NewClient => "new_client",
+            Self::KnownClientWithoutDeal => "known_client_without_deal",
+            Self::KnownClientDealMoved => "known_client_deal_moved",
+            Self::KnownClientNewDeal => "known_client_new_deal",
+            Self::KnownClientDealNoted => "known_client_deal_noted",
+        }
+    }
+
     pub fn status(self) -> LeadStatus {
         match self {
             Self::NewClient | Self::KnownClientNewDeal => LeadStatus::Approved,
@@ -204,5 +223,17 @@ pub struct HistoryEvent {
 impl HistoryEvent {
     pub fn now(kind: &str, detail: serde_json::Value) -> Self {
         Self { at: Utc::now(), kind: kind.to_owned(), detail }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_decision_is_named_alike_in_json_and_in_the_store() {
+        for decision in Decision::ALL {
+            assert_eq!(serde_json::to_value(decision).expect("serialised"), decision.as_str());
+        }
     }
 }

@@ -8,20 +8,31 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior, escape_formatter};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-const NEW_CLIENT_SUBJECT: &str = "Успех! Клиент уникальный: {{ name }}";
-const KNOWN_CLIENT_SUBJECT: &str = "Проверка! Требуется уточнение: {{ name }}";
+use crate::domain::Decision;
 
-// One body serves both outcomes: the decision line and the links already say what happened, and a
+const NEW_CLIENT_SUBJECT: &str = "Успех! Клиент уникальный: {{ name }}";
+// One key serves every known client, so the subject says which of the four things happened: the
+// partner flow's two need a person to look, while the portal and website flows made or noted a deal.
+const KNOWN_CLIENT_SUBJECT: &str = "\
+{% if decision == \"known_client_new_deal\" %}Новая сделка! Клиент уже есть в CRM: {{ name }}\
+{% elif decision == \"known_client_deal_noted\" %}Повторная заявка! Примечание в сделке клиента: {{ name }}\
+{% else %}Проверка! Требуется уточнение: {{ name }}{% endif %}";
+
+// One body serves every outcome: the decision line and the links already say what happened, and a
 // user who wants them to differ overrides either one.
 const DEFAULT_BODY: &str = "\
 Заявка №{{ lead_id }} из источника «{{ source }}»
 
 {% if decision == \"new_client\" %}
-Решение: новый клиент — в CRM созданы контакт и сделка.
-{% elif decision == \"known_client_deal_moved\" %}
-Решение: клиент уже есть в CRM — его сделка перенесена на этап источника.
-{% else %}
+Решение: новый клиент — в CRM созданы контакт и сделка с примечанием о заявке.
+{% elif decision == \"known_client_without_deal\" %}
 Решение: клиент уже есть в CRM, сделки в воронке источника нет — ничего не создано, требуется уточнение.
+{% elif decision == \"known_client_deal_moved\" %}
+Решение: клиент уже есть в CRM — его сделка перенесена на этап источника, новая не создана.
+{% elif decision == \"known_client_new_deal\" %}
+Решение: клиент уже есть в CRM — к его контакту создана новая сделка с примечанием о заявке, контакт не изменён.
+{% elif decision == \"known_client_deal_noted\" %}
+Решение: клиент уже есть в CRM, у него есть сделка в этой воронке — к ней добавлено примечание о заявке, новая сделка не создана.
 {% endif %}
 
 Имя: {{ name }}
@@ -79,7 +90,8 @@ pub struct EmailContext {
     pub fields: serde_json::Map<String, serde_json::Value>,
     /// True when the CRM did not know the client (a contact and a deal were created).
     pub unique: bool,
-    /// `new_client`, `known_client_without_deal` or `known_client_deal_moved`.
+    /// `new_client`, `known_client_without_deal`, `known_client_deal_moved` (partner),
+    /// `known_client_new_deal` (portal, website) or `known_client_deal_noted` (portal).
     pub decision: String,
     pub contact_url: Option<String>,
     pub deal_url: Option<String>,
@@ -128,15 +140,15 @@ pub struct TemplateError {
 }
 
 impl EmailTemplates {
-    /// Parses all four templates and renders each against a sample lead.
+    /// Parses all four templates and renders each against a sample lead of every decision it serves.
     ///
     /// # Errors
     /// The first template that does not parse or render, named, with minijinja's reason.
     pub fn check(&self) -> Result<(), TemplateError> {
         let environment = environment();
-        for unique in [true, false] {
-            let sample = EmailContext::sample(unique);
-            for (name, source) in self.pair(unique) {
+        for decision in Decision::ALL {
+            let sample = EmailContext::sample(decision);
+            for (name, source) in self.pair(sample.unique) {
                 render_one(&environment, name, source, &sample)?;
             }
         }
@@ -171,7 +183,7 @@ impl EmailTemplates {
 
 impl EmailContext {
     /// A lead with every optional value present, so `check` exercises every branch it can.
-    fn sample(unique: bool) -> Self {
+    fn sample(decision: Decision) -> Self {
         let fields = serde_json::json!({ "name": "Иван", "phone": "8 999 123-45-67", "utm_source": "check" });
         Self {
             lead_id: 1,
@@ -182,8 +194,8 @@ impl EmailContext {
             email: Some("ivan@example.com".to_owned()),
             comment: Some("комментарий".to_owned()),
             fields: fields.as_object().cloned().unwrap_or_default(),
-            unique,
-            decision: if unique { "new_client" } else { "known_client_deal_moved" }.to_owned(),
+            unique: decision.is_unique_client(),
+            decision: decision.as_str().to_owned(),
             contact_url: Some("https://example.amocrm.ru/contacts/detail/1".to_owned()),
             deal_url: Some("https://example.amocrm.ru/leads/detail/1".to_owned()),
         }
@@ -287,6 +299,51 @@ mod tests {
 
         assert_eq!(email.subject, "Проверка! Требуется уточнение: Анна Петрова");
         assert!(email.body.contains("требуется уточнение"), "{}", email.body);
+    }
+
+    #[test]
+    fn each_decision_gets_a_subject_and_a_decision_line_of_its_own() {
+        let expected = [
+            (
+                Decision::NewClient,
+                "Успех! Клиент уникальный: Анна Петрова",
+                "Решение: новый клиент — в CRM созданы контакт и сделка с примечанием о заявке.",
+            ),
+            (
+                Decision::KnownClientWithoutDeal,
+                "Проверка! Требуется уточнение: Анна Петрова",
+                "Решение: клиент уже есть в CRM, сделки в воронке источника нет — ничего не создано, требуется уточнение.",
+            ),
+            (
+                Decision::KnownClientDealMoved,
+                "Проверка! Требуется уточнение: Анна Петрова",
+                "Решение: клиент уже есть в CRM — его сделка перенесена на этап источника, новая не создана.",
+            ),
+            (
+                Decision::KnownClientNewDeal,
+                "Новая сделка! Клиент уже есть в CRM: Анна Петрова",
+                "Решение: клиент уже есть в CRM — к его контакту создана новая сделка с примечанием о заявке, контакт не изменён.",
+            ),
+            (
+                Decision::KnownClientDealNoted,
+                "Повторная заявка! Примечание в сделке клиента: Анна Петрова",
+                "Решение: клиент уже есть в CRM, у него есть сделка в этой воронке — к ней добавлено примечание о заявке, новая сделка не создана.",
+            ),
+        ];
+        assert_eq!(expected.len(), Decision::ALL.len());
+
+        for (decision, subject, line) in expected {
+            let context = EmailContext {
+                unique: decision.is_unique_client(),
+                decision: decision.as_str().to_owned(),
+                ..context(decision.is_unique_client())
+            };
+            let email = EmailTemplates::default().render(&context).expect("rendered");
+
+            assert_eq!(email.subject, subject, "{decision:?}");
+            let lines: Vec<&str> = email.body.lines().filter(|text| text.starts_with("Решение:")).collect();
+            assert_eq!(lines, [line], "{decision:?}:\n{}", email.body);
+        }
     }
 
     #[test]

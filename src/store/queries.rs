@@ -25,7 +25,7 @@ macro_rules! shared_queries {
             use $crate::domain::advertiser::{Advertiser, AdvertiserId};
             use $crate::domain::{Email, HistoryEvent, Lead, LeadId, LeadStatus, NewLead, Outcome, Routing, SourceId};
             use $crate::store::rows::{
-                ADVERTISER_COLUMNS, AdvertiserRow, HistoryRow, LeadRow, OUTBOX_COLUMNS, OutboxRow, decision_text,
+                ADVERTISER_COLUMNS, AdvertiserRow, HistoryRow, LeadRow, OUTBOX_COLUMNS, OutboxRow,
             };
             use $crate::store::{
                 AttemptCount, FeedbackClaim, Inserted, LEAD_COLUMNS, Lease, OwedFeedback, Requeue, StoreError,
@@ -165,7 +165,7 @@ macro_rules! shared_queries {
                      returning phone",
                 )
                 .bind(outcome.decision.status().as_str())
-                .bind(decision_text(outcome.decision))
+                .bind(outcome.decision.as_str())
                 .bind(outcome.contact_id)
                 .bind(outcome.deal_id)
                 .bind(now)

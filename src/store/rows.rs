@@ -115,16 +115,6 @@ impl From<HistoryRow> for HistoryEvent {
     }
 }
 
-pub fn decision_text(decision: Decision) -> &'static str {
-    match decision {
-        Decision::NewClient => "new_client",
-        Decision::KnownClientWithoutDeal => "known_client_without_deal",
-        Decision::KnownClientDealMoved => "known_client_deal_moved",
-        Decision::KnownClientNewDeal => "known_client_new_deal",
-        Decision::KnownClientDealNoted => "known_client_deal_noted",
-    }
-}
-
 #[derive(FromRow)]
 pub struct OutboxRow {
     pub id: i64,

@@ -154,23 +154,104 @@ async fn a_server_that_never_greets_times_out_as_a_temporary_error() {
 }
 
 mod notifications {
-    //! The e-mails outcomes owe the team, end to end through the feedback worker.
+    //! The e-mails outcomes owe, end to end through the feedback worker: one test per decision,
+    //! each asserting what the team reads, and the advertiser's copy of a portal lead.
 
     use std::time::Duration;
 
     use amocrm_emulator::{SeedContact, SeedLead};
-    use serde_json::json;
+    use leadgate::domain::advertiser::{Advertiser, AdvertiserId, AdvertiserRoute};
+    use leadgate::domain::document::Document;
+    use leadgate::domain::{Email, LeadId, SourceId};
+    use serde_json::{Value, json};
 
-    use crate::helpers::{PIPELINE, Setup, history_kinds, poll_until, spawn_app_with};
-    use crate::smtp_sink::SmtpSink;
+    use crate::helpers::{
+        PIPELINE, PROXY_KEY, Setup, TestApp, ZAP_PIPELINE, ZAP_STAGE, history_kinds, poll_until, proxy_source,
+        spawn_app_with,
+    };
+    use crate::smtp_sink::{ReceivedMail, SmtpSink};
+    use crate::zap::{PORTAL, post, sample};
 
-    async fn app_with_mail(sink: &SmtpSink) -> crate::helpers::TestApp {
-        spawn_app_with(Setup {
+    const TEAM: [&str; 2] = ["sales@example.ru", "boss@example.ru"];
+    const ADVERTISER: &str = "corretor@imobiliaria.com.br";
+
+    fn setup(sink: &SmtpSink) -> Setup {
+        Setup {
             smtp_url: Some(sink.url()),
-            notify: vec!["sales@example.ru".to_owned(), "boss@example.ru".to_owned()],
+            notify: TEAM.iter().map(|address| (*address).to_owned()).collect(),
             ..Setup::default()
-        })
-        .await
+        }
+    }
+
+    async fn app_with_mail(sink: &SmtpSink) -> TestApp {
+        spawn_app_with(setup(sink)).await
+    }
+
+    /// A portal whose advertiser «555» lists `m1`, and wants its own copy when `copy` is set.
+    async fn portal_with_mail(sink: &SmtpSink, copy: bool) -> TestApp {
+        let app = spawn_app_with(Setup { zap: true, ..setup(sink) }).await;
+        let advertiser = Advertiser {
+            source: SourceId("zap".to_owned()),
+            id: AdvertiserId::parse("555").unwrap(),
+            document: Document::parse("56921485000100").unwrap(),
+            name: "Imobiliária Mail".to_owned(),
+            email: Some(Email::parse(ADVERTISER).unwrap()),
+            send_lead_email: copy,
+            route: AdvertiserRoute::default(),
+            listings: vec!["m1".to_owned()],
+            enabled: true,
+        };
+        app.store.upsert_advertisers(&[advertiser]).await.unwrap();
+        app
+    }
+
+    async fn post_portal_lead(app: &TestApp, origin_lead_id: &str, phone: &str) -> i64 {
+        let response = post(app, "/grupozap/lead/555", &sample(origin_lead_id, "m1", phone), PORTAL).await;
+        assert_eq!(response.status(), 200);
+        response.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
+    }
+
+    fn client(name: &str, phone: &str, deal_pipeline: Option<(&str, &str)>) -> SeedContact {
+        SeedContact {
+            name: name.to_owned(),
+            phones: vec![phone.to_owned()],
+            emails: Vec::new(),
+            leads: deal_pipeline
+                .map(|(pipeline, status)| SeedLead {
+                    pipeline: pipeline.to_owned(),
+                    status: status.to_owned(),
+                    ..SeedLead::default()
+                })
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    /// The messages the sink took once the gateway has recorded `count` e-mails of lead `id` as
+    /// delivered, so no other e-mail of the lead is still on its way when the test looks.
+    async fn delivered_mail(app: &TestApp, sink: &SmtpSink, id: i64, count: usize) -> Vec<ReceivedMail> {
+        let delivered = || async {
+            let history = app.store.history(LeadId(id)).await.unwrap();
+            history.iter().filter(|event| event.kind == "email_delivered").count()
+        };
+        let settled = poll_until(Duration::from_secs(15), || async { delivered().await >= count }).await;
+        let lead = app.store.find_lead(LeadId(id)).await.unwrap();
+        assert!(settled, "lead {id} did not get {count} e-mail(s) delivered: {lead:?}");
+        assert_eq!(delivered().await, count);
+        let messages = sink.messages();
+        assert_eq!(messages.len(), count, "{messages:#?}");
+        messages
+    }
+
+    /// The one message the team got about lead `id`, checked to have gone to the team only.
+    async fn the_team_mail(app: &TestApp, sink: &SmtpSink, id: i64) -> ReceivedMail {
+        let mail = delivered_mail(app, sink, id, 1).await.remove(0);
+        assert_eq!(mail.to, TEAM);
+        mail
+    }
+
+    fn decision_lines(mail: &ReceivedMail) -> Vec<&str> {
+        mail.body.lines().filter(|line| line.starts_with("Решение:")).collect()
     }
 
     #[tokio::test]
@@ -180,13 +261,14 @@ mod notifications {
         let id = app
             .accept(json!({ "name": "Алиса", "phone": "+79998000001", "comment": "Студия", "object": "ЖК Лес" }))
             .await;
-        app.wait_for(id, &["approved"]).await;
-        assert!(poll_until(Duration::from_secs(10), || async { !sink.messages().is_empty() }).await);
 
-        let mail = &sink.messages()[0];
-        assert!(mail.subject.starts_with("Успех! Клиент уникальный"), "{}", mail.subject);
-        assert!(mail.subject.contains("Алиса"));
-        assert_eq!(mail.to.len(), 2);
+        let mail = the_team_mail(&app, &sink, id).await;
+
+        assert_eq!(mail.subject, "Успех! Клиент уникальный: Алиса");
+        assert_eq!(
+            decision_lines(&mail),
+            ["Решение: новый клиент — в CRM созданы контакт и сделка с примечанием о заявке."]
+        );
         let deal = &app.crm.emulator.leads()[0];
         let base = app.crm.base_url();
         for expected in [
@@ -198,38 +280,145 @@ mod notifications {
         ] {
             assert!(mail.body.contains(&expected), "{expected} missing from:\n{}", mail.body);
         }
-        assert!(
-            poll_until(Duration::from_secs(5), || async {
-                history_kinds(&app.get_lead(id).await).contains(&"email_delivered".to_owned())
-            })
-            .await
-        );
         app.stop().await;
     }
 
     #[tokio::test]
-    async fn a_known_client_is_announced_as_needing_a_check() {
+    async fn a_partner_lead_of_a_known_client_without_a_deal_is_announced_as_nothing_created() {
         let sink = SmtpSink::start().await;
         let app = app_with_mail(&sink).await;
-        let seed = SeedContact {
-            name: "Борис".to_owned(),
-            phones: vec!["+79998000002".to_owned()],
-            emails: Vec::new(),
-            leads: vec![SeedLead {
-                pipeline: PIPELINE.to_owned(),
-                status: "Новая заявка".to_owned(),
-                ..SeedLead::default()
-            }],
-        };
-        app.crm.emulator.seed_contact(&seed).unwrap();
-        let id = app.accept(json!({ "name": "Борис", "phone": "8 999 800-00-02" })).await;
-        app.wait_for(id, &["rejected"]).await;
-        assert!(poll_until(Duration::from_secs(10), || async { !sink.messages().is_empty() }).await);
-        assert!(
-            sink.messages()[0].subject.starts_with("Проверка! Требуется уточнение"),
-            "{}",
-            sink.messages()[0].subject
+        let seeded = app.crm.emulator.seed_contact(&client("Глеб", "+79998000004", None)).unwrap();
+        let id = app.accept(json!({ "name": "Глеб", "phone": "8 999 800-00-04" })).await;
+
+        let mail = the_team_mail(&app, &sink, id).await;
+
+        assert_eq!(mail.subject, "Проверка! Требуется уточнение: Глеб");
+        assert_eq!(
+            decision_lines(&mail),
+            [
+                "Решение: клиент уже есть в CRM, сделки в воронке источника нет — ничего не создано, требуется уточнение."
+            ]
         );
+        let contact = format!("{}/contacts/detail/{}", app.crm.base_url(), seeded.contact_id);
+        assert!(mail.body.contains(&contact), "{}", mail.body);
+        assert!(!mail.body.contains("Сделка в CRM"), "{}", mail.body);
+        app.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_partner_lead_of_a_known_client_with_a_deal_is_announced_as_the_deal_moved() {
+        let sink = SmtpSink::start().await;
+        let app = app_with_mail(&sink).await;
+        let seeded =
+            app.crm.emulator.seed_contact(&client("Борис", "+79998000002", Some((PIPELINE, "Новая заявка")))).unwrap();
+        let id = app.accept(json!({ "name": "Борис", "phone": "8 999 800-00-02" })).await;
+
+        let mail = the_team_mail(&app, &sink, id).await;
+
+        assert_eq!(mail.subject, "Проверка! Требуется уточнение: Борис");
+        assert_eq!(
+            decision_lines(&mail),
+            ["Решение: клиент уже есть в CRM — его сделка перенесена на этап источника, новая не создана."]
+        );
+        let deal = format!("{}/leads/detail/{}", app.crm.base_url(), seeded.lead_ids[0]);
+        assert!(mail.body.contains(&deal), "{}", mail.body);
+        app.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_portal_lead_of_a_known_client_without_a_deal_is_announced_as_a_new_deal() {
+        let sink = SmtpSink::start().await;
+        let app = portal_with_mail(&sink, false).await;
+        let seeded = app.crm.emulator.seed_contact(&client("Cliente", "+55 11 99999-0101", None)).unwrap();
+        let id = post_portal_lead(&app, "nd-1", "999990101").await;
+
+        let mail = the_team_mail(&app, &sink, id).await;
+
+        assert_eq!(mail.subject, "Новая сделка! Клиент уже есть в CRM: Nome Consumidor");
+        assert_eq!(
+            decision_lines(&mail),
+            [
+                "Решение: клиент уже есть в CRM — к его контакту создана новая сделка с примечанием о заявке, контакт не изменён."
+            ]
+        );
+        let deal = &app.crm.emulator.leads()[0];
+        let base = app.crm.base_url();
+        assert!(mail.body.contains(&format!("{base}/contacts/detail/{}", seeded.contact_id)), "{}", mail.body);
+        assert!(mail.body.contains(&format!("{base}/leads/detail/{}", deal.id)), "{}", mail.body);
+        app.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_website_lead_of_a_known_client_is_announced_as_a_new_deal() {
+        let sink = SmtpSink::start().await;
+        let app = spawn_app_with(Setup { proxy: Some(proxy_source()), ..setup(&sink) }).await;
+        let seeded =
+            app.crm.emulator.seed_contact(&client("Дина", "+79998000005", Some((ZAP_PIPELINE, ZAP_STAGE)))).unwrap();
+        let response = app
+            .http
+            .get(app.url("/api/proxy/1.0/leads/add"))
+            .query(&[("key", PROXY_KEY), ("name", "Дина"), ("phone", "89998000005")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let id = response.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+
+        let mail = the_team_mail(&app, &sink, id).await;
+
+        assert_eq!(mail.subject, "Новая сделка! Клиент уже есть в CRM: Дина");
+        assert_eq!(
+            decision_lines(&mail),
+            [
+                "Решение: клиент уже есть в CRM — к его контакту создана новая сделка с примечанием о заявке, контакт не изменён."
+            ]
+        );
+        let new_deal = app.crm.emulator.leads().into_iter().find(|deal| deal.id != seeded.lead_ids[0]).unwrap();
+        assert!(mail.body.contains(&format!("/leads/detail/{}", new_deal.id)), "{}", mail.body);
+        app.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_portal_lead_of_a_client_with_a_deal_is_announced_as_a_note_on_that_deal() {
+        let sink = SmtpSink::start().await;
+        let app = portal_with_mail(&sink, false).await;
+        let seeded = app
+            .crm
+            .emulator
+            .seed_contact(&client("Cliente", "+55 11 99999-0102", Some((ZAP_PIPELINE, ZAP_STAGE))))
+            .unwrap();
+        let id = post_portal_lead(&app, "dn-1", "999990102").await;
+
+        let mail = the_team_mail(&app, &sink, id).await;
+
+        assert_eq!(mail.subject, "Повторная заявка! Примечание в сделке клиента: Nome Consumidor");
+        assert_eq!(
+            decision_lines(&mail),
+            [
+                "Решение: клиент уже есть в CRM, у него есть сделка в этой воронке — к ней добавлено примечание о заявке, новая сделка не создана."
+            ]
+        );
+        let deal = format!("{}/leads/detail/{}", app.crm.base_url(), seeded.lead_ids[0]);
+        assert!(mail.body.contains(&deal), "{}", mail.body);
+        app.stop().await;
+    }
+
+    #[tokio::test]
+    async fn an_advertisers_copy_of_a_portal_lead_is_a_message_of_its_own() {
+        let sink = SmtpSink::start().await;
+        let app = portal_with_mail(&sink, true).await;
+        let id = post_portal_lead(&app, "copy-1", "999990103").await;
+
+        let messages = delivered_mail(&app, &sink, id, 2).await;
+
+        let team = messages.iter().find(|mail| mail.to == TEAM).expect("the team's message");
+        let copy = messages.iter().find(|mail| mail.to == [ADVERTISER]).expect("the advertiser's message");
+        assert!(!team.data.contains(ADVERTISER), "the team's message shows the advertiser:\n{}", team.data);
+        for address in TEAM {
+            assert!(!copy.data.contains(address), "the advertiser's copy shows {address}:\n{}", copy.data);
+        }
+        assert_eq!(copy.subject, team.subject);
+        assert!(copy.body.contains("Olá, tenho interesse"), "{}", copy.body);
         app.stop().await;
     }
 
@@ -239,17 +428,11 @@ mod notifications {
         sink.fail_next(2, 451);
         let app = app_with_mail(&sink).await;
         let id = app.accept(json!({ "name": "Вика", "phone": "+79998000003" })).await;
-        app.wait_for(id, &["approved"]).await;
-        assert!(poll_until(Duration::from_secs(15), || async { !sink.messages().is_empty() }).await);
-        assert!(
-            poll_until(Duration::from_secs(5), || async {
-                history_kinds(&app.get_lead(id).await).contains(&"email_delivered".to_owned())
-            })
-            .await
-        );
+
+        the_team_mail(&app, &sink, id).await;
+
         let kinds = history_kinds(&app.get_lead(id).await);
         assert_eq!(kinds.iter().filter(|kind| *kind == "email_attempt_failed").count(), 2, "{kinds:?}");
-        assert_eq!(sink.messages().len(), 1);
         app.stop().await;
     }
 }

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::helpers::{Setup, TestApp, TestProcess, ZAP_PIPELINE, ZAP_SECRET, ZAP_STAGE, spawn_app_with};
 
 /// The contract's own example, with this test's phone and ids.
-fn sample(origin_lead_id: &str, listing: &str, phone: &str) -> Value {
+pub(crate) fn sample(origin_lead_id: &str, listing: &str, phone: &str) -> Value {
     json!({
         "leadOrigin": "VivaReal",
         "timestamp": "2017-10-23T15:50:30.619",
@@ -55,7 +55,12 @@ async fn portal_app() -> TestApp {
     app
 }
 
-async fn post(app: &TestApp, path: &str, body: &Value, credentials: Option<(&str, &str)>) -> reqwest::Response {
+pub(crate) async fn post(
+    app: &TestApp,
+    path: &str,
+    body: &Value,
+    credentials: Option<(&str, &str)>,
+) -> reqwest::Response {
     let mut request = app.http.post(app.url(path)).json(body);
     if let Some((user, password)) = credentials {
         let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
@@ -64,7 +69,7 @@ async fn post(app: &TestApp, path: &str, body: &Value, credentials: Option<(&str
     request.send().await.unwrap()
 }
 
-const PORTAL: Option<(&str, &str)> = Some(("vivareal", ZAP_SECRET));
+pub(crate) const PORTAL: Option<(&str, &str)> = Some(("vivareal", ZAP_SECRET));
 
 async fn accepted_id(response: reqwest::Response) -> i64 {
     assert_eq!(response.status(), 200);
