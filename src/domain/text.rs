@@ -34,10 +34,14 @@ pub struct ForbiddenAt {
 }
 
 impl ForbiddenAt {
-    /// The character as a sender can search for it: `U+0000`.
     pub fn code(&self) -> String {
-        format!("U+{:04X}", u32::from(self.character))
+        code(self.character)
     }
+}
+
+/// A character as a sender can search for it: `U+0000`.
+pub fn code(character: char) -> String {
+    format!("U+{:04X}", u32::from(character))
 }
 
 /// The first forbidden character in any key or string of `value`.

@@ -135,7 +135,7 @@ impl FormMessages {
     }
 
     pub fn forbidden_char(&self, character: char) -> String {
-        self.forbidden_char.replace("{code}", &format!("U+{:04X}", u32::from(character)))
+        self.forbidden_char.replace("{code}", &crate::domain::text::code(character))
     }
 
     pub fn too_long(&self, max: usize) -> String {

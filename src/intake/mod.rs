@@ -42,9 +42,9 @@ fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
 /// such characters, so the answer itself stays clean.
 fn forbidden_char_error(field: &str, character: char) -> ApiError {
     ApiError::Invalid(format!(
-        "{}: недопустимый управляющий символ U+{:04X}",
+        "{}: недопустимый управляющий символ {}",
         crate::domain::text::strip_forbidden(field),
-        u32::from(character)
+        crate::domain::text::code(character)
     ))
 }
 
