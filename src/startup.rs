@@ -117,6 +117,11 @@ impl App {
                 (name.clone(), connector)
             })
             .collect();
+        for source in sources.values() {
+            if let Some(problem) = crate::delivery::unsupported_route(source, &connectors[&source.route.destination]) {
+                anyhow::bail!("sources.{}.destination: {problem}", source.id);
+            }
+        }
         let sources = Arc::new(sources);
         let guard = AddressGuard::new(&security);
         let lead_wake = Arc::new(Notify::new());
@@ -138,7 +143,7 @@ impl App {
             sources.values().cloned().collect(),
             guard.clone(),
             admin_token,
-            files,
+            files.clone(),
         );
         let connectors = Arc::new(connectors);
         let deliverer = Deliverer {
@@ -146,6 +151,7 @@ impl App {
             connectors: Arc::clone(&connectors),
             sources: Arc::clone(&sources),
             worker: worker_config,
+            files,
             feedback_wake: Arc::clone(&feedback_wake),
         };
         let feedback = FeedbackWorker {

@@ -188,6 +188,10 @@ async fn check(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         let destination = &config.destinations[&source.route.destination];
         let connector = Connector::build(destination, store.clone(), config.phone_region, config.worker.blocked_pause);
         let key = |field: &str| format!("sources.{}.{field}", source.id);
+        if let Some(message) = crate::delivery::unsupported_route(source, &connector) {
+            problems.push(Problem { key: key("destination"), message });
+            continue;
+        }
         match connector.check_route(&source.route).await {
             Ok(()) => {}
             Err(RouteProblem::Pipeline(message)) => problems.push(Problem { key: key("pipeline"), message }),

@@ -1,37 +1,88 @@
-//! Deliver: the CRM connectors, one interface for every kind of destination.
+//! Deliver: the CRM connectors behind one contract of CRM operations that every flow is written against.
 
 pub mod amocrm;
 pub mod rate_limit;
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use crate::config::{DestinationConfig, Route};
-use crate::delivery::Journal;
-use crate::domain::{Lead, Outcome, PhoneRegion};
+use crate::domain::{Attachment, CrmRef, HistoryEvent, Lead, PhoneRegion};
 use crate::store::{Store, StoreError};
 use amocrm::AmoCrm;
 
-/// A CRM account leads are delivered to. `session_crm` and `bitrix24` join as variants.
+/// A CRM account leads are delivered to.
 pub enum Connector {
     AmoCrm(AmoCrm),
 }
 
-/// Which decision a lead gets, by the kind of its source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flow {
-    /// The partner contract: a known client gets no new deal; an existing deal is moved.
-    Partner,
-    /// The listing portal: the client is found by phone or e-mail; an existing deal gets a note,
-    /// a known client without one gets a new deal.
-    Portal,
-    /// A website lead: the client is found by phone or e-mail and every lead makes a deal with
-    /// a note (repeats are caught at intake, by the duplicate check).
-    Website,
+/// What a flow may ask of a CRM. Connectors differ in what they can do (a company's own CRM
+/// may have no pipelines to move a deal in), so each says which of these it supports and a
+/// route whose flow needs one its destination lacks is refused before a lead is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Operation {
+    /// Find the client's contact by phone, then by e-mail when the flow asks.
+    FindClient,
+    /// Find the client's deal in the route's pipeline (also how an interrupted deal create is
+    /// recognised).
+    FindClientDeal,
+    /// Find a note the gateway wrote on a deal, by its first line.
+    FindNote,
+    CreateOrganization,
+    CreateContact,
+    /// Create a deal, or a ticket.
+    CreateDeal,
+    MoveDeal,
+    /// Add a note, or a message, to a deal or ticket.
+    AddNote,
+    AttachFile,
 }
 
-/// Why a delivery attempt stopped, which decides what happens to the lead next.
+impl fmt::Display for Operation {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(match self {
+            Self::FindClient => "find a client",
+            Self::FindClientDeal => "find a client's deal in a pipeline",
+            Self::FindNote => "find a note on a deal",
+            Self::CreateOrganization => "create an organization",
+            Self::CreateContact => "create a contact",
+            Self::CreateDeal => "create a deal",
+            Self::MoveDeal => "move a deal to a stage",
+            Self::AddNote => "add a note to a deal",
+            Self::AttachFile => "attach a file to a deal",
+        })
+    }
+}
+
+/// How a client is looked up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Search {
+    /// Also by e-mail when the phone finds nobody.
+    pub by_email: bool,
+    /// Also the client's deal in the route's pipeline: the newest open one, else the newest closed one.
+    pub with_deal: bool,
+}
+
+/// The client the CRM already knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientFound {
+    pub contact: CrmRef,
+    pub organization: Option<CrmRef>,
+    /// Only when the search asked for it.
+    pub deal: Option<CrmRef>,
+}
+
+/// A file of the lead with its content, for CRMs that take uploads.
+pub struct FileContent<'a> {
+    pub attachment: &'a Attachment,
+    pub content: Bytes,
+}
+
+/// Why a CRM call stopped, which decides what happens to the lead next.
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
     /// 429: the CRM wants fewer requests. Not the lead's fault; retried without counting.
@@ -43,7 +94,7 @@ pub enum DeliveryError {
     /// 5xx, a timeout or a network error: retried with backoff.
     #[error("the CRM is unavailable: {0}")]
     Unavailable(String),
-    /// The token is refused and could not be renewed: someone must re-authorise.
+    /// The token or login is refused and could not be renewed: someone must fix the credentials.
     #[error("the CRM refused our credentials: {0}")]
     Unauthorized(String),
     /// The account does not match the configuration (a pipeline or stage is missing).
@@ -70,6 +121,9 @@ pub enum RouteProblem {
 /// Every configured destination, built once at start-up and shared by all workers.
 pub type Connectors = Arc<BTreeMap<String, Connector>>;
 
+/// Each CRM call of an operation is recorded here, for the lead's history.
+pub type Calls = Vec<HistoryEvent>;
+
 impl Connector {
     pub fn build(config: &DestinationConfig, store: Store, phone_region: PhoneRegion, blocked_pause: Duration) -> Self {
         match config {
@@ -77,40 +131,124 @@ impl Connector {
         }
     }
 
-    /// Takes the lead as far as it can, journaling each step before starting the next.
+    pub fn supports(&self, operation: Operation) -> bool {
+        match self {
+            Self::AmoCrm(_) => AmoCrm::supports(operation),
+        }
+    }
+
+    /// The client the CRM knows by the lead's phone (or e-mail), if any.
     ///
     /// # Errors
-    /// A `DeliveryError` saying why it stopped; finished steps stay journaled either way.
-    pub async fn deliver(
+    /// Every operation fails with a `DeliveryError` classifying the CRM's answer.
+    pub async fn find_client(
         &self,
         lead: &Lead,
         route: &Route,
-        flow: Flow,
-        journal: &mut Journal<'_>,
-    ) -> Result<Outcome, DeliveryError> {
+        search: Search,
+        calls: &mut Calls,
+    ) -> Result<Option<ClientFound>, DeliveryError> {
         match self {
-            Self::AmoCrm(amocrm) => amocrm.deliver(lead, route, flow, journal).await,
+            Self::AmoCrm(amocrm) => amocrm.find_client(lead, route, search, calls).await,
         }
     }
 
-    /// Adds a note to a deal the gateway made; returns the note's id.
-    ///
-    /// # Errors
-    /// Why the CRM did not take it, classified like a delivery's errors.
-    pub async fn add_deal_note(&self, deal_id: i64, text: &str) -> Result<i64, DeliveryError> {
+    /// The contact's deal in the route's pipeline, if it has one.
+    pub async fn find_deal_of(
+        &self,
+        contact: &CrmRef,
+        route: &Route,
+        calls: &mut Calls,
+    ) -> Result<Option<CrmRef>, DeliveryError> {
         match self {
-            Self::AmoCrm(amocrm) => amocrm.post_note(deal_id, text, &mut Vec::new()).await,
+            Self::AmoCrm(amocrm) => amocrm.find_deal_of(contact, route, calls).await,
         }
     }
 
-    /// Links to the CRM cards of an outcome's contact and deal.
-    pub fn card_links(&self, outcome: &Outcome) -> (Option<String>, Option<String>) {
+    /// A note on `deal` whose text starts with `first_line`.
+    pub async fn find_note(
+        &self,
+        deal: &CrmRef,
+        first_line: &str,
+        calls: &mut Calls,
+    ) -> Result<Option<CrmRef>, DeliveryError> {
         match self {
-            Self::AmoCrm(amocrm) => amocrm.card_links(outcome.contact_id, outcome.deal_id),
+            Self::AmoCrm(amocrm) => amocrm.find_note(deal, first_line, calls).await,
         }
     }
 
-    /// Checks a route against the account: the pipeline and stage exist.
+    pub async fn create_organization(&self, _lead: &Lead, _calls: &mut Calls) -> Result<CrmRef, DeliveryError> {
+        match self {
+            Self::AmoCrm(_) => Err(unsupported(Operation::CreateOrganization)),
+        }
+    }
+
+    pub async fn create_contact(
+        &self,
+        lead: &Lead,
+        organization: Option<&CrmRef>,
+        calls: &mut Calls,
+    ) -> Result<CrmRef, DeliveryError> {
+        match self {
+            Self::AmoCrm(amocrm) => amocrm.create_contact(lead, organization, calls).await,
+        }
+    }
+
+    /// Creates the lead's deal (or ticket) on the contact, placed as the route says.
+    pub async fn create_deal(
+        &self,
+        lead: &Lead,
+        route: &Route,
+        contact: &CrmRef,
+        organization: Option<&CrmRef>,
+        calls: &mut Calls,
+    ) -> Result<CrmRef, DeliveryError> {
+        match self {
+            Self::AmoCrm(amocrm) => amocrm.create_deal(lead, route, contact, organization, calls).await,
+        }
+    }
+
+    /// Moves the deal to the route's pipeline and stage; doing it twice changes nothing.
+    pub async fn move_deal(&self, deal: &CrmRef, route: &Route, calls: &mut Calls) -> Result<(), DeliveryError> {
+        match self {
+            Self::AmoCrm(amocrm) => amocrm.move_deal(deal, route, calls).await,
+        }
+    }
+
+    /// Adds `text` to the deal (a note) or ticket (a message). `lead` is the lead it is written
+    /// for, when there is one, for CRMs whose message templates read its fields.
+    pub async fn add_note(
+        &self,
+        _lead: Option<&Lead>,
+        deal: &CrmRef,
+        text: &str,
+        calls: &mut Calls,
+    ) -> Result<CrmRef, DeliveryError> {
+        match self {
+            Self::AmoCrm(amocrm) => amocrm.add_note(deal, text, calls).await,
+        }
+    }
+
+    pub async fn attach_file(
+        &self,
+        _lead: &Lead,
+        _deal: &CrmRef,
+        _file: FileContent<'_>,
+        _calls: &mut Calls,
+    ) -> Result<CrmRef, DeliveryError> {
+        match self {
+            Self::AmoCrm(_) => Err(unsupported(Operation::AttachFile)),
+        }
+    }
+
+    /// Where a person opens the record in the CRM, when the CRM has such a page.
+    pub fn card_url(&self, record: &CrmRef) -> Option<String> {
+        match self {
+            Self::AmoCrm(amocrm) => amocrm.card_url(record),
+        }
+    }
+
+    /// Checks a route against the account: the pipeline and stage exist, the credentials work.
     ///
     /// # Errors
     /// What is wrong, in words for `config check`.
@@ -119,4 +257,10 @@ impl Connector {
             Self::AmoCrm(amocrm) => amocrm.check_route(route).await,
         }
     }
+}
+
+/// A flow asked for what the connector does not do; routes are checked against this at start,
+/// so reaching it means a flow forgot to ask `supports` first.
+fn unsupported(operation: Operation) -> DeliveryError {
+    DeliveryError::Misconfigured(format!("this destination cannot {operation}"))
 }

@@ -1,5 +1,6 @@
 //! Decide and deliver one claimed lead, then commit what happened: outcome, retry, or dead.
 
+mod flow;
 mod journal;
 mod retry;
 
@@ -10,12 +11,14 @@ use chrono::Utc;
 use serde_json::json;
 use tokio::sync::Notify;
 
-use crate::config::{Route, SourceConfig, SourceKind, WorkerConfig};
-use crate::connectors::{Connector, Connectors, DeliveryError, Flow};
+use crate::config::{Route, SourceConfig, WorkerConfig};
+use crate::connectors::{Connector, Connectors, DeliveryError};
 use crate::domain::{HistoryEvent, Lead, Outcome, SourceId};
 use crate::notify::templates::EmailContext;
-use crate::store::{AttemptCount, Claim, FeedbackKind, Lease, OwedFeedback, Store, StoreError};
-pub use journal::Journal;
+use crate::store::{AttemptCount, Claim, FeedbackKind, FileStore, Lease, OwedFeedback, Store, StoreError};
+use flow::Delivery;
+pub use flow::Flow;
+use journal::Journal;
 pub use retry::{backoff, lead_retry_delay};
 
 /// Everything a worker needs to take a lead from claimed to settled.
@@ -25,6 +28,8 @@ pub struct Deliverer {
     pub connectors: Connectors,
     pub sources: Arc<BTreeMap<SourceId, SourceConfig>>,
     pub worker: WorkerConfig,
+    /// Where website leads' files are, for CRMs that take uploads.
+    pub files: FileStore,
     /// Woken when an outcome commits feedback to send.
     pub feedback_wake: Arc<Notify>,
 }
@@ -71,13 +76,26 @@ impl Deliverer {
                 return self.settle_failure(claim, DeliveryError::Misconfigured(reason), journal.take_events()).await;
             }
         };
-        let flow = match source.kind {
-            SourceKind::Partner { .. } => Flow::Partner,
-            SourceKind::Zap(_) => Flow::Portal,
-            SourceKind::Proxy(_) | SourceKind::Form(_) => Flow::Website,
+        let earlier = match journal.earlier_progress() {
+            Ok(earlier) => earlier,
+            Err(unreadable) => {
+                let message = unreadable.to_string();
+                tracing::error!(error = %message, "the lead is dead until re-sent");
+                let mut events = journal.take_events();
+                events.push(HistoryEvent::now("dead", json!({ "error": message })));
+                return self.store.mark_dead(&claim.lease, &message, &events).await;
+            }
         };
-        match connector.deliver(lead, &route, flow, &mut journal).await {
-            Ok(outcome) => self.complete(claim, &outcome, source, connector, journal.take_events()).await,
+        let delivery = Delivery {
+            lead,
+            route: &route,
+            flow: Flow::of(&source.kind),
+            connector,
+            files: &self.files,
+            journal: &mut journal,
+        };
+        match delivery.run(earlier).await {
+            Ok(outcome) => self.complete(claim, &outcome, source, journal.take_events()).await,
             Err(error) => self.settle_failure(claim, error, journal.take_events()).await,
         }
     }
@@ -88,14 +106,14 @@ impl Deliverer {
         claim: &Claim,
         outcome: &Outcome,
         source: &SourceConfig,
-        connector: &Connector,
         mut events: Vec<HistoryEvent>,
     ) -> Result<(), StoreError> {
         let decided =
             HistoryEvent::now(outcome.decision.status().as_str(), serde_json::to_value(outcome).unwrap_or_default());
         events.push(decided);
-        tracing::info!(decision = ?outcome.decision, contact_id = ?outcome.contact_id, deal_id = ?outcome.deal_id, "lead delivered");
-        let feedback = owed_feedback(&claim.lead, outcome, source, connector);
+        let deal = outcome.deal().map(|deal| &deal.record);
+        tracing::info!(decision = ?outcome.decision, deal = ?deal.map(|deal| &deal.id), "lead delivered");
+        let feedback = owed_feedback(&claim.lead, outcome, source);
         self.store.complete(&claim.lease, outcome, &events, &feedback).await?;
         if !feedback.is_empty() {
             self.feedback_wake.notify_one();
@@ -165,24 +183,42 @@ impl Deliverer {
     }
 }
 
+/// Why a source's leads cannot go to its destination: the operations its flow needs that the
+/// destination lacks, in words for `config check` and for a refused start.
+pub fn unsupported_route(source: &SourceConfig, connector: &Connector) -> Option<String> {
+    let missing = Flow::of(&source.kind).unsupported_by(connector);
+    if missing.is_empty() {
+        return None;
+    }
+    let missing: Vec<String> = missing.iter().map(ToString::to_string).collect();
+    Some(format!(
+        "destination «{}» cannot {}, which leads of this source need",
+        source.route.destination,
+        missing.join(", ")
+    ))
+}
+
 /// The answers an outcome owes, committed with it and delivered by the feedback worker: the
 /// callback to the sender, the e-mail to the team and the advertiser's copy of it, each fixed now
 /// so every retry is identical.
-fn owed_feedback(lead: &Lead, outcome: &Outcome, source: &SourceConfig, connector: &Connector) -> Vec<OwedFeedback> {
+fn owed_feedback(lead: &Lead, outcome: &Outcome, source: &SourceConfig) -> Vec<OwedFeedback> {
     let fields = &lead.fields;
     let unique = outcome.decision.is_unique_client();
     let mut owed = Vec::new();
     if let Some(url) = &fields.callback_url {
         let messages = &source.feedback.messages;
-        let body = json!({
+        let mut body = json!({
             "id": lead.id,
             "status": outcome.decision.status().as_str(),
             "unique": unique,
             "message": if unique { &messages.unique } else { &messages.not_unique },
-            "contact_id": outcome.contact_id,
-            "deal_id": outcome.deal_id,
+            "contact_id": outcome.contact().map(|contact| contact.record.id_json()),
+            "deal_id": outcome.deal().map(|deal| deal.record.id_json()),
             "occurred_at": Utc::now(),
         });
+        if let Some(number) = outcome.deal().and_then(|deal| deal.record.number.as_ref()) {
+            body["deal_number"] = json!(number);
+        }
         let payload = json!({ "url": url, "source": fields.source, "body": body });
         owed.push(OwedFeedback { kind: FeedbackKind::Callback, payload });
     }
@@ -199,7 +235,7 @@ fn owed_feedback(lead: &Lead, outcome: &Outcome, source: &SourceConfig, connecto
     if team.is_empty() && advertiser.is_empty() {
         return owed;
     }
-    match source.feedback.email.render(&email_context(lead, outcome, connector)) {
+    match source.feedback.email.render(&email_context(lead, outcome)) {
         Ok(email) => {
             for recipients in [team, advertiser].into_iter().filter(|recipients| !recipients.is_empty()) {
                 let payload = json!({ "to": recipients, "subject": email.subject, "body": email.body });
@@ -214,9 +250,8 @@ fn owed_feedback(lead: &Lead, outcome: &Outcome, source: &SourceConfig, connecto
 }
 
 /// What the notification e-mail's templates can show of this lead and its outcome.
-fn email_context(lead: &Lead, outcome: &Outcome, connector: &Connector) -> EmailContext {
+fn email_context(lead: &Lead, outcome: &Outcome) -> EmailContext {
     let fields = &lead.fields;
-    let (contact_url, deal_url) = connector.card_links(outcome);
     EmailContext {
         lead_id: lead.id.0,
         source: fields.source.0.clone(),
@@ -228,7 +263,7 @@ fn email_context(lead: &Lead, outcome: &Outcome, connector: &Connector) -> Email
         fields: fields.payload.as_object().cloned().unwrap_or_default(),
         unique: outcome.decision.is_unique_client(),
         decision: outcome.decision.as_str().to_owned(),
-        contact_url,
-        deal_url,
+        contact_url: outcome.contact().and_then(|contact| contact.url.clone()),
+        deal_url: outcome.deal().and_then(|deal| deal.url.clone()),
     }
 }

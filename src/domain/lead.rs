@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use super::crm::{Entity, EntityKind};
 use super::deal::{DealSpec, DuplicateCheck};
 use super::{Email, Phone};
 
@@ -202,12 +203,24 @@ impl Decision {
     }
 }
 
-/// The final answer for a lead, committed together with the feedback it owes.
+/// The final answer for a lead, committed together with the feedback it owes: the decision and
+/// every CRM record it made or touched.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outcome {
     pub decision: Decision,
-    pub contact_id: Option<i64>,
-    pub deal_id: Option<i64>,
+    pub entities: Vec<Entity>,
+}
+
+impl Outcome {
+    /// The client's contact.
+    pub fn contact(&self) -> Option<&Entity> {
+        self.entities.iter().find(|entity| entity.record.kind == EntityKind::Contact)
+    }
+
+    /// The deal or ticket the lead made or moved, which later notes go to.
+    pub fn deal(&self) -> Option<&Entity> {
+        self.entities.iter().find(|entity| entity.record.kind.is_deal())
+    }
 }
 
 /// One entry of a lead's append-only history.

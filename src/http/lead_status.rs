@@ -29,8 +29,10 @@ pub fn report(lead: &Lead, history: &[HistoryEvent]) -> Value {
         json!({
             "decision": outcome.decision,
             "unique": outcome.decision.is_unique_client(),
-            "contact_id": outcome.contact_id,
-            "deal_id": outcome.deal_id,
+            "contact_id": outcome.contact().map(|contact| contact.record.id_json()),
+            "deal_id": outcome.deal().map(|deal| deal.record.id_json()),
+            "deal_number": outcome.deal().and_then(|deal| deal.record.number.as_ref()),
+            "entities": outcome.entities,
         })
     });
     let waiting = matches!(lead.status, LeadStatus::Pending);

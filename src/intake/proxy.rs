@@ -99,7 +99,7 @@ pub async fn add_message(
     Ok(Json(json!({
         "status": "success",
         "id": lead.id,
-        "deal_id": lead.outcome.and_then(|outcome| outcome.deal_id),
+        "deal_id": lead.outcome.as_ref().and_then(|outcome| outcome.deal()).map(|deal| deal.record.id_json()),
         "queued_until_delivery": !sent_now,
     })))
 }
@@ -250,13 +250,17 @@ async fn wait_for_crm(store: &Store, id: LeadId, timeout: Duration) -> Result<Re
         match lead.status {
             LeadStatus::Approved | LeadStatus::Rejected => {
                 let outcome = lead.outcome.as_ref();
-                return Ok(Json(json!({
+                let deal = outcome.and_then(|outcome| outcome.deal()).map(|deal| &deal.record);
+                let mut body = json!({
                     "status": "success",
                     "id": id,
-                    "deal_id": outcome.and_then(|outcome| outcome.deal_id),
-                    "contact_id": outcome.and_then(|outcome| outcome.contact_id),
-                }))
-                .into_response());
+                    "deal_id": deal.map(|deal| deal.id_json()),
+                    "contact_id": outcome.and_then(|outcome| outcome.contact()).map(|contact| contact.record.id_json()),
+                });
+                if let Some(number) = deal.and_then(|deal| deal.number.as_ref()) {
+                    body["deal_number"] = json!(number);
+                }
+                return Ok(Json(body).into_response());
             }
             LeadStatus::Dead => return Ok(crm_error(id, lead.last_error, false)),
             LeadStatus::Pending if lead.attempt > 0 => return Ok(crm_error(id, lead.last_error, true)),

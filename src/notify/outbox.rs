@@ -140,7 +140,8 @@ impl FeedbackWorker {
             Ok(None) => return Err(failure("the lead no longer exists".to_owned(), true)),
             Err(error) => return Err(failure(format!("could not read the lead: {error}"), false)),
         };
-        let Some(deal_id) = lead.outcome.and_then(|outcome| outcome.deal_id) else {
+        let Some(deal) = lead.outcome.as_ref().and_then(|outcome| outcome.deal()).map(|deal| deal.record.clone())
+        else {
             return Err(failure("the lead has no CRM deal".to_owned(), true));
         };
         let Some(source) = self.sources.get(&lead.fields.source) else {
@@ -154,7 +155,7 @@ impl FeedbackWorker {
             Some(title) => format!("{title}\n{}", claim.payload["text"].as_str().unwrap_or_default()),
             None => claim.payload["text"].as_str().unwrap_or_default().to_owned(),
         };
-        match connector.add_deal_note(deal_id, &text).await {
+        match connector.add_note(Some(&lead), &deal, &text, &mut Vec::new()).await {
             Ok(_) => Ok(200),
             Err(error) => Err(failure(error.to_string(), matches!(error, DeliveryError::Rejected(_)))),
         }

@@ -6,7 +6,6 @@ use minijinja::syntax::SyntaxConfig;
 use minijinja::value::{Serde, Value};
 use minijinja::{AutoEscape, Environment, UndefinedBehavior, escape_formatter};
 use serde::{Deserialize, Serialize};
-use url::Url;
 
 use crate::domain::Decision;
 
@@ -202,18 +201,6 @@ impl EmailContext {
     }
 }
 
-/// Links to the contact's and the deal's cards in the CRM account at `base_url`.
-pub fn crm_links(base_url: &Url, contact_id: Option<i64>, deal_id: Option<i64>) -> (Option<String>, Option<String>) {
-    let card = |kind: &str, id: i64| {
-        let mut url = base_url.clone();
-        url.set_path(&format!("/{kind}/detail/{id}"));
-        url.set_query(None);
-        url.set_fragment(None);
-        url.to_string()
-    };
-    (contact_id.map(|id| card("contacts", id)), deal_id.map(|id| card("leads", id)))
-}
-
 fn environment() -> Environment<'static> {
     let mut environment = Environment::new();
     // Plain-text mail: HTML escaping would turn a client's «&» or quotes into entities.
@@ -260,9 +247,8 @@ mod tests {
     use super::*;
 
     fn context(unique: bool) -> EmailContext {
-        let base_url = Url::parse("https://acme.amocrm.ru").expect("a valid URL");
-        let (contact_url, deal_url) =
-            if unique { crm_links(&base_url, Some(101), Some(202)) } else { crm_links(&base_url, Some(101), None) };
+        let contact_url = Some("https://acme.amocrm.ru/contacts/detail/101".to_owned());
+        let deal_url = unique.then(|| "https://acme.amocrm.ru/leads/detail/202".to_owned());
         let fields = json!({
             "name": "Анна Петрова",
             "phone": "8 (999) 123-45-67",
@@ -433,21 +419,5 @@ mod tests {
     #[test]
     fn default_templates_pass_the_check() {
         EmailTemplates::default().check().expect("the defaults are valid");
-    }
-
-    #[test]
-    fn crm_links_point_at_the_account_host_whatever_the_base_path() {
-        let base_url = Url::parse("https://acme.amocrm.ru/api/v4/?x=1").expect("a valid URL");
-
-        let links = crm_links(&base_url, Some(7), Some(8));
-
-        assert_eq!(
-            links,
-            (
-                Some("https://acme.amocrm.ru/contacts/detail/7".to_owned()),
-                Some("https://acme.amocrm.ru/leads/detail/8".to_owned()),
-            )
-        );
-        assert_eq!(crm_links(&base_url, None, None), (None, None));
     }
 }

@@ -162,6 +162,18 @@ impl FileStore {
         let _ = fs::remove_file(&incoming.temp_path).await;
     }
 
+    /// A stored file's content, for CRMs that take the file itself rather than a link.
+    ///
+    /// # Errors
+    /// When `sha256` names no stored file or it cannot be read.
+    pub async fn content(&self, sha256: &str) -> std::io::Result<bytes::Bytes> {
+        let is_hash = sha256.len() == 64 && sha256.bytes().all(|byte| byte.is_ascii_hexdigit());
+        if !is_hash {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a SHA-256 in hex"));
+        }
+        fs::read(self.path_of(sha256)).await.map(bytes::Bytes::from)
+    }
+
     /// The stored file's path when `token` is the one this gateway signed for it.
     pub fn open_link(&self, sha256: &str, token: &str) -> Option<PathBuf> {
         let is_hash = sha256.len() == 64 && sha256.bytes().all(|byte| byte.is_ascii_hexdigit());

@@ -74,7 +74,7 @@ where
 
 /// The columns every read of a lead selects, in `LeadRow`'s order.
 pub(super) const LEAD_COLUMNS: &str = "id, source_id, external_id, name, phone, phone_raw, email, comment, callback_url, \
-     payload, status, run_at, attempt, lease_token, progress, decision, contact_id, deal_id, last_error, created_at, \
+     payload, status, run_at, attempt, lease_token, progress, decision, entities, last_error, created_at, \
      updated_at, advertiser_id, route_destination, route_pipeline, route_status, advertiser_email, origin_time, deal_spec";
 
 pub(super) fn lease_token() -> String {

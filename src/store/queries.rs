@@ -159,21 +159,21 @@ macro_rules! shared_queries {
                 let _turn = self.background_turn().await;
                 let mut tx = begin_write(self.writes()).await?;
                 let phone: Option<String> = sqlx::query_scalar(
-                    "update leads set status = $1, decision = $2, contact_id = $3, deal_id = $4, last_error = null,
+                    "update leads set status = $1, decision = $2, entities = $3, crm_deal = $4, last_error = null,
                          lease_until = null, lease_token = null, updated_at = $5
                      where id = $6 and lease_token = $7 and status = 'processing'
                      returning phone",
                 )
                 .bind(outcome.decision.status().as_str())
                 .bind(outcome.decision.as_str())
-                .bind(outcome.contact_id)
-                .bind(outcome.deal_id)
+                .bind(serde_json::to_string(&outcome.entities).map_err(|error| StoreError::Corrupt(error.to_string()))?)
+                .bind(outcome.deal().map(|deal| &deal.record.id))
                 .bind(now)
                 .bind(lease.lead_id.0)
                 .bind(&lease.token)
                 .fetch_optional(&mut *tx)
                 .await?;
-                if phone.is_some() && outcome.deal_id.is_some() {
+                if phone.is_some() && outcome.deal().is_some() {
                     // Notes owed before the deal existed are due now; their clock starts now too.
                     sqlx::query(
                         "update outbox set status = 'pending', run_at = $1, created_at = $1
@@ -732,7 +732,7 @@ macro_rules! shared_queries {
             lock_lead(tx, lead).await?;
             let status: Option<String> = sqlx::query_scalar(
                 "insert into outbox (lead_id, kind, payload, status, run_at, created_at)
-                 select id, 'deal_note', $2, case when deal_id is not null then 'pending' else 'waiting' end, $3, $3
+                 select id, 'deal_note', $2, case when crm_deal is not null then 'pending' else 'waiting' end, $3, $3
                  from leads where id = $1
                  returning status",
             )

@@ -27,8 +27,7 @@ pub struct LeadRow {
     pub lease_token: Option<String>,
     pub progress: Option<String>,
     pub decision: Option<String>,
-    pub contact_id: Option<i64>,
-    pub deal_id: Option<i64>,
+    pub entities: Option<String>,
     pub last_error: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
@@ -61,6 +60,13 @@ impl TryFrom<LeadRow> for Lead {
             .transpose()
             .map_err(|_| corrupt("unknown decision"))?;
         let payload = serde_json::from_str(&row.payload).map_err(|_| corrupt("payload is not JSON"))?;
+        let entities = row
+            .entities
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|_| corrupt("entities are not CRM records"))?
+            .unwrap_or_default();
         let deal = row
             .deal_spec
             .as_deref()
@@ -97,7 +103,7 @@ impl TryFrom<LeadRow> for Lead {
             status,
             attempt: row.attempt,
             run_at: from_millis(row.run_at),
-            outcome: decision.map(|decision| Outcome { decision, contact_id: row.contact_id, deal_id: row.deal_id }),
+            outcome: decision.map(|decision| Outcome { decision, entities }),
             last_error: row.last_error,
             created_at: from_millis(row.created_at),
             updated_at: from_millis(row.updated_at),

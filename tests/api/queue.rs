@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use chrono::Utc;
 use leadgate::config::{Durability, StoreConfig};
-use leadgate::domain::{DealSpec, Decision, LeadId, NewLead, Outcome, Phone, Routing, SourceId};
+use leadgate::domain::{
+    CrmRef, DealSpec, Decision, Entity, EntityKind, LeadId, NewLead, Outcome, Phone, Routing, SourceId,
+};
 use leadgate::store::{AttemptCount, Claim, FeedbackKind, OwedFeedback, Store, StoreError};
 use serde_json::json;
 
@@ -47,7 +49,11 @@ fn new_lead(phone: &str) -> NewLead {
 }
 
 fn approved() -> Outcome {
-    Outcome { decision: Decision::NewClient, contact_id: Some(1), deal_id: Some(2) }
+    let made = |kind, id: &str| Entity { record: CrmRef::new(kind, id), made: true, url: None };
+    Outcome {
+        decision: Decision::NewClient,
+        entities: vec![made(EntityKind::Contact, "1"), made(EntityKind::Deal, "2")],
+    }
 }
 
 impl Queue {

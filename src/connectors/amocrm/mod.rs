@@ -1,8 +1,8 @@
-//! The amoCRM (API v4) connector: the partner flow's three-way decision, one journaled step at a time.
+//! The amoCRM (API v4) connector: its account's pipelines, cards and credentials, and the contract's operations.
 
 mod client;
 mod credentials;
-mod flow;
+mod operations;
 mod transport;
 mod wire;
 
@@ -10,10 +10,11 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use tokio::sync::{Mutex, RwLock};
+use url::Url;
 
 use crate::config::{AmoCrmConfig, Route};
 use crate::connectors::{DeliveryError, RouteProblem};
-use crate::domain::{HistoryEvent, PhoneRegion};
+use crate::domain::{CrmRef, EntityKind, HistoryEvent, PhoneRegion};
 use crate::store::Store;
 use client::AmoCrmClient;
 use credentials::Credentials;
@@ -31,12 +32,11 @@ pub struct AmoCrm {
 /// A pipeline's id and its stages' ids by name.
 type PipelineIds = (i64, HashMap<String, i64>);
 
-/// A route's pipeline and stage as the account numbers them, and the deal's custom field values.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A route's pipeline and stage as the account numbers them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Placement {
     pub pipeline_id: i64,
     pub status_id: i64,
-    pub deal_fields: Vec<serde_json::Value>,
 }
 
 impl AmoCrm {
@@ -53,9 +53,9 @@ impl AmoCrm {
         }
     }
 
-    /// Links to the contact's and the deal's cards, for people reading a notification.
-    pub fn card_links(&self, contact_id: Option<i64>, deal_id: Option<i64>) -> (Option<String>, Option<String>) {
-        crate::notify::templates::crm_links(self.client.base_url(), contact_id, deal_id)
+    /// The card of a contact or deal in the account's web interface.
+    pub fn card_url(&self, record: &CrmRef) -> Option<String> {
+        card_url(self.client.base_url(), record)
     }
 
     pub async fn check_route(&self, route: &Route) -> Result<(), RouteProblem> {
@@ -122,6 +122,34 @@ impl AmoCrm {
         let pipelines = self.pipelines.read().await;
         let (pipeline_id, statuses) = pipelines.get(&route.pipeline)?;
         let status_id = statuses.get(&route.status)?;
-        Some(Placement { pipeline_id: *pipeline_id, status_id: *status_id, deal_fields: Vec::new() })
+        Some(Placement { pipeline_id: *pipeline_id, status_id: *status_id })
+    }
+}
+
+/// A card is on the account's host whatever path the API's base URL has.
+fn card_url(base_url: &Url, record: &CrmRef) -> Option<String> {
+    let section = match record.kind {
+        EntityKind::Contact => "contacts",
+        EntityKind::Deal => "leads",
+        _ => return None,
+    };
+    let mut url = base_url.clone();
+    url.set_path(&format!("/{section}/detail/{}", record.id));
+    url.set_query(None);
+    url.set_fragment(None);
+    Some(url.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cards_are_on_the_account_host_whatever_the_base_path() {
+        let base_url = Url::parse("https://acme.amocrm.ru/api/v4/?x=1").expect("a valid URL");
+        let card = |kind, id: &str| card_url(&base_url, &CrmRef::new(kind, id));
+        assert_eq!(card(EntityKind::Contact, "7").as_deref(), Some("https://acme.amocrm.ru/contacts/detail/7"));
+        assert_eq!(card(EntityKind::Deal, "8").as_deref(), Some("https://acme.amocrm.ru/leads/detail/8"));
+        assert_eq!(card(EntityKind::Note, "9"), None);
     }
 }
