@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::helpers::{
-    SOURCE_KEY, TestProcess, accept_at, config_file, emulator_holding, lead, poll_until, wait_for_status,
+    SOURCE_KEY, TestProcess, accept_at, config_file, emulator_holding, lead, poll_until, store_url, wait_for_status,
 };
 
 #[tokio::test]
@@ -69,4 +69,45 @@ async fn sigterm_lets_the_running_crm_step_finish_and_exits_promptly() {
     assert_eq!(done["outcome"]["decision"], "new_client");
     assert_eq!(crm.emulator.contacts_count(), 1);
     assert_eq!(crm.emulator.leads_count(), 1);
+}
+
+/// A journal record this build cannot read (here: one written by a later version) stops the lead
+/// as `dead`, saying why, instead of restarting it: a restart would find the contact the earlier
+/// attempt made and wrongly judge the lead a known client.
+#[tokio::test]
+async fn a_journal_record_it_cannot_read_stops_the_lead_instead_of_restarting_it() {
+    let crm = emulator_holding("/api/v4/leads", "POST", Duration::from_secs(30)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_file(&crm.base_url(), "");
+    let http = reqwest::Client::new();
+    let first = TestProcess::serve(dir.path(), &config).await;
+    let id = accept_at(&http, &format!("http://{}", first.address), SOURCE_KEY, &lead("Ольга", "+79995000003")).await;
+    assert!(poll_until(Duration::from_secs(10), || async { crm.emulator.contacts_count() == 1 }).await);
+    first.kill();
+
+    let later_version = r#"{"version": 3, "progress": {"contact": {"kind": "contact", "id": "1"}}}"#;
+    rewrite_progress(&store_url(dir.path()), id, later_version).await;
+    crm.emulator.set_latency(None);
+    let second = TestProcess::serve(dir.path(), &config).await;
+    let dead = wait_for_status(&http, &format!("http://{}", second.address), SOURCE_KEY, id, &["dead"]).await;
+
+    let error = dead["last_error"].as_str().unwrap();
+    assert!(error.contains("cannot be read") && error.contains("version 3"), "{error}");
+    assert_eq!(crm.emulator.contacts_count(), 1, "no second contact");
+    assert_eq!(crm.emulator.leads_count(), 0, "no deal on a guess");
+    let contact_lookups_after_restart =
+        crm.emulator.requests().iter().filter(|call| call.method == "GET" && call.path.starts_with("/api/v4/contacts")).count();
+    assert_eq!(contact_lookups_after_restart, 1, "the client was not looked up again");
+}
+
+async fn rewrite_progress(store_url: &str, id: i64, progress: &str) {
+    use sqlx::Connection;
+    let statement = "update leads set progress = $1 where id = $2";
+    if store_url.starts_with("postgres") {
+        let mut connection = sqlx::PgConnection::connect(store_url).await.unwrap();
+        sqlx::query(statement).bind(progress).bind(id).execute(&mut connection).await.unwrap();
+    } else {
+        let mut connection = sqlx::SqliteConnection::connect(store_url).await.unwrap();
+        sqlx::query(statement).bind(progress).bind(id).execute(&mut connection).await.unwrap();
+    }
 }
