@@ -2,6 +2,7 @@
 
 pub mod amocrm;
 pub mod rate_limit;
+pub mod transport;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

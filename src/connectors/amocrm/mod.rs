@@ -3,7 +3,6 @@
 mod client;
 mod credentials;
 mod flow;
-mod transport;
 mod wire;
 
 use std::collections::HashMap;
@@ -12,12 +11,12 @@ use std::time::Duration;
 use tokio::sync::{Mutex, RwLock};
 
 use crate::config::{AmoCrmConfig, Route};
+use crate::connectors::transport::Transport;
 use crate::connectors::{DeliveryError, RouteProblem};
 use crate::domain::{HistoryEvent, PhoneRegion};
 use crate::store::Store;
 use client::AmoCrmClient;
 use credentials::Credentials;
-use transport::Transport;
 use wire::PipelinesPage;
 
 pub struct AmoCrm {
