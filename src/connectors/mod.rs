@@ -2,6 +2,7 @@
 
 pub mod amocrm;
 pub mod rate_limit;
+pub mod session_crm;
 pub mod transport;
 
 use std::collections::BTreeMap;
@@ -13,11 +14,16 @@ use crate::delivery::Journal;
 use crate::domain::{Lead, Outcome, PhoneRegion};
 use crate::store::{Store, StoreError};
 use amocrm::AmoCrm;
+use session_crm::SessionCrm;
 
 /// A CRM account leads are delivered to. `session_crm` and `bitrix24` join as variants.
 pub enum Connector {
     AmoCrm(AmoCrm),
+    SessionCrm(SessionCrm),
 }
+
+/// Until the delivery core drives the session CRM's calls, its leads wait with this error.
+const SESSION_CRM_UNWIRED: &str = "session_crm delivery is wired by the delivery core";
 
 /// Which decision a lead gets, by the kind of its source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +81,7 @@ impl Connector {
     pub fn build(config: &DestinationConfig, store: Store, phone_region: PhoneRegion, blocked_pause: Duration) -> Self {
         match config {
             DestinationConfig::AmoCrm(amocrm) => Self::AmoCrm(AmoCrm::new(amocrm, store, phone_region, blocked_pause)),
+            DestinationConfig::SessionCrm(session_crm) => Self::SessionCrm(SessionCrm::new(session_crm, &store)),
         }
     }
 
@@ -91,6 +98,7 @@ impl Connector {
     ) -> Result<Outcome, DeliveryError> {
         match self {
             Self::AmoCrm(amocrm) => amocrm.deliver(lead, route, flow, journal).await,
+            Self::SessionCrm(_) => Err(DeliveryError::Misconfigured(SESSION_CRM_UNWIRED.to_owned())),
         }
     }
 
@@ -101,6 +109,7 @@ impl Connector {
     pub async fn add_deal_note(&self, deal_id: i64, text: &str) -> Result<i64, DeliveryError> {
         match self {
             Self::AmoCrm(amocrm) => amocrm.post_note(deal_id, text, &mut Vec::new()).await,
+            Self::SessionCrm(_) => Err(DeliveryError::Misconfigured(SESSION_CRM_UNWIRED.to_owned())),
         }
     }
 
@@ -108,6 +117,7 @@ impl Connector {
     pub fn card_links(&self, outcome: &Outcome) -> (Option<String>, Option<String>) {
         match self {
             Self::AmoCrm(amocrm) => amocrm.card_links(outcome.contact_id, outcome.deal_id),
+            Self::SessionCrm(_) => (None, None),
         }
     }
 
@@ -118,6 +128,7 @@ impl Connector {
     pub async fn check_route(&self, route: &Route) -> Result<(), RouteProblem> {
         match self {
             Self::AmoCrm(amocrm) => amocrm.check_route(route).await,
+            Self::SessionCrm(session_crm) => session_crm.check().await.map_err(RouteProblem::Destination),
         }
     }
 }
