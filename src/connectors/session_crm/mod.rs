@@ -3,6 +3,8 @@
 mod context;
 mod endpoint;
 mod session;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 

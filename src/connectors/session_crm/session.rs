@@ -254,6 +254,12 @@ impl Session {
         Ok(fields)
     }
 
+    /// Every cookie value the jar holds, for tests that look for leaks.
+    #[cfg(test)]
+    pub fn cookie_values(&self) -> Vec<String> {
+        self.jar().iter_any().map(|cookie| cookie.value().to_owned()).collect()
+    }
+
     fn jar(&self) -> MutexGuard<'_, CookieStore> {
         // A panic while the jar was held leaves cookies, not a broken invariant.
         self.jar.lock().unwrap_or_else(PoisonError::into_inner)
