@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use minijinja::syntax::SyntaxConfig;
 use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior, Value, escape_formatter};
 use reqwest::{Method, StatusCode};
 use url::Url;
@@ -56,8 +55,6 @@ pub(super) fn environment() -> Environment<'static> {
             if value.is_none() { Ok(()) } else { escape_formatter(output, state, value) }
         },
     );
-    let syntax = SyntaxConfig::builder().build().expect("the default delimiters always build");
-    environment.set_syntax(syntax);
     environment
 }
 
