@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, Problem};
+use crate::config::{Config, DestinationConfig, Problem};
 use crate::connectors::{Connector, DeliveryError, RouteProblem};
 use crate::startup::{App, Role};
 use crate::store::Store;
@@ -197,7 +197,11 @@ async fn check(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             Err(RouteProblem::Pipeline(message)) => problems.push(Problem { key: key("pipeline"), message }),
             Err(RouteProblem::Status(message)) => problems.push(Problem { key: key("status"), message }),
             Err(RouteProblem::Destination(error)) => {
-                let field = if matches!(error, DeliveryError::Unauthorized(_)) { "access_token" } else { "base_url" };
+                let credentials = match destination {
+                    DestinationConfig::AmoCrm(_) => "access_token",
+                    DestinationConfig::SessionCrm(_) => "password",
+                };
+                let field = if matches!(error, DeliveryError::Unauthorized(_)) { credentials } else { "base_url" };
                 let key = format!("destinations.{}.{field}", source.route.destination);
                 problems.push(Problem { key, message: error.to_string() });
             }

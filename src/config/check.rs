@@ -74,15 +74,21 @@ pub(super) fn check(raw: RawSettings, problems: &mut Vec<Problem>) -> Option<Con
     if admin_token.as_ref().is_some_and(|token| token.expose_secret().len() < 16) {
         found.problem("admin.token", "shorter than 16 characters");
     }
+    let destination_kinds: BTreeMap<String, Option<String>> =
+        raw.destinations.iter().map(|(name, destination)| (name.clone(), destination.kind.clone())).collect();
     let destinations: BTreeMap<_, _> = raw
         .destinations
         .into_iter()
-        .filter_map(|(name, destination)| check_destination(&name, destination, found.0).map(|checked| (name, checked)))
+        .filter_map(|(name, destination)| {
+            check_destination(&name, destination, &mut found).map(|checked| (name, checked))
+        })
         .collect();
     let sources = raw
         .sources
         .into_iter()
-        .filter_map(|(name, source)| check_source(&name, source, &destinations, smtp.is_some(), &mut found))
+        .filter_map(|(name, source)| {
+            check_source(&name, source, &destinations, &destination_kinds, smtp.is_some(), &mut found)
+        })
         .map(|source| (source.id.clone(), source))
         .collect();
     let public_url = match raw.server.public_url.as_deref().map(Url::parse) {
@@ -171,52 +177,90 @@ fn check_smtp(raw: RawSmtp, found: &mut Found<'_>) -> Option<SmtpConfig> {
     })
 }
 
-fn check_destination(name: &str, raw: RawDestination, problems: &mut Vec<Problem>) -> Option<DestinationConfig> {
+fn check_destination(name: &str, raw: RawDestination, found: &mut Found<'_>) -> Option<DestinationConfig> {
     let key = |field: &str| format!("destinations.{name}.{field}");
-    match raw.kind.as_deref() {
-        Some("amocrm") => {}
+    let kind = raw.kind.clone();
+    match kind.as_deref() {
+        Some("amocrm") => {
+            reject_keys_of_other_kinds(&raw, "amocrm", &key, found);
+            check_amocrm(name, raw, found).map(DestinationConfig::AmoCrm)
+        }
+        Some("session_crm") => {
+            reject_keys_of_other_kinds(&raw, "session_crm", &key, found);
+            super::session_crm::check_session_crm(name, raw, found).map(DestinationConfig::SessionCrm)
+        }
         Some(other) => {
-            problems.push(Problem::new(key("kind"), format!("«{other}» is not a known kind (known: amocrm)")));
-            return None;
+            found.problem(key("kind"), format!("«{other}» is not a known kind (known: amocrm, session_crm)"));
+            None
         }
         None => {
-            problems.push(Problem::new(key("kind"), "missing (known: amocrm)"));
-            return None;
+            found.problem(key("kind"), "missing (known: amocrm, session_crm)");
+            None
         }
     }
-    let base_url = match raw.base_url.as_deref().map(Url::parse) {
-        Some(Ok(url)) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Some(url),
-        Some(_) => {
-            let value = raw.base_url.unwrap_or_default();
-            problems.push(Problem::new(
-                key("base_url"),
-                format!("«{value}» is not an http(s) URL such as https://example.amocrm.ru"),
-            ));
+}
+
+/// A key of the other kind of destination would be silently ignored; it is named instead.
+fn reject_keys_of_other_kinds(raw: &RawDestination, kind: &str, key: &dyn Fn(&str) -> String, found: &mut Found<'_>) {
+    let amocrm_keys = [
+        ("access_token", raw.access_token.is_some()),
+        ("client_id", raw.client_id.is_some()),
+        ("client_secret", raw.client_secret.is_some()),
+        ("redirect_uri", raw.redirect_uri.is_some()),
+        ("refresh_token", raw.refresh_token.is_some()),
+    ];
+    let session_crm_keys = [
+        ("username", raw.username.is_some()),
+        ("password", raw.password.is_some()),
+        ("card_url", raw.card_url.is_some()),
+        ("session", raw.session.is_some()),
+        ("api", raw.api.is_some()),
+    ];
+    for (owner, keys) in [("amocrm", &amocrm_keys[..]), ("session_crm", &session_crm_keys[..])] {
+        if kind == owner {
+            continue;
+        }
+        for (name, given) in keys {
+            if *given {
+                found.problem(key(name), format!("only for destinations of kind = \"{owner}\""));
+            }
+        }
+    }
+}
+
+/// The account's address: an http(s) URL with a host.
+pub(super) fn check_base_url(value: Option<&str>, key: &str, example: &str, found: &mut Found<'_>) -> Option<Url> {
+    match value.map(|text| (text, Url::parse(text))) {
+        Some((_, Ok(url))) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Some(url),
+        Some((text, _)) => {
+            found.problem(key, format!("«{text}» is not an http(s) URL such as {example}"));
             None
         }
         None => {
-            problems.push(Problem::new(
-                key("base_url"),
-                "missing: the account's address, such as https://example.amocrm.ru",
-            ));
+            found.problem(key, format!("missing: the account's address, such as {example}"));
             None
         }
-    };
+    }
+}
+
+fn check_amocrm(name: &str, raw: RawDestination, found: &mut Found<'_>) -> Option<AmoCrmConfig> {
+    let key = |field: &str| format!("destinations.{name}.{field}");
+    let base_url = check_base_url(raw.base_url.as_deref(), &key("base_url"), "https://example.amocrm.ru", found);
     let auth =
         check_amocrm_auth(raw.access_token, raw.client_id, raw.client_secret, raw.redirect_uri, raw.refresh_token)
-            .map_err(|(field, message)| problems.push(Problem::new(key(field), message)))
+            .map_err(|(field, message)| found.problem(key(field), message))
             .ok();
     let requests_per_second = raw.requests_per_second.unwrap_or(7);
     if requests_per_second == 0 {
-        problems.push(Problem::new(key("requests_per_second"), "must be at least 1"));
+        found.problem(key("requests_per_second"), "must be at least 1");
     }
-    Some(DestinationConfig::AmoCrm(AmoCrmConfig {
+    Some(AmoCrmConfig {
         name: name.to_owned(),
         base_url: base_url?,
         auth: auth?,
         requests_per_second,
         timeout: raw.timeout.unwrap_or(Duration::from_secs(30)),
-    }))
+    })
 }
 
 fn check_amocrm_auth(
@@ -253,22 +297,47 @@ fn check_source(
     name: &str,
     mut raw: RawSource,
     destinations: &BTreeMap<String, DestinationConfig>,
+    destination_kinds: &BTreeMap<String, Option<String>>,
     smtp_configured: bool,
     found: &mut Found<'_>,
 ) -> Option<SourceConfig> {
     let key = |field: &str| format!("sources.{name}.{field}");
     let before = found.0.len();
-    let mut required = |field: &str, value: Option<String>| match value.filter(|value| !value.trim().is_empty()) {
+    let required = |field: &str, value: Option<String>, found: &mut Found<'_>| match value
+        .filter(|value| !value.trim().is_empty())
+    {
         Some(value) => Some(value),
         None => {
             found.problem(key(field), "missing");
             None
         }
     };
-    let destination = required("destination", raw.destination.take());
-    let pipeline = required("pipeline", raw.pipeline.take());
-    let status = required("status", raw.status.take());
-    reject_keys_of_other_kinds(&raw, &key, found);
+    let destination = required("destination", raw.destination.take(), found);
+    let to_session_crm = destination
+        .as_deref()
+        .and_then(|destination| destination_kinds.get(destination))
+        .is_some_and(|kind| kind.as_deref() == Some("session_crm"));
+    // A ticket has a service and a subject where an amoCRM deal has a pipeline and a stage.
+    let (misplaced, owner) = if to_session_crm {
+        ([("pipeline", raw.pipeline.is_some()), ("status", raw.status.is_some())], "amocrm")
+    } else {
+        ([("service", raw.service.is_some()), ("subject", raw.subject.is_some())], "session_crm")
+    };
+    for (field, given) in misplaced {
+        if given {
+            found.problem(key(field), format!("only for {owner} destinations"));
+        }
+    }
+    let (pipeline, status, service, subject) = if to_session_crm {
+        let service = required("service", raw.service.take(), found);
+        let subject = required("subject", raw.subject.take(), found);
+        (Some(String::new()), Some(String::new()), service, subject)
+    } else {
+        let pipeline = required("pipeline", raw.pipeline.take(), found);
+        let status = required("status", raw.status.take(), found);
+        (pipeline, status, None, None)
+    };
+    reject_keys_of_other_kinds_of_source(&raw, &key, found);
     let kind = match raw.kind.take().as_deref() {
         Some("partner") => {
             let source_key = raw.key.take().filter(|secret| secret.expose_secret().len() >= 16);
@@ -341,14 +410,21 @@ fn check_source(
     Some(SourceConfig {
         id: SourceId(name.to_owned()),
         kind: kind?,
-        route: Route { destination: destination?, pipeline: pipeline?, status: status?, deal_fields: raw.deal_fields },
+        route: Route {
+            destination: destination?,
+            pipeline: pipeline?,
+            status: status?,
+            deal_fields: raw.deal_fields,
+            service,
+            subject,
+        },
         retry: retry.ok()?,
         feedback: SourceFeedback { callback_secret: raw.callback_secret, notify, messages, email },
     })
 }
 
 /// A key that belongs to another kind of source would be silently ignored; it is named instead.
-fn reject_keys_of_other_kinds(raw: &RawSource, key: &dyn Fn(&str) -> String, found: &mut Found<'_>) {
+fn reject_keys_of_other_kinds_of_source(raw: &RawSource, key: &dyn Fn(&str) -> String, found: &mut Found<'_>) {
     let kind = raw.kind.as_deref().unwrap_or_default();
     let form_keys = [
         ("heading", raw.heading.is_some()),

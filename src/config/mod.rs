@@ -3,6 +3,7 @@
 mod check;
 mod form;
 mod raw;
+mod session_crm;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -11,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::Figment;
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Env, Format, Serialized, Toml};
 use secrecy::SecretString;
 use url::Url;
 
@@ -19,8 +20,12 @@ use crate::domain::{CrmField, Email, PhoneRegion, SourceId};
 pub use crate::notify::email::SmtpConfig;
 use crate::notify::templates::EmailTemplates;
 use raw::RawSettings;
+pub use session_crm::{LEAD_VARIABLES, ROUTE_VARIABLES};
 
 const DEFAULTS: &str = include_str!("default.toml");
+/// Keys whose values are secrets (`SecretString`), wherever they appear.
+const SECRET_KEYS: [&str; 8] =
+    ["password", "access_token", "client_secret", "refresh_token", "key", "secret_key", "callback_secret", "token"];
 
 /// Everything `serve` needs, each value already checked.
 #[derive(Debug, Clone)]
@@ -94,6 +99,7 @@ pub struct WorkerConfig {
 #[derive(Debug, Clone)]
 pub enum DestinationConfig {
     AmoCrm(AmoCrmConfig),
+    SessionCrm(SessionCrmConfig),
 }
 
 #[derive(Debug, Clone)]
@@ -119,6 +125,135 @@ pub struct OAuthConfig {
     /// Only the first refresh token: amoCRM rotates it on every use, and the store keeps the current one.
     pub refresh_token: SecretString,
     pub access_token: Option<SecretString>,
+}
+
+/// A company's own CRM reached with a cookie session and a CSRF header (`kind = "session_crm"`).
+#[derive(Debug, Clone)]
+pub struct SessionCrmConfig {
+    pub name: String,
+    pub base_url: Url,
+    pub username: String,
+    pub password: SecretString,
+    pub requests_per_second: u32,
+    pub timeout: Duration,
+    /// A link to a created ticket's card, with `{{ id }}` and `{{ number }}`.
+    pub card_url: Option<Template>,
+    pub session: SessionSettings,
+    /// Boxed: six calls' templates would make every `DestinationConfig` several times larger.
+    pub api: Box<SessionCrmApi>,
+}
+
+/// How the gateway logs in and keeps its session (`[destinations.<name>.session]`).
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    /// Relative to the base URL's path; a redirect to it also means the session is gone.
+    pub login_path: String,
+    pub login_format: LoginFormat,
+    /// Login field name → template over `username` and `password`.
+    pub login_body: Vec<(String, Template)>,
+    /// A login whose answer does not set this cookie has failed.
+    pub session_cookie: String,
+    pub csrf_cookie: String,
+    pub csrf_header: String,
+    /// Percent-decode the CSRF cookie's value for the header (Laravel's `XSRF-TOKEN`).
+    pub csrf_decode: bool,
+    /// Log in again once this long has passed since the last login.
+    pub lifetime: Duration,
+    /// Answers meaning "the session is gone": log in again and repeat the request once.
+    pub relogin_statuses: Vec<u16>,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        Self {
+            login_path: "/api/auth/login".to_owned(),
+            login_format: LoginFormat::Json,
+            login_body: vec![
+                ("login".to_owned(), Template("{{ username }}".to_owned())),
+                ("password".to_owned(), Template("{{ password }}".to_owned())),
+            ],
+            session_cookie: "sessionid".to_owned(),
+            csrf_cookie: "csrftoken".to_owned(),
+            csrf_header: "X-CSRFToken".to_owned(),
+            csrf_decode: false,
+            lifetime: Duration::from_secs(25 * 60),
+            relogin_statuses: vec![401, 403, 419],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginFormat {
+    Json,
+    Form,
+}
+
+/// The CRM calls of a delivery, each described by templates (`[destinations.<name>.api]`).
+#[derive(Debug, Clone)]
+pub struct SessionCrmApi {
+    /// Tried in order until one finds the contact; a lookup that needs a value the lead lacks is skipped.
+    pub find_contact: Vec<Endpoint>,
+    pub create_organization: Option<Endpoint>,
+    pub create_contact: Endpoint,
+    pub create_ticket: Endpoint,
+    pub add_message: Option<Endpoint>,
+    /// Without it, files reach the CRM as links in the message.
+    pub attach_file: Option<Endpoint>,
+}
+
+/// One CRM call: where it goes, what it sends, and what is read from its JSON answer.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub method: HttpMethod,
+    /// Relative to the base URL's path.
+    pub path: Template,
+    pub query: Vec<(String, Template)>,
+    /// Field name → template; each renders to a JSON string (a text part for an upload).
+    pub body: Vec<(String, Template)>,
+    /// The multipart field that carries an uploaded file (`attach_file` only).
+    pub multipart_field: Option<String>,
+    /// JSON pointers into the answer.
+    pub id: String,
+    pub organization_id: Option<String>,
+    pub number: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpMethod {
+    Get,
+    Post,
+    Put,
+    Patch,
+}
+
+impl HttpMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Post => "POST",
+            Self::Put => "PUT",
+            Self::Patch => "PATCH",
+        }
+    }
+}
+
+/// A minijinja template's source, known to parse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template(String);
+
+impl Template {
+    /// # Errors
+    /// minijinja's reason when `source` does not parse.
+    pub fn parse(source: &str) -> Result<Self, String> {
+        minijinja::Environment::new()
+            .template_from_str(source)
+            .map(|_| Self(source.to_owned()))
+            .map_err(|error| error.to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -196,6 +331,8 @@ impl SourceConfig {
             pipeline: routing.pipeline.clone().unwrap_or_else(|| self.route.pipeline.clone()),
             status: routing.status.clone().unwrap_or_else(|| self.route.status.clone()),
             deal_fields: self.route.deal_fields.clone(),
+            service: self.route.service.clone(),
+            subject: self.route.subject.clone(),
         }
     }
 
@@ -260,15 +397,20 @@ impl Default for CallbackMessages {
     }
 }
 
-/// Where a source's leads go: the CRM account and, by name, the pipeline and stage; and which
-/// received fields also fill custom fields of the deal.
+/// Where a source's leads go: the CRM account and, by name, the pipeline and stage (amoCRM) or the
+/// service and subject of the ticket (session CRM); and which received fields also fill custom
+/// fields of the deal.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Route {
     pub destination: String,
+    /// Empty for a session CRM's route.
     pub pipeline: String,
     pub status: String,
     /// Received field name → the deal's custom field id (`[sources.<name>.deal_fields]`).
     pub deal_fields: BTreeMap<String, i64>,
+    /// A session CRM ticket's commercial service; `None` for amoCRM routes.
+    pub service: Option<String>,
+    pub subject: Option<String>,
 }
 
 /// One thing wrong with the configuration, named by its key.
@@ -320,8 +462,28 @@ impl Config {
             }
             figment = figment.merge(Toml::file_exact(path));
         }
-        figment = figment.merge(Env::prefixed("LEADGATE_").ignore(&["config"]).split("__"));
+        let environment = Env::prefixed("LEADGATE_").ignore(&["config"]).split("__");
+        // figment reads a variable's value as TOML-like data, so a password of digits would be a
+        // number (and `0123` would lose its zero): secrets are taken as written instead.
+        let secrets: Vec<(String, String)> = environment
+            .iter()
+            .filter(|(key, _)| key.as_str().rsplit('.').next().is_some_and(|name| SECRET_KEYS.contains(&name)))
+            .map(|(key, value)| (key.as_str().to_owned(), value))
+            .collect();
+        figment = figment.merge(environment);
+        for (key, value) in secrets {
+            figment = figment.merge(Serialized::default(&key, value));
+        }
         Self::from_figment(&figment)
+    }
+
+    /// The embedded defaults under `text` as if it were the file, without the environment:
+    /// for tests and tools that hold a configuration in memory.
+    ///
+    /// # Errors
+    /// Every problem found, as `load` reports them.
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        Self::from_figment(&Figment::from(Toml::string(DEFAULTS)).merge(Toml::string(text)))
     }
 
     fn from_figment(figment: &Figment) -> Result<Self, ConfigError> {
@@ -352,7 +514,8 @@ fn unknown_keys(figment: &Figment) -> Vec<Problem> {
     };
     let mut unknown = Vec::new();
     let _ = serde_ignored::deserialize(&value, |path| unknown.push(path.to_string())).map(|_: RawSettings| ());
-    unknown.into_iter().map(|key| Problem::new(key, "unknown key")).collect()
+    // serde_ignored writes an optional table's step as `?`; the key as written has none.
+    unknown.into_iter().map(|key| Problem::new(key.replace(".?", ""), "unknown key")).collect()
 }
 
 #[cfg(test)]
@@ -360,7 +523,7 @@ mod tests {
     use super::*;
 
     fn load_toml(text: &str) -> Result<Config, ConfigError> {
-        Config::from_figment(&Figment::from(Toml::string(DEFAULTS)).merge(Toml::string(text)))
+        Config::from_toml_str(text)
     }
 
     fn keys(error: ConfigError) -> Vec<String> {

@@ -69,6 +69,84 @@ pub struct RawDestination {
     pub requests_per_second: Option<u32>,
     #[serde(default, with = "humantime_serde")]
     pub timeout: Option<Duration>,
+    pub username: Option<String>,
+    pub password: Option<SecretString>,
+    pub card_url: Option<String>,
+    pub session: Option<RawSession>,
+    pub api: Option<RawApi>,
+}
+
+/// `[destinations.<name>.session]` of a session CRM; every key has a default.
+#[derive(Debug, Deserialize)]
+pub struct RawSession {
+    pub login_path: Option<String>,
+    pub login_format: Option<String>,
+    pub login_body: Option<BTreeMap<String, String>>,
+    pub session_cookie: Option<String>,
+    pub csrf_cookie: Option<String>,
+    pub csrf_header: Option<String>,
+    pub csrf_decode: Option<bool>,
+    #[serde(default, with = "humantime_serde")]
+    pub lifetime: Option<Duration>,
+    pub relogin_statuses: Option<Vec<u16>>,
+}
+
+/// `[destinations.<name>.api]` of a session CRM.
+#[derive(Debug, Deserialize)]
+pub struct RawApi {
+    pub find_contact: Option<OneOrMany<RawEndpoint>>,
+    pub create_organization: Option<RawEndpoint>,
+    pub create_contact: Option<RawEndpoint>,
+    pub create_ticket: Option<RawEndpoint>,
+    pub add_message: Option<RawEndpoint>,
+    pub attach_file: Option<RawEndpoint>,
+}
+
+/// One CRM call. Every key besides the five named ones is a JSON pointer to read from the answer;
+/// the flattened map takes them all, so `check` names those no call reads instead of serde_ignored.
+#[derive(Debug, Deserialize)]
+pub struct RawEndpoint {
+    pub method: Option<String>,
+    pub path: Option<String>,
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+    #[serde(default)]
+    pub body: BTreeMap<String, String>,
+    pub multipart_field: Option<String>,
+    #[serde(flatten)]
+    pub reads: BTreeMap<String, String>,
+}
+
+/// A table or an array of tables. Written by hand rather than as an untagged enum, which would
+/// buffer the value and hide misspelt keys inside it from serde_ignored.
+#[derive(Debug)]
+pub enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor<T>(std::marker::PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Visitor<T> {
+            type Value = OneOrMany<T>;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("a table or an array of tables")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(OneOrMany::One)
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                Vec::<T>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq)).map(OneOrMany::Many)
+            }
+        }
+
+        deserializer.deserialize_any(Visitor(std::marker::PhantomData))
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -81,6 +159,9 @@ pub struct RawSource {
     pub destination: Option<String>,
     pub pipeline: Option<String>,
     pub status: Option<String>,
+    /// A session CRM ticket's commercial service and subject.
+    pub service: Option<String>,
+    pub subject: Option<String>,
     pub callback_secret: Option<SecretString>,
     #[serde(default)]
     pub notify: Vec<String>,

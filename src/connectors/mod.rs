@@ -2,6 +2,8 @@
 
 pub mod amocrm;
 pub mod rate_limit;
+pub mod session_crm;
+pub mod transport;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -11,13 +13,16 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::config::{DestinationConfig, Route};
-use crate::domain::{Attachment, CrmRef, HistoryEvent, Lead, PhoneRegion};
+use crate::domain::{Attachment, CrmRef, EntityKind, HistoryEvent, Lead, PhoneRegion};
 use crate::store::{Store, StoreError};
 use amocrm::AmoCrm;
+use session_crm::{LeadContext, SessionCrm};
 
 /// A CRM account leads are delivered to.
 pub enum Connector {
     AmoCrm(AmoCrm),
+    /// A company's own CRM behind a cookie login, its calls configured as templates.
+    SessionCrm(SessionCrm),
 }
 
 /// What a flow may ask of a CRM. Connectors differ in what they can do (a company's own CRM
@@ -128,12 +133,14 @@ impl Connector {
     pub fn build(config: &DestinationConfig, store: Store, phone_region: PhoneRegion, blocked_pause: Duration) -> Self {
         match config {
             DestinationConfig::AmoCrm(amocrm) => Self::AmoCrm(AmoCrm::new(amocrm, store, phone_region, blocked_pause)),
+            DestinationConfig::SessionCrm(own) => Self::SessionCrm(SessionCrm::new(own, &store)),
         }
     }
 
     pub fn supports(&self, operation: Operation) -> bool {
         match self {
             Self::AmoCrm(_) => AmoCrm::supports(operation),
+            Self::SessionCrm(own) => own.supports(operation),
         }
     }
 
@@ -150,6 +157,15 @@ impl Connector {
     ) -> Result<Option<ClientFound>, DeliveryError> {
         match self {
             Self::AmoCrm(amocrm) => amocrm.find_client(lead, route, search, calls).await,
+            // The configured look-ups say what the CRM is searched by, and it has no pipelines.
+            Self::SessionCrm(own) => {
+                let found = own.find_contact(calls, &LeadContext::new(lead, route)).await?;
+                Ok(found.map(|found| ClientFound {
+                    contact: CrmRef::new(EntityKind::Contact, found.id),
+                    organization: found.organization_id.map(|id| CrmRef::new(EntityKind::Organization, id)),
+                    deal: None,
+                }))
+            }
         }
     }
 
@@ -162,6 +178,7 @@ impl Connector {
     ) -> Result<Option<CrmRef>, DeliveryError> {
         match self {
             Self::AmoCrm(amocrm) => amocrm.find_deal_of(contact, route, calls).await,
+            Self::SessionCrm(_) => Err(unsupported(Operation::FindClientDeal)),
         }
     }
 
@@ -174,23 +191,39 @@ impl Connector {
     ) -> Result<Option<CrmRef>, DeliveryError> {
         match self {
             Self::AmoCrm(amocrm) => amocrm.find_note(deal, first_line, calls).await,
+            Self::SessionCrm(_) => Err(unsupported(Operation::FindNote)),
         }
     }
 
-    pub async fn create_organization(&self, _lead: &Lead, _calls: &mut Calls) -> Result<CrmRef, DeliveryError> {
+    pub async fn create_organization(
+        &self,
+        lead: &Lead,
+        route: &Route,
+        calls: &mut Calls,
+    ) -> Result<CrmRef, DeliveryError> {
         match self {
             Self::AmoCrm(_) => Err(unsupported(Operation::CreateOrganization)),
+            Self::SessionCrm(own) => {
+                let id = own.create_organization(calls, &LeadContext::new(lead, route)).await?;
+                Ok(CrmRef::new(EntityKind::Organization, id))
+            }
         }
     }
 
     pub async fn create_contact(
         &self,
         lead: &Lead,
+        route: &Route,
         organization: Option<&CrmRef>,
         calls: &mut Calls,
     ) -> Result<CrmRef, DeliveryError> {
         match self {
             Self::AmoCrm(amocrm) => amocrm.create_contact(lead, organization, calls).await,
+            Self::SessionCrm(own) => {
+                let organization = organization.map(|organization| organization.id.as_str());
+                let id = own.create_contact(calls, &LeadContext::new(lead, route), organization).await?;
+                Ok(CrmRef::new(EntityKind::Contact, id))
+            }
         }
     }
 
@@ -205,6 +238,12 @@ impl Connector {
     ) -> Result<CrmRef, DeliveryError> {
         match self {
             Self::AmoCrm(amocrm) => amocrm.create_deal(lead, route, contact, organization, calls).await,
+            Self::SessionCrm(own) => {
+                let organization = organization.map(|organization| organization.id.as_str());
+                let context = LeadContext::new(lead, route);
+                let ticket = own.create_ticket(calls, &context, &contact.id, organization).await?;
+                Ok(CrmRef { kind: EntityKind::Ticket, id: ticket.id, number: ticket.number })
+            }
         }
     }
 
@@ -212,32 +251,46 @@ impl Connector {
     pub async fn move_deal(&self, deal: &CrmRef, route: &Route, calls: &mut Calls) -> Result<(), DeliveryError> {
         match self {
             Self::AmoCrm(amocrm) => amocrm.move_deal(deal, route, calls).await,
+            Self::SessionCrm(_) => Err(unsupported(Operation::MoveDeal)),
         }
     }
 
-    /// Adds `text` to the deal (a note) or ticket (a message). `lead` is the lead it is written
-    /// for, when there is one, for CRMs whose message templates read its fields.
+    /// Adds `text` to the lead's deal (a note) or ticket (a message); a CRM's message template
+    /// may also read the lead's fields.
     pub async fn add_note(
         &self,
-        _lead: Option<&Lead>,
+        lead: &Lead,
+        route: &Route,
         deal: &CrmRef,
         text: &str,
         calls: &mut Calls,
     ) -> Result<CrmRef, DeliveryError> {
         match self {
             Self::AmoCrm(amocrm) => amocrm.add_note(deal, text, calls).await,
+            Self::SessionCrm(own) => {
+                let id = own.add_message(calls, &LeadContext::new(lead, route), &deal.id, text).await?;
+                Ok(CrmRef::new(EntityKind::Message, id))
+            }
         }
     }
 
     pub async fn attach_file(
         &self,
-        _lead: &Lead,
-        _deal: &CrmRef,
-        _file: FileContent<'_>,
-        _calls: &mut Calls,
+        lead: &Lead,
+        route: &Route,
+        deal: &CrmRef,
+        file: FileContent<'_>,
+        calls: &mut Calls,
     ) -> Result<CrmRef, DeliveryError> {
         match self {
             Self::AmoCrm(_) => Err(unsupported(Operation::AttachFile)),
+            Self::SessionCrm(own) => {
+                let context = LeadContext::new(lead, route);
+                let FileContent { attachment, content } = file;
+                let (name, content_type) = (&attachment.name, &attachment.content_type);
+                let id = own.attach_file(calls, &context, &deal.id, name, content_type, content).await?;
+                Ok(CrmRef::new(EntityKind::File, id))
+            }
         }
     }
 
@@ -245,6 +298,11 @@ impl Connector {
     pub fn card_url(&self, record: &CrmRef) -> Option<String> {
         match self {
             Self::AmoCrm(amocrm) => amocrm.card_url(record),
+            // The configured card is a ticket's.
+            Self::SessionCrm(own) if record.kind == EntityKind::Ticket => {
+                own.card_url(&record.id, record.number.as_deref())
+            }
+            Self::SessionCrm(_) => None,
         }
     }
 
@@ -255,6 +313,7 @@ impl Connector {
     pub async fn check_route(&self, route: &Route) -> Result<(), RouteProblem> {
         match self {
             Self::AmoCrm(amocrm) => amocrm.check_route(route).await,
+            Self::SessionCrm(own) => own.check().await.map_err(RouteProblem::Destination),
         }
     }
 }

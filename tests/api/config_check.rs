@@ -71,3 +71,39 @@ async fn pipelines_and_stages_missing_from_the_account_are_named_and_env_can_fix
     assert_eq!(bad_token.status.code(), Some(2));
     assert!(String::from_utf8(bad_token.stderr).unwrap().contains("destinations.main.access_token"));
 }
+
+// Multi-threaded: the emulator must answer while this thread waits for the child process.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_crm_destination_is_checked_by_logging_in_and_a_wrong_password_is_named() {
+    let crm = session_crm_emulator::spawn(session_crm_emulator::SessionCrmConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        r#"
+[destinations.own]
+kind = "session_crm"
+base_url = "{}"
+username = "sandbox"
+[destinations.own.api]
+find_contact = {{ method = "GET", path = "/api/contacts", query = {{ phone = "{{{{ lead.phone }}}}" }}, id = "/items/0/id" }}
+create_contact = {{ method = "POST", path = "/api/contacts", body = {{ name = "{{{{ lead.name }}}}" }}, id = "/id" }}
+create_ticket = {{ method = "POST", path = "/api/tickets", body = {{ contact_id = "{{{{ contact_id }}}}" }}, id = "/id" }}
+[sources.site]
+kind = "partner"
+key = "0123456789abcdef"
+destination = "own"
+service = "Техподдержка"
+subject = "Заявка с сайта"
+"#,
+        crm.base_url()
+    );
+
+    let good = check(dir.path(), &config, &[("LEADGATE_DESTINATIONS__OWN__PASSWORD", "sandbox-password")]);
+    let wrong = check(dir.path(), &config, &[("LEADGATE_DESTINATIONS__OWN__PASSWORD", "wrong-password")]);
+
+    assert!(good.status.success(), "{}", String::from_utf8_lossy(&good.stderr));
+    assert_eq!(wrong.status.code(), Some(2));
+    let report = String::from_utf8(wrong.stderr).unwrap();
+    assert!(report.contains("destinations.own.password: the CRM refused our credentials: login to"), "{report}");
+    assert!(!report.contains("wrong-password"), "{report}");
+    assert_eq!((crm.crm.login_count(), crm.crm.failed_login_count()), (1, 1));
+}

@@ -220,6 +220,7 @@ pub async fn spawn_app_with(setup: Setup) -> TestApp {
                 pipeline: ZAP_PIPELINE.into(),
                 status: ZAP_STAGE.into(),
                 deal_fields: [("clientListingId".to_owned(), amocrm_emulator::LISTING_FIELD_ID as i64)].into(),
+                ..Route::default()
             },
             retry: RetryPolicy::default(),
             feedback: feedback.clone(),

@@ -1,4 +1,4 @@
-//! The control API under `/_control/`, without authentication: dump state, expire, rotate, fail, delay, reset.
+//! The control API under `/_control/`, without authentication: dump state, expire, rotate, fail, refuse, delay, reset.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +19,7 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/_control/sessions/expire", post(expire_sessions))
         .route("/_control/csrf/rotate", post(rotate_csrf))
         .route("/_control/fail-next", post(fail_next))
+        .route("/_control/refuse-next", post(refuse_next))
         .route("/_control/latency", post(set_latency))
         .route("/_control/reset", post(reset))
 }
@@ -50,6 +51,14 @@ struct FailNextRequest {
 
 async fn fail_next(State(shared): State<Arc<Shared>>, Json(request): Json<FailNextRequest>) -> Response {
     match crm(shared).fail_next(request.count, request.status) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(error) => (StatusCode::BAD_REQUEST, Json(json!({"message": error.to_string()}))).into_response(),
+    }
+}
+
+/// The same body as `fail-next`, with a 4xx status.
+async fn refuse_next(State(shared): State<Arc<Shared>>, Json(request): Json<FailNextRequest>) -> Response {
+    match crm(shared).refuse_next(request.count, request.status) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(error) => (StatusCode::BAD_REQUEST, Json(json!({"message": error.to_string()}))).into_response(),
     }

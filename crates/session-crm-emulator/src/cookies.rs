@@ -31,9 +31,12 @@ pub fn session(session_id: &str, lifetime: Duration) -> HeaderValue {
     HeaderValue::from_str(&cookie).expect("session ids are alphanumeric")
 }
 
-/// Not `HttpOnly`: the whole point is that the client's code reads it and echoes it.
+/// Not `HttpOnly`: the whole point is that the client's code reads it and echoes it. A padded
+/// token's `=` is percent-encoded, as Laravel writes `XSRF-TOKEN`; the header must carry it decoded.
 pub fn csrf(token: &str) -> HeaderValue {
-    HeaderValue::from_str(&format!("{CSRF_COOKIE}={token}; Path=/; SameSite=Lax")).expect("tokens are alphanumeric")
+    let value = token.replace('=', "%3D");
+    HeaderValue::from_str(&format!("{CSRF_COOKIE}={value}; Path=/; SameSite=Lax"))
+        .expect("tokens are alphanumeric with = padding")
 }
 
 #[cfg(test)]
@@ -48,5 +51,11 @@ mod tests {
         assert_eq!(read(&headers, SESSION_COOKIE).as_deref(), Some("s1"));
         assert_eq!(read(&headers, CSRF_COOKIE).as_deref(), Some("abc"));
         assert_eq!(read(&headers, "missing"), None);
+    }
+
+    #[test]
+    fn a_padded_token_travels_percent_encoded_in_its_cookie() {
+        assert_eq!(csrf("abc=="), "csrftoken=abc%3D%3D; Path=/; SameSite=Lax");
+        assert_eq!(csrf("abc"), "csrftoken=abc; Path=/; SameSite=Lax");
     }
 }

@@ -28,7 +28,7 @@ pub enum ApiError {
     TooLarge {
         limit: usize,
     },
-    /// A failure injected through the control API.
+    /// A failure (5xx) or refusal (4xx) injected through the control API.
     Injected(StatusCode),
 }
 
@@ -61,6 +61,7 @@ impl IntoResponse for ApiError {
             ApiError::TooLarge { limit } => {
                 message(StatusCode::PAYLOAD_TOO_LARGE, format!("The file may not be greater than {limit} bytes."))
             }
+            ApiError::Injected(status) if status.is_client_error() => injected_refusal(status),
             ApiError::Injected(status) => injected_page(status),
         }
     }
@@ -86,6 +87,17 @@ fn redirect_to_login(next: &str) -> Response {
     let mut response = StatusCode::FOUND.into_response();
     if let Ok(value) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+/// An injected refusal comes from the application, so it is JSON like its other refusals; a 429
+/// says when to come back, as rate limiters do.
+fn injected_refusal(status: StatusCode) -> Response {
+    let reason = status.canonical_reason().unwrap_or("Refused");
+    let mut response = message(status, format!("{reason} (injected)."));
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
     response
 }

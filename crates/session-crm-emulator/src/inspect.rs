@@ -14,6 +14,12 @@ use crate::{SessionCrm, State};
 #[error("status {0} is not a 5xx status")]
 pub struct NotAServerError(pub u16);
 
+/// `refuse_next` injects refusals only (4xx): the request was not carried out, as a client may
+/// rely on for a 429 or a 400.
+#[derive(Debug, thiserror::Error)]
+#[error("status {0} is not a 4xx status")]
+pub struct NotAClientError(pub u16);
+
 impl SessionCrm {
     pub fn organizations(&self) -> Vec<Organization> {
         self.shared().lock().records.organizations.values().cloned().collect()
@@ -64,6 +70,19 @@ impl SessionCrm {
     pub fn fail_next(&self, count: u32, status: u16) -> Result<(), NotAServerError> {
         if !(500..=599).contains(&status) {
             return Err(NotAServerError(status));
+        }
+        self.shared().lock().traffic.fail_next(count, status);
+        Ok(())
+    }
+
+    /// The next `count` `/api/` requests, login included, answer `status` with a JSON `message`
+    /// and change nothing; a 429 also says `Retry-After: 1`. Replaces a pending `fail_next`.
+    ///
+    /// # Errors
+    /// When `status` is not between 400 and 499.
+    pub fn refuse_next(&self, count: u32, status: u16) -> Result<(), NotAClientError> {
+        if !(400..=499).contains(&status) {
+            return Err(NotAClientError(status));
         }
         self.shared().lock().traffic.fail_next(count, status);
         Ok(())

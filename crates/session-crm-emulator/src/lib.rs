@@ -20,7 +20,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use cookies::{CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE};
-pub use inspect::NotAServerError;
+pub use inspect::{NotAClientError, NotAServerError};
 pub use records::{Attachment, Contact, Message, Organization, Ticket};
 pub use traffic::RequestRecord;
 
@@ -46,6 +46,9 @@ pub struct SessionCrmConfig {
     pub rotate_csrf_every: Option<u32>,
     /// Larger uploads get 413.
     pub max_upload_bytes: usize,
+    /// Laravel's `XSRF-TOKEN`: the token ends in `=` padding, the cookie carries it
+    /// percent-encoded (`…%3D`), and the header must carry it decoded.
+    pub csrf_cookie_encoded: bool,
 }
 
 impl Default for SessionCrmConfig {
@@ -58,6 +61,7 @@ impl Default for SessionCrmConfig {
             redirect_to_login: false,
             rotate_csrf_every: None,
             max_upload_bytes: 10 * 1024 * 1024,
+            csrf_cookie_encoded: false,
         }
     }
 }
@@ -77,7 +81,11 @@ impl State {
     fn new(config: &SessionCrmConfig) -> Self {
         State {
             records: records::Records::default(),
-            sessions: sessions::Sessions::new(config.session_idle_timeout, config.session_lifetime),
+            sessions: sessions::Sessions::new(
+                config.session_idle_timeout,
+                config.session_lifetime,
+                config.csrf_cookie_encoded,
+            ),
             traffic: traffic::Traffic::default(),
             login_count: 0,
             failed_login_count: 0,

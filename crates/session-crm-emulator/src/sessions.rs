@@ -12,6 +12,11 @@ fn random_text(length: usize) -> String {
     Alphanumeric.sample_string(&mut rand::rng(), length)
 }
 
+/// A new CSRF token; `padded` ends it in base64's `=` padding, as Laravel's encrypted tokens do.
+fn new_csrf_token(padded: bool) -> String {
+    if padded { format!("{}==", random_text(CSRF_TOKEN_LENGTH - 2)) } else { random_text(CSRF_TOKEN_LENGTH) }
+}
+
 #[derive(Debug)]
 pub struct Session {
     csrf_token: String,
@@ -21,6 +26,7 @@ pub struct Session {
     opened: Instant,
     last_used: Instant,
     unsafe_since_rotation: u32,
+    padded: bool,
 }
 
 impl Session {
@@ -29,7 +35,7 @@ impl Session {
     }
 
     pub fn rotate_csrf(&mut self) {
-        self.csrf_token = random_text(CSRF_TOKEN_LENGTH);
+        self.csrf_token = new_csrf_token(self.padded);
         self.unsafe_since_rotation = 0;
     }
 
@@ -62,23 +68,25 @@ pub struct Opened {
 pub struct Sessions {
     idle_timeout: Duration,
     absolute_lifetime: Duration,
+    padded_tokens: bool,
     by_id: HashMap<String, Session>,
 }
 
 impl Sessions {
-    pub fn new(idle_timeout: Duration, absolute_lifetime: Duration) -> Self {
-        Sessions { idle_timeout, absolute_lifetime, by_id: HashMap::new() }
+    pub fn new(idle_timeout: Duration, absolute_lifetime: Duration, padded_tokens: bool) -> Self {
+        Sessions { idle_timeout, absolute_lifetime, padded_tokens, by_id: HashMap::new() }
     }
 
     pub fn open(&mut self, now: Instant) -> Opened {
         let session_id = random_text(SESSION_ID_LENGTH);
-        let csrf_token = random_text(CSRF_TOKEN_LENGTH);
+        let csrf_token = new_csrf_token(self.padded_tokens);
         let session = Session {
             csrf_token: csrf_token.clone(),
             announced_token: csrf_token.clone(),
             opened: now,
             last_used: now,
             unsafe_since_rotation: 0,
+            padded: self.padded_tokens,
         };
         self.by_id.insert(session_id.clone(), session);
         Opened { session_id, csrf_token }
@@ -133,7 +141,7 @@ mod tests {
 
     #[test]
     fn an_idle_session_expires_while_a_used_one_lives_until_its_absolute_lifetime() {
-        let mut sessions = Sessions::new(Duration::from_secs(10), Duration::from_secs(25));
+        let mut sessions = Sessions::new(Duration::from_secs(10), Duration::from_secs(25), false);
         let start = Instant::now();
         let idle = sessions.open(start).session_id;
         let used = sessions.open(start).session_id;
@@ -148,7 +156,7 @@ mod tests {
 
     #[test]
     fn rotation_every_n_unsafe_requests_changes_the_token_once_and_announces_it_once() {
-        let mut sessions = Sessions::new(HOUR, HOUR);
+        let mut sessions = Sessions::new(HOUR, HOUR, false);
         let now = Instant::now();
         let opened = sessions.open(now);
         let session = sessions.resume(&opened.session_id, now).unwrap();
@@ -165,8 +173,19 @@ mod tests {
     }
 
     #[test]
+    fn padded_tokens_end_in_padding_and_stay_padded_after_rotation() {
+        let mut sessions = Sessions::new(HOUR, HOUR, true);
+        let now = Instant::now();
+        let opened = sessions.open(now);
+        assert!(opened.csrf_token.ends_with("==") && opened.csrf_token.len() == CSRF_TOKEN_LENGTH);
+        let session = sessions.resume(&opened.session_id, now).unwrap();
+        session.rotate_csrf();
+        assert!(session.take_unannounced_token().is_some_and(|token| token.ends_with("==")));
+    }
+
+    #[test]
     fn a_missing_header_never_matches() {
-        let mut sessions = Sessions::new(HOUR, HOUR);
+        let mut sessions = Sessions::new(HOUR, HOUR, false);
         let now = Instant::now();
         let opened = sessions.open(now);
         assert!(!sessions.resume(&opened.session_id, now).unwrap().accepts_csrf(None));

@@ -8,9 +8,9 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use super::credentials::Credentials;
-use super::transport::{Body, Reply, Transport};
 use super::wire::ProblemBody;
 use crate::connectors::DeliveryError;
+use crate::connectors::transport::{Body, Reply, Transport};
 use crate::domain::HistoryEvent;
 
 pub struct AmoCrmClient {

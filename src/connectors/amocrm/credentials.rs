@@ -6,10 +6,10 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Mutex;
 use url::Url;
 
-use super::transport::{Body, Transport};
 use super::wire::{ProblemBody, TokenRefreshRequest, TokenResponse};
 use crate::config::{AmoCrmAuth, OAuthConfig};
 use crate::connectors::DeliveryError;
+use crate::connectors::transport::{Body, Transport};
 use crate::domain::HistoryEvent;
 use crate::store::{Store, StoredTokens};
 

@@ -3,7 +3,6 @@
 mod client;
 mod credentials;
 mod operations;
-mod transport;
 mod wire;
 
 use std::collections::HashMap;
@@ -13,12 +12,12 @@ use tokio::sync::{Mutex, RwLock};
 use url::Url;
 
 use crate::config::{AmoCrmConfig, Route};
+use crate::connectors::transport::Transport;
 use crate::connectors::{DeliveryError, RouteProblem};
 use crate::domain::{CrmRef, EntityKind, HistoryEvent, PhoneRegion};
 use crate::store::Store;
 use client::AmoCrmClient;
 use credentials::Credentials;
-use transport::Transport;
 use wire::PipelinesPage;
 
 pub struct AmoCrm {

@@ -31,15 +31,20 @@ impl JsonObject {
         self.optional_text(field)?.ok_or_else(|| ApiError::invalid(field, "is required"))
     }
 
+    /// A positive integer, given as a number or as a string of digits: Django REST's and
+    /// Laravel's validation both take `"12"` for an integer field, and clients that fill JSON
+    /// bodies from templates send every value as a string. An empty string is refused, as
+    /// Django REST refuses it: a client without the id must leave the field out.
     pub fn optional_id(&self, field: &str) -> Result<Option<u64>, ApiError> {
-        match self.0.get(field) {
-            None | Some(Value::Null) => Ok(None),
-            Some(value) => value
-                .as_u64()
-                .filter(|id| *id > 0)
-                .map(Some)
-                .ok_or_else(|| ApiError::invalid(field, "must be a positive integer")),
-        }
+        let id = match self.0.get(field) {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::String(text)) => {
+                let text = text.trim();
+                text.bytes().all(|byte| byte.is_ascii_digit()).then(|| text.parse::<u64>().ok()).flatten()
+            }
+            Some(value) => value.as_u64(),
+        };
+        id.filter(|id| *id > 0).map(Some).ok_or_else(|| ApiError::invalid(field, "must be a positive integer"))
     }
 
     pub fn required_id(&self, field: &str) -> Result<u64, ApiError> {
@@ -57,11 +62,22 @@ mod tests {
 
     #[test]
     fn blank_text_counts_as_missing_and_ids_must_be_positive_integers() {
-        let body = object(r#"{"subject": "  ", "contact_id": "7", "partner_id": 0, "service": "Support"}"#);
+        let body = object(r#"{"subject": "  ", "contact_id": 7, "partner_id": 0, "service": "Support"}"#);
         assert!(matches!(body.required_text("subject"), Err(ApiError::Invalid { field, .. }) if field == "subject"));
-        assert!(body.optional_id("contact_id").is_err());
+        assert_eq!(body.optional_id("contact_id").ok(), Some(Some(7)));
         assert!(body.optional_id("partner_id").is_err());
         assert_eq!(body.required_text("service").ok().as_deref(), Some("Support"));
+    }
+
+    #[test]
+    fn an_id_may_be_a_string_of_digits_but_not_an_empty_string() {
+        let body = object(r#"{"a": "12", "b": " 7 ", "c": "", "d": "0", "e": "-3", "f": "1e3", "g": "x1", "h": 2.5}"#);
+        assert_eq!(body.optional_id("a").ok(), Some(Some(12)));
+        assert_eq!(body.optional_id("b").ok(), Some(Some(7)));
+        // An empty string is not "no id" (Django REST refuses it too): a client must leave the field out.
+        for field in ["c", "d", "e", "f", "g", "h"] {
+            assert!(body.optional_id(field).is_err(), "{field}");
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::harness::{PASSWORD, spawn_crm};
+use crate::harness::{PASSWORD, message_of, spawn_crm};
 
 #[tokio::test]
 async fn fail_next_answers_that_many_requests_with_the_status_then_works_normally() {
@@ -29,6 +29,26 @@ async fn fail_next_refuses_a_status_that_is_not_5xx() {
 
     assert_eq!(response.status(), 400);
     assert!(app.crm().fail_next(1, 429).is_err());
+}
+
+#[tokio::test]
+async fn refuse_next_answers_a_json_refusal_and_a_429_says_when_to_come_back() {
+    let app = spawn_crm().await;
+    app.login().await;
+
+    app.control("/_control/refuse-next", Some(json!({"count": 1, "status": 429}))).await;
+    let throttled = app.post("/api/organizations", json!({"name": "A"})).await;
+    app.crm().refuse_next(1, 400).unwrap();
+    let refused = app.post("/api/organizations", json!({"name": "A"})).await;
+    let created = app.post("/api/organizations", json!({"name": "A"})).await;
+
+    assert_eq!(throttled.status(), 429);
+    assert_eq!(throttled.headers()["retry-after"], "1");
+    assert_eq!(refused.status(), 400);
+    assert!(message_of(refused).await.contains("injected"));
+    assert_eq!(created.status(), 201);
+    assert_eq!(app.crm().organizations().len(), 1, "refused requests change nothing");
+    assert!(app.crm().refuse_next(1, 503).is_err());
 }
 
 #[tokio::test]

@@ -45,3 +45,17 @@ async fn rotating_every_two_unsafe_requests_sends_the_new_token_with_the_second_
     let names: Vec<String> = app.crm().organizations().into_iter().map(|organization| organization.name).collect();
     assert_eq!(names, ["A", "B", "C"]);
 }
+
+#[tokio::test]
+async fn an_encoded_csrf_cookie_must_be_decoded_for_the_header() {
+    let app = spawn_with(SessionCrmConfig { csrf_cookie_encoded: true, ..SessionCrmConfig::default() }).await;
+    app.login().await;
+    let raw = app.csrf_token();
+    let decoded = raw.replace("%3D", "=");
+
+    let refused = app.post_with_token("/api/organizations", json!({"name": "A"}), Some(&raw)).await;
+    let accepted = app.post_with_token("/api/organizations", json!({"name": "A"}), Some(&decoded)).await;
+
+    assert!(raw.ends_with("%3D%3D"), "{raw}");
+    assert_eq!((refused.status().as_u16(), accepted.status().as_u16()), (419, 201));
+}

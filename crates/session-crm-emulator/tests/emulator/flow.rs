@@ -88,6 +88,26 @@ async fn a_ticket_without_a_subject_gets_422_naming_the_field() {
 }
 
 #[tokio::test]
+async fn ids_sent_as_strings_of_digits_are_taken_like_numbers() {
+    let app = spawn_crm().await;
+    app.login().await;
+    let organization_id = id_of(app.post("/api/organizations", json!({"name": "ООО Ромашка"})).await).await;
+    let contact = json!({"name": "Анна", "organization_id": organization_id.to_string(), "email": ""});
+    let contact_id = id_of(app.post("/api/contacts", contact).await).await;
+
+    let empty_partner = json!({"service": "s", "subject": "x", "contact_id": contact_id.to_string(), "partner_id": ""});
+    let refused = app.post("/api/tickets", empty_partner).await;
+    let ticket = json!({"service": "s", "subject": "x", "contact_id": contact_id.to_string()});
+    let response = app.post("/api/tickets", ticket).await;
+
+    assert_eq!(refused.status(), 422, "an empty id is not a missing one");
+    assert_eq!(response.status(), 201);
+    let tickets = app.crm().tickets();
+    assert_eq!((tickets[0].contact_id, tickets[0].partner_id), (contact_id, None));
+    assert_eq!(app.crm().contacts()[0].organization_id, Some(organization_id));
+}
+
+#[tokio::test]
 async fn a_ticket_for_an_unknown_contact_gets_422_naming_contact_id() {
     let app = spawn_crm().await;
     app.login().await;
