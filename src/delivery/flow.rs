@@ -160,15 +160,15 @@ impl Delivery<'_, '_> {
     ) -> Result<(), DeliveryError> {
         let (connector, lead, route) = (self.connector, self.lead, self.route);
         if progress.contact.is_none() && self.makes_organization(progress, found) {
-            let organization = connector.create_organization(lead, self.journal.calls()).await?;
+            let organization = connector.create_organization(lead, route, self.journal.calls()).await?;
             progress.organization = Some(organization);
             self.step_done(progress).await?;
         }
         let contact = match &progress.contact {
             Some(contact) => contact.clone(),
             None => {
-                let contact =
-                    connector.create_contact(lead, progress.organization.as_ref(), self.journal.calls()).await?;
+                let organization = progress.organization.as_ref();
+                let contact = connector.create_contact(lead, route, organization, self.journal.calls()).await?;
                 progress.contact = Some(contact.clone());
                 self.step_done(progress).await?;
                 contact
@@ -205,7 +205,7 @@ impl Delivery<'_, '_> {
                 Some(note) => note,
                 None => {
                     let text = note_text(lead, !connector.supports(Operation::AttachFile));
-                    connector.add_note(Some(lead), &deal, &text, self.journal.calls()).await?
+                    connector.add_note(lead, route, &deal, &text, self.journal.calls()).await?
                 }
             };
             progress.note = Some(note);
@@ -221,7 +221,7 @@ impl Delivery<'_, '_> {
                     ))
                 })?;
                 let file = FileContent { attachment, content };
-                let attached = connector.attach_file(lead, &deal, file, self.journal.calls()).await?;
+                let attached = connector.attach_file(lead, route, &deal, file, self.journal.calls()).await?;
                 progress.files.push(attached);
                 self.step_done(progress).await?;
             }

@@ -147,15 +147,15 @@ impl FeedbackWorker {
         let Some(source) = self.sources.get(&lead.fields.source) else {
             return Err(failure(format!("source «{}» is no longer configured", lead.fields.source), false));
         };
-        let destination = source.route_for(&lead.fields.routing).destination;
-        let Some(connector) = self.connectors.get(&destination) else {
-            return Err(failure(format!("destination «{destination}» is not configured"), false));
+        let route = source.route_for(&lead.fields.routing);
+        let Some(connector) = self.connectors.get(&route.destination) else {
+            return Err(failure(format!("destination «{}» is not configured", route.destination), false));
         };
         let text = match claim.payload["title"].as_str().filter(|title| !title.is_empty()) {
             Some(title) => format!("{title}\n{}", claim.payload["text"].as_str().unwrap_or_default()),
             None => claim.payload["text"].as_str().unwrap_or_default().to_owned(),
         };
-        match connector.add_note(Some(&lead), &deal, &text, &mut Vec::new()).await {
+        match connector.add_note(&lead, &route, &deal, &text, &mut Vec::new()).await {
             Ok(_) => Ok(200),
             Err(error) => Err(failure(error.to_string(), matches!(error, DeliveryError::Rejected(_)))),
         }

@@ -95,8 +95,12 @@ async fn a_journal_record_it_cannot_read_stops_the_lead_instead_of_restarting_it
     assert!(error.contains("cannot be read") && error.contains("version 3"), "{error}");
     assert_eq!(crm.emulator.contacts_count(), 1, "no second contact");
     assert_eq!(crm.emulator.leads_count(), 0, "no deal on a guess");
-    let contact_lookups_after_restart =
-        crm.emulator.requests().iter().filter(|call| call.method == "GET" && call.path.starts_with("/api/v4/contacts")).count();
+    let contact_lookups_after_restart = crm
+        .emulator
+        .requests()
+        .iter()
+        .filter(|call| call.method == "GET" && call.path.starts_with("/api/v4/contacts"))
+        .count();
     assert_eq!(contact_lookups_after_restart, 1, "the client was not looked up again");
 }
 

@@ -4,6 +4,7 @@ mod advertisers;
 mod browser;
 mod callback_receiver;
 mod config_check;
+mod conformance;
 mod crash;
 mod decision;
 mod email;

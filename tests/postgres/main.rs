@@ -11,6 +11,8 @@ mod browser;
 mod callback_receiver;
 #[path = "../api/config_check.rs"]
 mod config_check;
+#[path = "../api/conformance.rs"]
+mod conformance;
 #[path = "../api/crash.rs"]
 mod crash;
 #[path = "../api/decision.rs"]

@@ -29,7 +29,7 @@ pub async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Nex
 }
 
 async fn admit(shared: &Shared, request: Request, next: Next) -> Response {
-    let latency = shared.lock().traffic.latency();
+    let latency = shared.lock().traffic.delay_for(request.method().as_str(), request.uri().path());
     if let Some(delay) = latency {
         tokio::time::sleep(delay).await;
     }

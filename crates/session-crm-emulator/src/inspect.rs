@@ -93,6 +93,30 @@ impl SessionCrm {
         self.shared().lock().traffic.set_latency(Some(delay));
     }
 
+    /// Requests with `method` whose path ends with `path_suffix` wait `delay` before they are
+    /// handled (a client that gives up meanwhile changes nothing); `None` lifts the hold.
+    pub fn hold(&self, hold: Option<(&str, &str, Duration)>) {
+        self.shared().lock().traffic.set_hold(hold);
+    }
+
+    /// A contact already in the CRM, with its organization when `organization` names one.
+    pub fn seed_contact(
+        &self,
+        name: &str,
+        email: Option<&str>,
+        phone: Option<&str>,
+        organization: Option<&str>,
+    ) -> Contact {
+        let mut state = self.shared().lock();
+        let organization_id = organization.map(|name| state.records.add_organization(name.to_owned()).id);
+        state.records.add_contact(crate::records::NewContact {
+            name: name.to_owned(),
+            email: email.map(str::to_owned),
+            phone: phone.map(str::to_owned),
+            organization_id,
+        })
+    }
+
     /// Forgets records, sessions, counters, the request log, failures and latency; ids restart.
     pub fn reset(&self) {
         let mut state = self.shared().lock();

@@ -21,6 +21,15 @@ pub struct Traffic {
     log: Vec<RequestRecord>,
     failing: Option<(u16, u32)>,
     latency: Option<Duration>,
+    hold: Option<Hold>,
+}
+
+/// Latency for one kind of request only, so a test can stop a client between two of its calls.
+#[derive(Clone, Debug)]
+struct Hold {
+    method: String,
+    path_suffix: String,
+    delay: Duration,
 }
 
 impl Traffic {
@@ -57,8 +66,23 @@ impl Traffic {
         self.latency = delay.filter(|delay| !delay.is_zero());
     }
 
-    pub fn latency(&self) -> Option<Duration> {
-        self.latency
+    /// Requests with this method whose path ends with `path_suffix` wait `delay` (on top of
+    /// any latency); `None` removes the hold.
+    pub fn set_hold(&mut self, hold: Option<(&str, &str, Duration)>) {
+        self.hold = hold.map(|(method, path_suffix, delay)| Hold {
+            method: method.to_ascii_uppercase(),
+            path_suffix: path_suffix.to_owned(),
+            delay,
+        });
+    }
+
+    /// How long this request waits before it is handled.
+    pub fn delay_for(&self, method: &str, path: &str) -> Option<Duration> {
+        let held = self.hold.as_ref().filter(|hold| hold.method == method && path.ends_with(&hold.path_suffix));
+        match (self.latency, held.map(|hold| hold.delay)) {
+            (None, None) => None,
+            (latency, hold) => Some(latency.unwrap_or_default() + hold.unwrap_or_default()),
+        }
     }
 
     pub fn records(&self) -> Vec<RequestRecord> {
@@ -84,5 +108,18 @@ mod tests {
         traffic.fail_next(5, 500);
         traffic.fail_next(0, 500);
         assert_eq!(traffic.take_failure(), None);
+    }
+
+    #[test]
+    fn a_hold_delays_only_the_requests_it_names() {
+        let mut traffic = Traffic::default();
+        traffic.set_hold(Some(("post", "/messages", Duration::from_secs(5))));
+        assert_eq!(traffic.delay_for("POST", "/api/tickets/7/messages"), Some(Duration::from_secs(5)));
+        assert_eq!(traffic.delay_for("POST", "/api/tickets"), None);
+        assert_eq!(traffic.delay_for("GET", "/api/tickets/7/messages"), None);
+        traffic.set_latency(Some(Duration::from_secs(1)));
+        assert_eq!(traffic.delay_for("POST", "/api/tickets"), Some(Duration::from_secs(1)));
+        traffic.set_hold(None);
+        assert_eq!(traffic.delay_for("POST", "/api/tickets/7/messages"), Some(Duration::from_secs(1)));
     }
 }

@@ -14,8 +14,8 @@ use reqwest_cookie_store::CookieStoreMutex;
 use url::Url;
 
 use crate::config::{Endpoint, SessionCrmApi, SessionCrmConfig, Template};
-use crate::connectors::DeliveryError;
 use crate::connectors::transport::{Body, Transport};
+use crate::connectors::{DeliveryError, Operation};
 use crate::domain::HistoryEvent;
 use crate::store::{SharedRateBudget, Store};
 use context::Extras;
@@ -70,6 +70,18 @@ impl SessionCrm {
             templates: endpoint::environment(),
         };
         Self { transport, session: Session::new(config, jar), calls: Box::new(calls) }
+    }
+
+    /// What the configured calls let it do: no pipelines, so no deal look-ups or moves, and no
+    /// way to search tickets or messages for one an interrupted call may have made.
+    pub fn supports(&self, operation: Operation) -> bool {
+        match operation {
+            Operation::FindClient | Operation::CreateContact | Operation::CreateDeal => true,
+            Operation::CreateOrganization => self.makes_organizations(),
+            Operation::AddNote => self.adds_messages(),
+            Operation::AttachFile => self.attaches_files(),
+            Operation::FindClientDeal | Operation::FindNote | Operation::MoveDeal => false,
+        }
     }
 
     /// Tries each configured lookup in order until one finds the contact; a lookup that needs a
