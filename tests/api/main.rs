@@ -19,6 +19,7 @@ mod proxy;
 mod queue;
 mod resend;
 mod serve_defaults;
+mod session_crm;
 mod smtp_sink;
 mod unavailable;
 mod zap;

@@ -41,6 +41,8 @@ mod queue;
 mod resend;
 #[path = "../api/serve_defaults.rs"]
 mod serve_defaults;
+#[path = "../api/session_crm.rs"]
+mod session_crm;
 #[path = "../api/smtp_sink.rs"]
 mod smtp_sink;
 #[path = "../api/unavailable.rs"]
