@@ -256,7 +256,8 @@ impl Connector {
     }
 
     /// Adds `text` to the lead's deal (a note) or ticket (a message); a CRM's message template
-    /// may also read the lead's fields.
+    /// may also read the lead's fields. `None`: the message template has nothing to write for
+    /// this lead, and nothing was sent.
     pub async fn add_note(
         &self,
         lead: &Lead,
@@ -264,12 +265,12 @@ impl Connector {
         deal: &CrmRef,
         text: &str,
         calls: &mut Calls,
-    ) -> Result<CrmRef, DeliveryError> {
+    ) -> Result<Option<CrmRef>, DeliveryError> {
         match self {
-            Self::AmoCrm(amocrm) => amocrm.add_note(deal, text, calls).await,
+            Self::AmoCrm(amocrm) => amocrm.add_note(deal, text, calls).await.map(Some),
             Self::SessionCrm(own) => {
                 let id = own.add_message(calls, &LeadContext::new(lead, route), &deal.id, text).await?;
-                Ok(CrmRef::new(EntityKind::Message, id))
+                Ok(id.map(|id| CrmRef::new(EntityKind::Message, id)))
             }
         }
     }

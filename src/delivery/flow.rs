@@ -194,7 +194,7 @@ impl Delivery<'_, '_> {
                 deal
             }
         };
-        if progress.note.is_none() && connector.supports(Operation::AddNote) {
+        if self.note_due(progress) {
             let first_line = note_first_line(lead);
             let earlier = if interrupted == Some(Step::Note) && connector.supports(Operation::FindNote) {
                 connector.find_note(&deal, &first_line, self.journal.calls()).await?
@@ -202,13 +202,18 @@ impl Delivery<'_, '_> {
                 None
             };
             let note = match earlier {
-                Some(note) => note,
+                Some(note) => Some(note),
                 None => {
                     let text = note_text(lead, !connector.supports(Operation::AttachFile));
                     connector.add_note(lead, route, &deal, &text, self.journal.calls()).await?
                 }
             };
-            progress.note = Some(note);
+            if note.is_none() {
+                let reason = "the CRM's message template has nothing to write for this lead";
+                self.journal.note(HistoryEvent::now("note_skipped", serde_json::json!({ "reason": reason })));
+            }
+            progress.note_skipped = note.is_none();
+            progress.note = note;
             self.step_done(progress).await?;
         }
         if connector.supports(Operation::AttachFile) {
@@ -245,11 +250,15 @@ impl Delivery<'_, '_> {
         if progress.deal.is_none() {
             return Some(Step::Deal);
         }
-        if progress.note.is_none() && self.connector.supports(Operation::AddNote) {
+        if self.note_due(progress) {
             return Some(Step::Note);
         }
         let attaches = self.connector.supports(Operation::AttachFile);
         (attaches && progress.files.len() < self.lead.fields.deal.attachments.len()).then_some(Step::File)
+    }
+
+    fn note_due(&self, progress: &Progress) -> bool {
+        progress.note.is_none() && !progress.note_skipped && self.connector.supports(Operation::AddNote)
     }
 
     /// A new client's organization comes first, where the CRM keeps them.

@@ -25,6 +25,9 @@ pub struct Progress {
     /// The deal or ticket the lead made, or the one it found.
     pub deal: Option<CrmRef>,
     pub note: Option<CrmRef>,
+    /// The CRM's message template had nothing to write for this lead, so no note was sent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub note_skipped: bool,
     /// The files attached so far, in the lead's order.
     #[serde(default)]
     pub files: Vec<CrmRef>,
@@ -167,6 +170,7 @@ impl From<FirstVersion> for Progress {
             contact: first.contact_id.map(|id| record(EntityKind::Contact, id)),
             deal: first.deal_id.map(|id| record(EntityKind::Deal, id)),
             note: first.note_id.map(|id| record(EntityKind::Note, id)),
+            note_skipped: false,
             files: Vec::new(),
             started: first.started,
         }

@@ -156,7 +156,8 @@ impl FeedbackWorker {
             None => claim.payload["text"].as_str().unwrap_or_default().to_owned(),
         };
         match connector.add_note(&lead, &route, &deal, &text, &mut Vec::new()).await {
-            Ok(_) => Ok(200),
+            Ok(Some(_)) => Ok(200),
+            Ok(None) => Err(failure("the CRM's message template has nothing to write for this note".to_owned(), true)),
             Err(error) => Err(failure(error.to_string(), matches!(error, DeliveryError::Rejected(_)))),
         }
     }

@@ -242,3 +242,41 @@ async fn config_check_refuses_a_partner_source_routed_to_a_crm_without_pipelines
     assert!(said.contains("sources.trendagent.destination"), "{said}");
     assert!(said.contains("move a deal to a stage"), "{said}");
 }
+
+/// The issue's own `add_message` example writes the visitor's comment: a lead without one gets a
+/// ticket and no empty message, rather than a refusal that would kill the lead.
+#[tokio::test]
+async fn the_issue_s_comment_message_is_written_when_there_is_a_comment_and_skipped_when_there_is_none() {
+    let crm = session_crm_emulator::spawn(SessionCrmConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let destination =
+        own_destination(&crm.base_url()).replace("text = \"{{ message }}\"", "text = \"{{ lead.comment }}\"");
+    assert!(destination.contains("lead.comment"));
+    let config = format!(
+        "[worker]\ninterval = \"100ms\"\n{destination}[sources.site]\nkind = \"proxy\"\nkey = \"{SITE_KEY}\"\n\
+         destination = \"main\"\nservice = \"Консультация\"\nsubject = \"Заявка с сайта\"\n"
+    );
+    let gateway = TestProcess::serve(dir.path(), &config).await;
+    let store = open_store(dir.path()).await;
+    let post = |fields: Vec<(&'static str, &'static str)>| {
+        let url = format!("http://{}/api/proxy/1.0/leads/add?key={SITE_KEY}", gateway.address);
+        async move {
+            let answer: serde_json::Value =
+                reqwest::Client::new().post(url).form(&fields).send().await.unwrap().json().await.unwrap();
+            answer["id"].as_i64().unwrap()
+        }
+    };
+
+    let silent = post(vec![("name", "Пётр"), ("phone", "+79995100031")]).await;
+    let talkative = post(vec![("name", "Павел"), ("phone", "+79995100032"), ("comment", "Позвоните вечером")]).await;
+    let silent = settled(&store, silent, &[LeadStatus::Approved]).await;
+    settled(&store, talkative, &[LeadStatus::Approved]).await;
+
+    let tickets = crm.crm.tickets();
+    let mut messages: Vec<Vec<String>> =
+        tickets.iter().map(|ticket| ticket.messages.iter().map(|message| message.text.clone()).collect()).collect();
+    messages.sort();
+    assert_eq!(messages, [vec![], vec!["Позвоните вечером".to_owned()]]);
+    let history = store.history(silent.id).await.unwrap();
+    assert!(history.iter().any(|event| event.kind == "note_skipped"), "{history:?}");
+}

@@ -160,7 +160,8 @@ impl SessionCrm {
     }
 
     /// Posts `text` to the ticket. Templates see it as `message`; `lead.comment` stays the
-    /// visitor's own comment, which is what the default template sends.
+    /// visitor's own comment, which is what the default template sends. `None`: the
+    /// template has nothing to write for this lead, and nothing is sent.
     ///
     /// # Errors
     /// `Misconfigured` when `add_message` is not configured; otherwise as for every call.
@@ -170,10 +171,26 @@ impl SessionCrm {
         lead: &LeadContext,
         ticket_id: &str,
         text: &str,
-    ) -> Result<String, DeliveryError> {
+    ) -> Result<Option<String>, DeliveryError> {
         let endpoint = configured(self.calls.api.add_message.as_ref(), "add_message")?;
         let context = lead.with(&Extras { ticket_id: Some(ticket_id), message: Some(text), ..Extras::default() });
-        self.create(calls, "add_message", endpoint, &context, None).await.map(|(id, _)| id)
+        // A body that reads only what this lead lacks (`lead.comment` of a lead without one)
+        // would post an empty message, which a CRM refuses or keeps as noise.
+        if self.renders_nothing("add_message", endpoint, &context)? {
+            return Ok(None);
+        }
+        self.create(calls, "add_message", endpoint, &context, None).await.map(|(id, _)| Some(id))
+    }
+
+    /// Whether every body field of `endpoint` renders empty (or needs an absent value).
+    fn renders_nothing(&self, call: &str, endpoint: &Endpoint, context: &Value) -> Result<bool, DeliveryError> {
+        for (field, template) in &endpoint.body {
+            let name = format!("api.{call}.body.{field}");
+            if endpoint::render(&self.calls.templates, &name, template, context)?.is_some_and(|text| !text.is_empty()) {
+                return Ok(false);
+            }
+        }
+        Ok(!endpoint.body.is_empty())
     }
 
     /// Whether `attach_file` is configured; without it, files go into the message as links.

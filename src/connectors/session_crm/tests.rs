@@ -149,7 +149,7 @@ async fn the_whole_flow_makes_organization_contact_ticket_message_and_file_with_
         assert!(stored.description.lines().any(|text| text == line), "{line} in {}", stored.description);
     }
     assert!(!stored.description.contains("empty"), "empty fields stay out: {}", stored.description);
-    assert_eq!(stored.messages[0].id.to_string(), message_id);
+    assert_eq!(Some(stored.messages[0].id.to_string()), message_id);
     assert_eq!(stored.messages[0].text, "Текст заявки");
     let file = &stored.files[0];
     assert_eq!(file.id.to_string(), file_id);
