@@ -220,7 +220,7 @@ fn owed_feedback(lead: &Lead, outcome: &Outcome, source: &SourceConfig) -> Vec<O
             body["deal_number"] = json!(number);
         }
         let payload = json!({ "url": url, "source": fields.source, "body": body });
-        owed.push(OwedFeedback { kind: FeedbackKind::Callback, payload });
+        owed.push(OwedFeedback { kind: FeedbackKind::Callback, payload, only_if_committed_after: None });
     }
     // The advertiser's copy is a message of its own: the team's addresses and the advertiser's
     // are not each other's business, and one `To:` would show every address to everyone.
@@ -239,7 +239,7 @@ fn owed_feedback(lead: &Lead, outcome: &Outcome, source: &SourceConfig) -> Vec<O
         Ok(email) => {
             for recipients in [team, advertiser].into_iter().filter(|recipients| !recipients.is_empty()) {
                 let payload = json!({ "to": recipients, "subject": email.subject, "body": email.body });
-                owed.push(OwedFeedback { kind: FeedbackKind::Email, payload });
+                owed.push(OwedFeedback { kind: FeedbackKind::Email, payload, only_if_committed_after: None });
             }
         }
         // Templates are checked at start-up, so this is a value the template cannot show;
