@@ -539,6 +539,7 @@ mod tests {
             honeypot: "website".to_owned(),
             per_ip_per_minute: 1,
             success_message: String::new(),
+            wait_for_crm: None,
         }
     }
 
