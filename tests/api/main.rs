@@ -19,5 +19,6 @@ mod queue;
 mod resend;
 mod serve_defaults;
 mod smtp_sink;
+mod ticket_number;
 mod unavailable;
 mod zap;
