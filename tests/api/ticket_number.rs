@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use amocrm_emulator::{Fault, FaultLimit};
+use amocrm_emulator::{Fault, FaultLimit, Latency};
 use leadgate::config::{DEFAULT_REGISTERED_MESSAGE, FormSource, WaitForCrm};
 use leadgate::domain::LeadId;
 use leadgate::notify::visitor_email::VisitorEmailTemplates;
@@ -86,6 +86,10 @@ async fn owed_emails(app: &TestApp, id: i64) -> Vec<Value> {
     owed.into_iter().filter(|row| row.kind == FeedbackKind::Email).map(|row| row.payload["to"].clone()).collect()
 }
 
+fn to_header(mail: &ReceivedMail) -> &str {
+    mail.data.split("\r\n").find(|line| line.starts_with("To:")).expect("a To header")
+}
+
 #[tokio::test]
 async fn a_form_answer_shows_the_deal_number_when_the_crm_answers_in_time_and_nobody_emails_the_visitor() {
     let sink = SmtpSink::start().await;
@@ -117,6 +121,52 @@ async fn a_browser_without_javascript_is_shown_the_number_too() {
     let html = response.text().await.unwrap();
     assert!(html.contains(&registered(&deal_id(&app))), "{html}");
     assert!(!html.contains(SUCCESS_MESSAGE), "{html}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_crm_slower_than_the_wait_gets_the_usual_text_and_the_visitor_the_number_by_email_of_its_own() {
+    let sink = SmtpSink::start().await;
+    let app = app_with(&sink, waiting_form(Duration::from_secs(1))).await;
+    let hold = Duration::from_secs(4);
+    let latency = Latency { delay: hold, path_prefix: Some("/api/v4/leads".into()), method: Some("POST".into()) };
+    app.crm.emulator.set_latency(Some(latency));
+
+    let (body, took) = submit_for_json(&app).await;
+
+    assert_eq!(body["message"], SUCCESS_MESSAGE, "{body}");
+    assert!(body.get("number").is_none(), "{body}");
+    assert!(took < hold, "the answer waited for the CRM: {took:?}");
+    let visitor = mail_to(&sink, VISITOR).await;
+    let number = deal_id(&app);
+    assert_eq!(visitor.subject, registered(&number));
+    assert!(visitor.body.contains(&format!("{}.", registered(&number))), "{}", visitor.body);
+    assert!(!to_header(&visitor).contains(TEAM), "{}", visitor.data);
+    let team = mail_to(&sink, TEAM).await;
+    assert!(!to_header(&team).contains(VISITOR), "{}", team.data);
+    let id = body["id"].as_i64().unwrap();
+    let mut owed = owed_emails(&app, id).await;
+    owed.sort_by_key(ToString::to_string);
+    assert_eq!(owed, [serde_json::json!([VISITOR]), serde_json::json!([TEAM])]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_crm_that_is_down_leaves_the_lead_accepted_and_the_visitor_gets_the_number_after_it_recovers() {
+    let sink = SmtpSink::start().await;
+    let app = app_with(&sink, waiting_form(Duration::from_secs(1))).await;
+    app.crm.emulator.inject_fault(Fault::new(503, FaultLimit::UntilCleared));
+
+    let (body, _) = submit_for_json(&app).await;
+
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["message"], SUCCESS_MESSAGE, "{body}");
+    let id = body["id"].as_i64().unwrap();
+    let lead = app.store.find_lead(LeadId(id)).await.unwrap().expect("the lead is stored");
+    assert!(lead.outcome.is_none(), "{lead:?}");
+    app.crm.emulator.clear_faults();
+    let visitor = mail_to(&sink, VISITOR).await;
+    assert_eq!(visitor.subject, registered(&deal_id(&app)));
     app.stop().await;
 }
 
