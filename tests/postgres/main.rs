@@ -41,6 +41,8 @@ mod resend;
 mod serve_defaults;
 #[path = "../api/smtp_sink.rs"]
 mod smtp_sink;
+#[path = "../api/ticket_number.rs"]
+mod ticket_number;
 #[path = "../api/unavailable.rs"]
 mod unavailable;
 #[path = "../api/zap.rs"]
