@@ -338,6 +338,7 @@ fn check_source(
         (pipeline, status, None, None)
     };
     reject_keys_of_other_kinds_of_source(&raw, &key, found);
+    let wait_for_crm = super::wait::check_wait_for_crm(&mut raw, smtp_configured, &key, found);
     let kind = match raw.kind.take().as_deref() {
         Some("partner") => {
             let source_key = raw.key.take().filter(|secret| secret.expose_secret().len() >= 16);
@@ -361,10 +362,11 @@ fn check_source(
                     key,
                     duplicate_window: raw.duplicate_window.unwrap_or(Duration::from_secs(24 * 3600)),
                     sync_timeout,
+                    wait_for_crm,
                 })
             })
         }
-        Some("form") => super::form::check_form(&mut raw, &key, found).map(SourceKind::Form),
+        Some("form") => super::form::check_form(&mut raw, wait_for_crm, &key, found).map(SourceKind::Form),
         Some(other) => {
             found.problem(key("kind"), format!("«{other}» is not a known kind (known: partner, zap, proxy, form)"));
             None
@@ -456,6 +458,13 @@ fn reject_keys_of_other_kinds_of_source(raw: &RawSource, key: &dyn Fn(&str) -> S
             if *given {
                 found.problem(key(name), format!("only for sources of kind = \"{owner}\""));
             }
+        }
+    }
+    let visitor_keys =
+        [("wait_for_crm", raw.wait_for_crm.is_some()), ("registered_message", raw.registered_message.is_some())];
+    for (name, given) in visitor_keys {
+        if given && kind != "form" && kind != "proxy" {
+            found.problem(key(name), "only for sources of kind = \"form\" or \"proxy\"");
         }
     }
 }

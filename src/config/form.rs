@@ -1,8 +1,8 @@
 //! Checking a website form's settings: which form field fills which CRM field, and its limits.
 
-use super::FormSource;
 use super::check::Found;
 use super::raw::RawSource;
+use super::{FormSource, WaitForCrm};
 use crate::domain::{CrmField, DealSpec};
 
 /// The seed's text after a successful submission.
@@ -11,6 +11,7 @@ pub const DEFAULT_SUCCESS_MESSAGE: &str =
 
 pub(super) fn check_form(
     raw: &mut RawSource,
+    wait_for_crm: Option<WaitForCrm>,
     key: &dyn Fn(&str) -> String,
     found: &mut Found<'_>,
 ) -> Option<FormSource> {
@@ -104,6 +105,7 @@ pub(super) fn check_form(
         honeypot,
         per_ip_per_minute: raw.per_ip_per_minute.unwrap_or(10),
         success_message: raw.success_message.take().unwrap_or_else(|| DEFAULT_SUCCESS_MESSAGE.to_owned()),
+        wait_for_crm,
     })
 }
 

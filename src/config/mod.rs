@@ -4,6 +4,7 @@ mod check;
 mod form;
 mod raw;
 mod session_crm;
+mod wait;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -19,8 +20,10 @@ use url::Url;
 use crate::domain::{CrmField, Email, PhoneRegion, SourceId};
 pub use crate::notify::email::SmtpConfig;
 use crate::notify::templates::EmailTemplates;
+use crate::notify::visitor_email::VisitorEmailTemplates;
 use raw::RawSettings;
 pub use session_crm::{LEAD_VARIABLES, ROUTE_VARIABLES};
+pub use wait::DEFAULT_REGISTERED_MESSAGE;
 
 const DEFAULTS: &str = include_str!("default.toml");
 /// Keys whose values are secrets (`SecretString`), wherever they appear.
@@ -286,6 +289,25 @@ pub struct ProxySource {
     pub duplicate_window: Duration,
     /// The longest a `sync=1` request waits for the CRM.
     pub sync_timeout: Duration,
+    pub wait_for_crm: Option<WaitForCrm>,
+}
+
+/// A form's or proxy site's answer that waits for the CRM's deal or ticket and gives its number
+/// (`wait_for_crm`), and the e-mail that gives it when the answer could not.
+#[derive(Debug, Clone)]
+pub struct WaitForCrm {
+    /// How long the answer waits, from the lead's arrival (`Lead::answer_deadline`).
+    pub wait: Duration,
+    /// The answer's text once the number is known; `{number}` stands for it.
+    pub registered_message: String,
+    /// `None` without an `[smtp]` section: then nobody is e-mailed.
+    pub visitor_email: Option<VisitorEmailTemplates>,
+}
+
+impl WaitForCrm {
+    pub fn registered(&self, number: &str) -> String {
+        self.registered_message.replace("{number}", number)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -311,6 +333,7 @@ pub struct FormSource {
     pub honeypot: String,
     pub per_ip_per_minute: u32,
     pub success_message: String,
+    pub wait_for_crm: Option<WaitForCrm>,
 }
 
 #[derive(Debug, Clone)]
@@ -333,6 +356,15 @@ impl SourceConfig {
             deal_fields: self.route.deal_fields.clone(),
             service: self.route.service.clone(),
             subject: self.route.subject.clone(),
+        }
+    }
+
+    /// How the source's visitors are told their request's number, when it is set to.
+    pub fn wait_for_crm(&self) -> Option<&WaitForCrm> {
+        match &self.kind {
+            SourceKind::Form(form) => form.wait_for_crm.as_ref(),
+            SourceKind::Proxy(proxy) => proxy.wait_for_crm.as_ref(),
+            SourceKind::Partner { .. } | SourceKind::Zap(_) => None,
         }
     }
 
@@ -701,6 +733,85 @@ mod tests {
         assert_eq!(form.required, ["name", "phone"]);
         assert_eq!(form.statics, [(CrmField::Tags, "site, feedback".to_owned())]);
         assert_eq!(form.success_message, form::DEFAULT_SUCCESS_MESSAGE);
+    }
+
+    const SMTP: &str = "[smtp]\nurl = \"smtp://127.0.0.1:2525\"\nfrom = \"gate@example.ru\"\n";
+
+    fn website_sources(extra: &str) -> String {
+        format!(
+            "{DESTINATION}[sources.site]\nkind = \"proxy\"\nkey = \"0123456789abcdef\"\ndestination = \"main\"\n\
+             pipeline = \"P\"\nstatus = \"S\"\n{extra}\n\
+             [sources.feedback]\nkind = \"form\"\ndestination = \"main\"\npipeline = \"P\"\nstatus = \"S\"\n\
+             fields = {{ phone = \"phone\" }}\n{extra}\n"
+        )
+    }
+
+    fn wait_of<'a>(config: &'a Config, source: &str) -> &'a WaitForCrm {
+        config.sources[&SourceId(source.into())].wait_for_crm().expect("the source waits for the CRM")
+    }
+
+    #[test]
+    fn form_and_proxy_sources_wait_for_the_crm_with_the_default_message_and_email() {
+        let config = load_toml(&format!("{SMTP}{}", website_sources("wait_for_crm = \"5s\""))).unwrap();
+        for source in ["site", "feedback"] {
+            let wait = wait_of(&config, source);
+            assert_eq!(wait.wait, Duration::from_secs(5));
+            assert_eq!(wait.registered("T-000123"), "Ваша заявка зарегистрирована под номером T-000123");
+            assert_eq!(wait.visitor_email, Some(VisitorEmailTemplates::default()));
+        }
+        let config = load_toml(&website_sources("")).unwrap();
+        assert!(config.sources.values().all(|source| source.wait_for_crm().is_none()));
+    }
+
+    #[test]
+    fn the_registered_message_and_the_visitors_templates_can_be_set_and_without_smtp_nobody_is_emailed() {
+        let extra = "wait_for_crm = \"3s\"\nregistered_message = \"Заявка №{number} принята\"\n\
+                     email = { visitor_subject = \"Номер {{ number }}\" }";
+        let config = load_toml(&format!("{SMTP}{}", website_sources(extra))).unwrap();
+        let wait = wait_of(&config, "feedback");
+        assert_eq!(wait.registered("42"), "Заявка №42 принята");
+        let email = wait.visitor_email.as_ref().expect("[smtp] is configured");
+        assert_eq!(email.subject, "Номер {{ number }}");
+        assert_eq!(email.body, VisitorEmailTemplates::default().body);
+        assert_eq!(config.sources[&SourceId("feedback".into())].feedback.email, EmailTemplates::default());
+
+        let config = load_toml(&website_sources(extra)).unwrap();
+        assert_eq!(wait_of(&config, "site").visitor_email, None);
+    }
+
+    #[test]
+    fn a_wait_out_of_bounds_or_a_message_without_the_number_is_named() {
+        for wait in ["500ms", "31s"] {
+            let error = load_toml(&website_sources(&format!("wait_for_crm = \"{wait}\""))).unwrap_err();
+            assert_eq!(keys(error), ["sources.feedback.wait_for_crm", "sources.site.wait_for_crm"], "{wait}");
+        }
+        let extra = "wait_for_crm = \"5s\"\nregistered_message = \"Заявка принята\"";
+        let error = load_toml(&website_sources(extra)).unwrap_err();
+        assert!(error.problems.iter().all(|problem| problem.message.contains("{number}")), "{error}");
+        assert_eq!(keys(error), ["sources.feedback.registered_message", "sources.site.registered_message"]);
+    }
+
+    #[test]
+    fn waiting_keys_on_other_kinds_and_waiting_keys_without_a_wait_are_named() {
+        let error =
+            load_toml(&format!("{SOURCE}wait_for_crm = \"5s\"\nregistered_message = \"№{{number}}\"\n")).unwrap_err();
+        assert!(error.problems.iter().all(|problem| problem.message.contains("\"form\" or \"proxy\"")), "{error}");
+        assert_eq!(keys(error), ["sources.partner.wait_for_crm", "sources.partner.registered_message"]);
+
+        let extra = "registered_message = \"№{number}\"\nemail = { visitor_body = \"{{ number }}\" }";
+        let error = load_toml(&website_sources(extra)).unwrap_err();
+        let keys = keys(error);
+        for expected in ["sources.site.registered_message", "sources.feedback.email.visitor_body"] {
+            assert!(keys.iter().any(|key| key == expected), "{expected} missing from {keys:?}");
+        }
+    }
+
+    #[test]
+    fn a_broken_visitor_template_is_named_at_load() {
+        let extra = "wait_for_crm = \"5s\"\nemail = { visitor_body = \"{{ number\" }";
+        let error = load_toml(&format!("{SMTP}{}", website_sources(extra))).unwrap_err();
+        assert!(error.problems.iter().all(|problem| problem.message.contains("visitor_body")), "{error}");
+        assert_eq!(keys(error), ["sources.feedback.email", "sources.site.email"]);
     }
 
     #[test]

@@ -174,6 +174,10 @@ pub struct RawSource {
     pub duplicate_window: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     pub sync_timeout: Option<Duration>,
+    /// Form and proxy: how long the answer waits for the ticket's number; with `registered_message`.
+    #[serde(default, with = "humantime_serde")]
+    pub wait_for_crm: Option<Duration>,
+    pub registered_message: Option<String>,
     pub heading: Option<String>,
     /// CRM field → form field name.
     #[serde(default)]
@@ -222,6 +226,9 @@ pub struct RawEmailTemplates {
     pub new_client_body: Option<String>,
     pub known_client_subject: Option<String>,
     pub known_client_body: Option<String>,
+    /// The visitor's e-mail with the number, for sources with `wait_for_crm`.
+    pub visitor_subject: Option<String>,
+    pub visitor_body: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

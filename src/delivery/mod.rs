@@ -15,6 +15,7 @@ use crate::config::{Route, SourceConfig, WorkerConfig};
 use crate::connectors::{Connector, Connectors, DeliveryError};
 use crate::domain::{HistoryEvent, Lead, Outcome, SourceId};
 use crate::notify::templates::EmailContext;
+use crate::notify::visitor_email::VisitorEmailContext;
 use crate::store::{AttemptCount, Claim, FeedbackKind, FileStore, Lease, OwedFeedback, Store, StoreError};
 use flow::Delivery;
 pub use flow::Flow;
@@ -199,8 +200,8 @@ pub fn unsupported_route(source: &SourceConfig, connector: &Connector) -> Option
 }
 
 /// The answers an outcome owes, committed with it and delivered by the feedback worker: the
-/// callback to the sender, the e-mail to the team and the advertiser's copy of it, each fixed now
-/// so every retry is identical.
+/// callback to the sender, the e-mail to the team and the advertiser's copy of it, the visitor's
+/// e-mail with the number, each fixed now so every retry is identical.
 fn owed_feedback(lead: &Lead, outcome: &Outcome, source: &SourceConfig) -> Vec<OwedFeedback> {
     let fields = &lead.fields;
     let unique = outcome.decision.is_unique_client();
@@ -220,8 +221,9 @@ fn owed_feedback(lead: &Lead, outcome: &Outcome, source: &SourceConfig) -> Vec<O
             body["deal_number"] = json!(number);
         }
         let payload = json!({ "url": url, "source": fields.source, "body": body });
-        owed.push(OwedFeedback { kind: FeedbackKind::Callback, payload });
+        owed.push(OwedFeedback { kind: FeedbackKind::Callback, payload, only_if_committed_after: None });
     }
+    owed.extend(visitor_email(lead, outcome, source));
     // The advertiser's copy is a message of its own: the team's addresses and the advertiser's
     // are not each other's business, and one `To:` would show every address to everyone.
     let team: Vec<&str> = source.feedback.notify.iter().map(|address| address.as_str()).collect();
@@ -239,7 +241,7 @@ fn owed_feedback(lead: &Lead, outcome: &Outcome, source: &SourceConfig) -> Vec<O
         Ok(email) => {
             for recipients in [team, advertiser].into_iter().filter(|recipients| !recipients.is_empty()) {
                 let payload = json!({ "to": recipients, "subject": email.subject, "body": email.body });
-                owed.push(OwedFeedback { kind: FeedbackKind::Email, payload });
+                owed.push(OwedFeedback { kind: FeedbackKind::Email, payload, only_if_committed_after: None });
             }
         }
         // Templates are checked at start-up, so this is a value the template cannot show;
@@ -247,6 +249,41 @@ fn owed_feedback(lead: &Lead, outcome: &Outcome, source: &SourceConfig) -> Vec<O
         Err(error) => tracing::error!(%error, "could not render the notification e-mail; it is not sent"),
     }
     owed
+}
+
+/// The visitor's e-mail with the number of their request, a message of its own to their address
+/// alone. It is owed only when the outcome commits after the visitor's answer stopped waiting
+/// for it (`Lead::answer_deadline`), which the store decides at the commit: an answer that
+/// showed the number needs no e-mail.
+fn visitor_email(lead: &Lead, outcome: &Outcome, source: &SourceConfig) -> Option<OwedFeedback> {
+    let wait = source.wait_for_crm()?;
+    let templates = wait.visitor_email.as_ref()?;
+    let address = lead.fields.email.as_ref()?;
+    let number = outcome.deal_number()?;
+    let fields = &lead.fields;
+    let context = VisitorEmailContext {
+        number: number.to_owned(),
+        lead_id: lead.id.0,
+        source: fields.source.0.clone(),
+        name: fields.name.clone(),
+        phone: fields.phone.e164().to_owned(),
+        email: address.as_str().to_owned(),
+        comment: fields.comment.clone(),
+        fields: fields.payload.as_object().cloned().unwrap_or_default(),
+        deal_url: outcome.deal().and_then(|deal| deal.url.clone()),
+    };
+    match templates.render(&context) {
+        Ok(email) => Some(OwedFeedback {
+            kind: FeedbackKind::Email,
+            payload: json!({ "to": [address.as_str()], "subject": email.subject, "body": email.body }),
+            only_if_committed_after: Some(lead.answer_deadline(wait.wait)),
+        }),
+        // As with the team's e-mail: checked at start-up, and the outcome must still commit.
+        Err(error) => {
+            tracing::error!(%error, "could not render the visitor's e-mail; it is not sent");
+            None
+        }
+    }
 }
 
 /// What the notification e-mail's templates can show of this lead and its outcome.

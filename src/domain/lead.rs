@@ -1,6 +1,7 @@
 //! A lead, its life cycle, and the history that records every step of it.
 
 use std::fmt;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -139,6 +140,15 @@ pub struct Lead {
     pub updated_at: DateTime<Utc>,
 }
 
+impl Lead {
+    /// The moment a visitor's answer that waits up to `wait` for the CRM (`wait_for_crm`) stops
+    /// looking: an outcome committed by then is shown in the answer, one committed later is
+    /// e-mailed to the visitor instead.
+    pub fn answer_deadline(&self, wait: Duration) -> DateTime<Utc> {
+        self.created_at + wait
+    }
+}
+
 impl From<super::advertiser::Advertiser> for Routing {
     /// A lead for this advertiser: its route overrides, and its address when it wants a copy.
     fn from(advertiser: super::advertiser::Advertiser) -> Self {
@@ -221,6 +231,12 @@ impl Outcome {
     pub fn deal(&self) -> Option<&Entity> {
         self.entities.iter().find(|entity| entity.record.kind.is_deal())
     }
+
+    /// The number people know the deal or ticket by: the CRM's own number when it gave one (a
+    /// ticket's `T-000123`), else its id (amoCRM's deals have no other).
+    pub fn deal_number(&self) -> Option<&str> {
+        self.deal().map(|deal| deal.record.number.as_deref().unwrap_or(&deal.record.id))
+    }
 }
 
 /// One entry of a lead's append-only history.
@@ -242,6 +258,28 @@ impl HistoryEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::CrmRef;
+
+    fn outcome_with(entities: Vec<Entity>) -> Outcome {
+        Outcome { decision: Decision::NewClient, entities }
+    }
+
+    fn entity(kind: EntityKind, id: &str, number: Option<&str>) -> Entity {
+        let record = CrmRef { kind, id: id.to_owned(), number: number.map(str::to_owned) };
+        Entity { record, made: true, url: None }
+    }
+
+    #[test]
+    fn the_number_shown_is_the_tickets_own_number_else_the_deals_id() {
+        let ticket = outcome_with(vec![
+            entity(EntityKind::Contact, "5", Some("C-5")),
+            entity(EntityKind::Ticket, "123", Some("T-000123")),
+        ]);
+        assert_eq!(ticket.deal_number(), Some("T-000123"));
+        let deal = outcome_with(vec![entity(EntityKind::Contact, "5", None), entity(EntityKind::Deal, "4242", None)]);
+        assert_eq!(deal.deal_number(), Some("4242"));
+        assert_eq!(outcome_with(vec![entity(EntityKind::Contact, "5", None)]).deal_number(), None);
+    }
 
     #[test]
     fn a_decision_is_named_alike_in_json_and_in_the_store() {

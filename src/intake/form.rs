@@ -18,6 +18,7 @@ use url::Url;
 use super::ClientIp;
 use super::form_page::{self, FormMessages, FormPage, InputKind, PageField, PageFiles};
 use super::variables::Variables;
+use super::wait;
 use crate::config::{FormSource, SourceConfig, SourceKind};
 use crate::domain::text;
 use crate::domain::{CrmField, DealSpec, Email, NewLead, Phone, Routing, SourceId};
@@ -119,6 +120,7 @@ pub async fn embed_script(State(state): State<AppState>, Path(form): Path<String
 }
 
 /// `POST /forms/{form}`. A browser without JavaScript gets an HTML page; the page's script, JSON.
+/// With `wait_for_crm`, the answer gives the CRM's number for the request when it comes in time.
 pub async fn submit(
     State(state): State<AppState>,
     Path(form): Path<String>,
@@ -130,19 +132,34 @@ pub async fn submit(
         return ApiError::FormNotFound.into_response();
     };
     let accepted = accept(&state, source, settings, client_ip, &headers, request).await;
+    // Only once the lead is committed, and only for a lead that goes to the CRM.
+    let number = match (&accepted, &settings.wait_for_crm) {
+        (Ok(Some(id)), Some(wait)) if settings.send_to_crm => wait::visitor_number(&state.store, *id, wait).await,
+        _ => None,
+    };
+    let message = match (&number, &settings.wait_for_crm) {
+        (Some(number), Some(wait)) => wait.registered(number),
+        _ => settings.success_message.clone(),
+    };
     let wants_html = headers
         .get(header::ACCEPT)
         .and_then(|value| value.to_str().ok())
         .is_some_and(|accept| accept.contains("text/html") && !accept.contains("application/json"));
     if !wants_html {
         return match accepted {
-            Ok(id) => Json(json!({ "status": "ok", "id": id, "message": settings.success_message })).into_response(),
+            Ok(id) => {
+                let mut body = json!({ "status": "ok", "id": id, "message": message });
+                if let Some(number) = number {
+                    body["number"] = json!(number);
+                }
+                Json(body).into_response()
+            }
             Err(error) => error.into_response(),
         };
     }
     let page = page_of(source, settings, false);
     let (ok, message, errors) = match &accepted {
-        Ok(_) => (true, settings.success_message.clone(), Vec::new()),
+        Ok(_) => (true, message, Vec::new()),
         Err(ApiError::FormRejected { message, errors }) => (false, message.clone(), errors.clone()),
         Err(error) => (false, error.to_string(), Vec::new()),
     };
@@ -539,6 +556,7 @@ mod tests {
             honeypot: "website".to_owned(),
             per_ip_per_minute: 1,
             success_message: String::new(),
+            wait_for_crm: None,
         }
     }
 

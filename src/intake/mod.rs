@@ -1,10 +1,12 @@
-//! Accept: channel endpoints that validate a lead, commit it, and answer at once.
+//! Accept: channel endpoints that validate a lead, commit it, and answer at once (or once the CRM
+//! answered, where the sender asked to wait).
 
 pub mod form;
 pub mod form_page;
 pub mod partner;
 pub mod proxy;
 mod variables;
+pub mod wait;
 pub mod zap;
 
 use std::net::{IpAddr, SocketAddr};

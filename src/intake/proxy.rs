@@ -6,7 +6,6 @@
 //! value is converted before anything else reads it.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -18,13 +17,14 @@ use encoding_rs::Encoding;
 use serde_json::{Value, json};
 
 use super::variables::Variables;
+use super::wait::{Patience, Waited, wait_for_outcome};
 use super::{ClientIp, read_body};
-use crate::config::{ProxySource, SourceConfig, SourceKind};
+use crate::config::{ProxySource, SourceConfig, SourceKind, WaitForCrm};
 use crate::domain::text;
-use crate::domain::{CrmField, DealSpec, DuplicateCheck, Email, LeadId, LeadStatus, NewLead, Phone, Routing};
+use crate::domain::{CrmField, DealSpec, DuplicateCheck, Email, Lead, LeadId, LeadStatus, NewLead, Phone, Routing};
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::store::{Inserted, Store};
+use crate::store::Inserted;
 
 /// The seed's limits, in characters.
 const SHORT_TEXT_LIMIT: usize = 1024;
@@ -53,17 +53,35 @@ pub async fn add_lead(
     let sync = parameters.flag("sync")?;
     let lead = parse_lead(&parameters, source, proxy, &mut variables, state.phone_region)?;
     let skipped = lead.skip_sending;
-    match state.writer.insert(lead).await? {
+    let id = match state.writer.insert(lead).await? {
         Inserted::Duplicate { id } => {
-            Ok(Json(json!({ "status": "success", "id": id, "duplicate": true })).into_response())
+            return Ok(Json(json!({ "status": "success", "id": id, "duplicate": true })).into_response());
         }
-        Inserted::New(id) | Inserted::Existing { id, .. } if sync && !skipped => {
-            Ok(wait_for_crm(&state.store, id, proxy.sync_timeout).await?)
-        }
-        Inserted::New(id) | Inserted::Existing { id, .. } => {
-            Ok(Json(json!({ "status": "success", "id": id })).into_response())
-        }
+        Inserted::New(id) | Inserted::Existing { id, .. } => id,
+    };
+    let visitor = proxy.wait_for_crm.as_ref();
+    if skipped || (!sync && visitor.is_none()) {
+        return Ok(Json(json!({ "status": "success", "id": id })).into_response());
     }
+    let patience = Patience { sync: sync.then_some(proxy.sync_timeout), visitor: visitor.map(|wait| wait.wait) };
+    let waited = wait_for_outcome(&state.store, id, patience).await;
+    if sync {
+        return Ok(sync_answer(id, waited?, visitor));
+    }
+    // Without sync=1 the site was promised the plain answer whatever the CRM does; the number is
+    // added when it came in time.
+    let settled = match waited {
+        Ok(Waited::Settled(lead)) => Some(lead),
+        Ok(Waited::Failed { .. } | Waited::OnItsWay) => None,
+        Err(error) => {
+            tracing::warn!(lead.id = %id, ?error, "could not read the lead while waiting for its number");
+            None
+        }
+    };
+    Ok(match settled {
+        Some(lead) => settled_answer(&lead, visitor),
+        None => Json(json!({ "status": "success", "id": id })).into_response(),
+    })
 }
 
 /// `GET` or `POST /api/proxy/1.0/leads/messages/add`: a note for the lead's CRM deal, sent now if
@@ -239,39 +257,41 @@ fn bracketed(key: &str) -> Option<(&str, &str)> {
     Some((group, rest.strip_suffix(']')?))
 }
 
-/// With `sync=1`: waits for the lead's first delivery attempt, up to the source's `sync_timeout`.
-/// The CRM's answer is passed on: the deal id, or its error (the lead stays queued for retries
-/// unless the CRM refused it for good). A lead still on its way when the time is up is answered
-/// `202`; it is delivered in the background like any other.
-async fn wait_for_crm(store: &Store, id: LeadId, timeout: Duration) -> Result<Response, ApiError> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let lead = store.find_lead(id).await?.ok_or(ApiError::NotFound)?;
-        match lead.status {
-            LeadStatus::Approved | LeadStatus::Rejected => {
-                let outcome = lead.outcome.as_ref();
-                let deal = outcome.and_then(|outcome| outcome.deal()).map(|deal| &deal.record);
-                let mut body = json!({
-                    "status": "success",
-                    "id": id,
-                    "deal_id": deal.map(|deal| deal.id_json()),
-                    "contact_id": outcome.and_then(|outcome| outcome.contact()).map(|contact| contact.record.id_json()),
-                });
-                if let Some(number) = deal.and_then(|deal| deal.number.as_ref()) {
-                    body["deal_number"] = json!(number);
-                }
-                return Ok(Json(body).into_response());
-            }
-            LeadStatus::Dead => return Ok(crm_error(id, lead.last_error, false)),
-            LeadStatus::Pending if lead.attempt > 0 => return Ok(crm_error(id, lead.last_error, true)),
-            _ => {}
-        }
-        if tokio::time::Instant::now() >= deadline {
+/// With `sync=1`: the lead's first delivery attempt, waited for up to the source's `sync_timeout`
+/// (and at least its `wait_for_crm`). The CRM's answer is passed on: the deal id, or its error (the
+/// lead stays queued for retries unless the CRM refused it for good). A lead still on its way
+/// when the time is up is answered `202`; it is delivered in the background like any other.
+fn sync_answer(id: LeadId, waited: Waited, visitor: Option<&WaitForCrm>) -> Response {
+    match waited {
+        Waited::Settled(lead) => settled_answer(&lead, visitor),
+        Waited::Failed { error, will_retry } => crm_error(id, error, will_retry),
+        Waited::OnItsWay => {
             let body = json!({ "status": "pending", "id": id, "message": "CRM ещё не ответила; заявка сохранена и будет доставлена" });
-            return Ok((StatusCode::ACCEPTED, Json(body)).into_response());
+            (StatusCode::ACCEPTED, Json(body)).into_response()
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A settled lead's deal and contact. `deal_number` is the CRM's own number of the deal; a source
+/// that shows its visitors the number (`wait_for_crm`) gets the number people use (the id when the
+/// CRM has no other) and `message`, its `registered_message`.
+fn settled_answer(lead: &Lead, visitor: Option<&WaitForCrm>) -> Response {
+    let outcome = lead.outcome.as_ref();
+    let deal = outcome.and_then(|outcome| outcome.deal()).map(|deal| &deal.record);
+    let mut body = json!({
+        "status": "success",
+        "id": lead.id,
+        "deal_id": deal.map(|deal| deal.id_json()),
+        "contact_id": outcome.and_then(|outcome| outcome.contact()).map(|contact| contact.record.id_json()),
+    });
+    if let Some(number) = deal.and_then(|deal| deal.number.as_ref()) {
+        body["deal_number"] = json!(number);
+    }
+    if let Some((visitor, number)) = visitor.zip(outcome.and_then(|outcome| outcome.deal_number())) {
+        body["deal_number"] = json!(number);
+        body["message"] = json!(visitor.registered(number));
+    }
+    Json(body).into_response()
 }
 
 fn crm_error(id: LeadId, error: Option<String>, will_retry: bool) -> Response {

@@ -1,7 +1,8 @@
-//! Report: tell the team and the sender how a lead ended.
+//! Report: tell the team, the sender and the visitor how a lead ended.
 
 pub mod address_guard;
 pub mod callback;
 pub mod email;
 pub mod outbox;
 pub mod templates;
+pub mod visitor_email;

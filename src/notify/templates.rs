@@ -102,13 +102,15 @@ pub struct RenderedEmail {
     pub body: String,
 }
 
-/// Which of the four templates; its name is also its configuration key.
+/// Which template of `[sources.<name>.email]`; its name is also its configuration key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TemplateName {
     NewClientSubject,
     NewClientBody,
     KnownClientSubject,
     KnownClientBody,
+    VisitorSubject,
+    VisitorBody,
 }
 
 impl TemplateName {
@@ -118,6 +120,8 @@ impl TemplateName {
             Self::NewClientBody => "new_client_body",
             Self::KnownClientSubject => "known_client_subject",
             Self::KnownClientBody => "known_client_body",
+            Self::VisitorSubject => "visitor_subject",
+            Self::VisitorBody => "visitor_body",
         }
     }
 }
@@ -201,7 +205,7 @@ impl EmailContext {
     }
 }
 
-fn environment() -> Environment<'static> {
+pub(super) fn environment() -> Environment<'static> {
     let mut environment = Environment::new();
     // Plain-text mail: HTML escaping would turn a client's «&» or quotes into entities.
     environment.set_auto_escape_callback(|_| AutoEscape::None);
@@ -223,11 +227,11 @@ fn environment() -> Environment<'static> {
     environment
 }
 
-fn render_one(
+pub(super) fn render_one(
     environment: &Environment<'static>,
     name: TemplateName,
     source: &str,
-    context: &EmailContext,
+    context: &impl Serialize,
 ) -> Result<String, TemplateError> {
     environment
         .render_named_str(name.as_str(), source, Value::from(Serde(context)))
@@ -236,7 +240,7 @@ fn render_one(
 
 /// A subject is one header line: a line break from a template or a client's name is folded
 /// into a space rather than sent as a broken header.
-fn single_line(text: &str) -> String {
+pub(super) fn single_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 

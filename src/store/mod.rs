@@ -131,6 +131,11 @@ pub struct Lease {
 pub struct OwedFeedback {
     pub kind: FeedbackKind,
     pub payload: serde_json::Value,
+    /// Owed only when the outcome commits later than this (the visitor's e-mail, owed only when
+    /// the waiting answer could not show the number); the store decides against the moment it
+    /// stamps inside the committing transaction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only_if_committed_after: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -155,9 +155,12 @@ macro_rules! shared_queries {
                 events: &[HistoryEvent],
                 feedback: &[OwedFeedback],
             ) -> Result<(), StoreError> {
-                let now = to_millis(Utc::now());
                 let _turn = self.background_turn().await;
                 let mut tx = begin_write(self.writes()).await?;
+                // Stamped once the write lock is ours, so only the commit itself lies between this
+                // moment and the outcome becoming visible to a request waiting for it.
+                let committed_at = Utc::now();
+                let now = to_millis(committed_at);
                 let phone: Option<String> = sqlx::query_scalar(
                     "update leads set status = $1, decision = $2, entities = $3, crm_deal = $4, last_error = null,
                          lease_until = null, lease_token = null, updated_at = $5
@@ -184,7 +187,10 @@ macro_rules! shared_queries {
                     .execute(&mut *tx)
                     .await?;
                 }
-                for owed in feedback {
+                let owed_now = feedback
+                    .iter()
+                    .filter(|owed| owed.only_if_committed_after.is_none_or(|moment| committed_at > moment));
+                for owed in owed_now {
                     let kind = owed.kind.as_str();
                     sqlx::query("insert into outbox (lead_id, kind, payload, run_at, created_at) values ($1, $2, $3, $4, $4)")
                         .bind(lease.lead_id.0)

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
+use leadgate::config::{DEFAULT_REGISTERED_MESSAGE, FormSource, WaitForCrm};
 use serde_json::{Value, json};
 
 use crate::helpers::{
@@ -238,5 +239,32 @@ async fn a_visitor_who_forgets_the_file_is_told_to_attach_one_next_to_the_file_i
 
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(app.store.list_leads(None, None, 10).await.unwrap().is_empty(), "nothing was sent");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_visitor_of_a_form_that_waits_for_the_crm_is_shown_the_deal_number() {
+    let wait = WaitForCrm {
+        wait: Duration::from_secs(5),
+        registered_message: DEFAULT_REGISTERED_MESSAGE.to_owned(),
+        visitor_email: None,
+    };
+    let form = FormSource { require_file: false, wait_for_crm: Some(wait), ..feedback_form() };
+    let app = spawn_app_with(Setup { form: Some(form), ..Setup::default() }).await;
+    let browser = Browser::start().await;
+
+    browser.client().goto(&app.url("/forms/feedback")).await.unwrap();
+    fill_text_fields(&browser).await;
+    browser.find("#lg-submit").await.click().await.unwrap();
+
+    browser
+        .wait_until(15, "the deal's number", || async {
+            let deals = app.crm.emulator.leads_in_pipeline(ZAP_PIPELINE);
+            let Some(deal) = deals.first() else { return false };
+            let text = format!("Ваша заявка зарегистрирована под номером {}", deal.id);
+            browser.shows("#lg-success-message", &text).await
+        })
+        .await;
+    browser.close().await;
     app.stop().await;
 }

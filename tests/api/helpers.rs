@@ -68,6 +68,7 @@ pub fn proxy_source() -> ProxySource {
         key: SecretString::from(PROXY_KEY),
         duplicate_window: Duration::from_secs(3600),
         sync_timeout: Duration::from_secs(5),
+        wait_for_crm: None,
     }
 }
 
@@ -92,6 +93,7 @@ pub fn feedback_form() -> FormSource {
         honeypot: "website".to_owned(),
         per_ip_per_minute: 1000,
         success_message: SUCCESS_MESSAGE.to_owned(),
+        wait_for_crm: None,
     }
 }
 

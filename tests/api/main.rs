@@ -21,5 +21,6 @@ mod resend;
 mod serve_defaults;
 mod session_crm;
 mod smtp_sink;
+mod ticket_number;
 mod unavailable;
 mod zap;

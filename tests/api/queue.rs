@@ -186,6 +186,7 @@ async fn the_outbox_claim_takes_due_rows_once_takes_over_expired_ones_and_leaves
     let owed = |n: i64| OwedFeedback {
         kind: FeedbackKind::Callback,
         payload: json!({ "url": "http://127.0.0.1:9/", "n": n }),
+        only_if_committed_after: None,
     };
     for (n, claim) in queue.claim(2, LEASE).await.into_iter().enumerate() {
         queue.store.complete(&claim.lease, &approved(), &[], &[owed(n as i64)]).await.unwrap();
@@ -203,6 +204,26 @@ async fn the_outbox_claim_takes_due_rows_once_takes_over_expired_ones_and_leaves
         queue.store.settle_feedback(claim, "pending", Some(later), Some("503"), &[]).await.unwrap();
     }
     assert!(queue.store.claim_feedback(10, LEASE).await.unwrap().is_empty(), "retries are an hour away");
+}
+
+#[tokio::test]
+async fn feedback_owed_only_after_a_moment_is_written_only_when_the_outcome_commits_later() {
+    let queue = fresh_queue().await;
+    queue.accept(&["+79990000071", "+79990000072"]).await;
+    let claims = queue.claim(2, LEASE).await;
+    let owed = |moment| OwedFeedback {
+        kind: FeedbackKind::Email,
+        payload: json!({ "to": ["visitor@example.ru"] }),
+        only_if_committed_after: Some(moment),
+    };
+    let future = Utc::now() + chrono::Duration::hours(1);
+    let past = Utc::now() - chrono::Duration::seconds(1);
+
+    queue.store.complete(&claims[0].lease, &approved(), &[], &[owed(future)]).await.unwrap();
+    queue.store.complete(&claims[1].lease, &approved(), &[], &[owed(past)]).await.unwrap();
+
+    assert!(queue.store.owed_feedback(claims[0].lead.id).await.unwrap().is_empty(), "committed before its moment");
+    assert_eq!(queue.store.owed_feedback(claims[1].lead.id).await.unwrap().len(), 1, "committed after its moment");
 }
 
 #[tokio::test]
