@@ -88,7 +88,7 @@ find_contact = {{ method = "GET", path = "/api/contacts", query = {{ phone = "{{
 create_contact = {{ method = "POST", path = "/api/contacts", body = {{ name = "{{{{ lead.name }}}}" }}, id = "/id" }}
 create_ticket = {{ method = "POST", path = "/api/tickets", body = {{ contact_id = "{{{{ contact_id }}}}" }}, id = "/id" }}
 [sources.site]
-kind = "partner"
+kind = "proxy"
 key = "0123456789abcdef"
 destination = "own"
 service = "Техподдержка"
