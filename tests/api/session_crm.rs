@@ -8,7 +8,8 @@ use reqwest::multipart::{Form, Part};
 use session_crm_emulator::SessionCrmConfig;
 
 use crate::conformance::{Crm, SITE_KEY, config, open_store, own_destination, settled};
-use crate::helpers::{SOURCE_KEY, TestProcess, poll_until};
+use crate::helpers::{SOURCE_KEY, SUCCESS_MESSAGE, TestProcess, poll_until};
+use crate::smtp_sink::SmtpSink;
 
 /// The seed's form: name, phone, e-mail, company, message and a file, to the company's own CRM.
 const FORM: &str = r#"
@@ -33,6 +34,11 @@ fn form_config(crm_url: &str, password: &str) -> String {
 }
 
 async fn submit_form(base: &str) -> i64 {
+    answer_to_form(base).await["id"].as_i64().unwrap()
+}
+
+/// The form's JSON answer, as the page's script reads it.
+async fn answer_to_form(base: &str) -> serde_json::Value {
     let form = Form::new()
         .text("name", "Ирина Соколова")
         .text("phone", "+7 (999) 510-00-11")
@@ -48,19 +54,22 @@ async fn submit_form(base: &str) -> i64 {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    response.json::<serde_json::Value>().await.unwrap()["id"].as_i64().unwrap()
+    response.json().await.unwrap()
 }
 
 #[tokio::test]
 async fn a_new_client_from_the_form_gets_organization_contact_ticket_message_and_file_in_that_order() {
     let crm = session_crm_emulator::spawn(SessionCrmConfig::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let gateway = TestProcess::serve(dir.path(), &form_config(&crm.base_url(), "sandbox-password")).await;
+    let config = format!("{}wait_for_crm = \"5s\"\n", form_config(&crm.base_url(), "sandbox-password"));
+    let gateway = TestProcess::serve(dir.path(), &config).await;
     let store = open_store(dir.path()).await;
 
-    let id = submit_form(&format!("http://{}", gateway.address)).await;
-    let lead = settled(&store, id, &[LeadStatus::Approved]).await;
+    let answer = answer_to_form(&format!("http://{}", gateway.address)).await;
+    let lead = settled(&store, answer["id"].as_i64().unwrap(), &[LeadStatus::Approved]).await;
 
+    assert_eq!(answer["number"], "T-000123", "the visitor sees the ticket's number: {answer}");
+    assert_eq!(answer["message"], "Ваша заявка зарегистрирована под номером T-000123");
     let (organizations, contacts, tickets) = (crm.crm.organizations(), crm.crm.contacts(), crm.crm.tickets());
     assert_eq!(organizations.len(), 1);
     assert_eq!(organizations[0].name, "ООО «Вектор»", "the company field names the organization");
@@ -279,4 +288,40 @@ async fn the_issue_s_comment_message_is_written_when_there_is_a_comment_and_skip
     assert_eq!(messages, [vec![], vec!["Позвоните вечером".to_owned()]]);
     let history = store.history(silent.id).await.unwrap();
     assert!(history.iter().any(|event| event.kind == "note_skipped"), "{history:?}");
+}
+
+/// The seed's whole point, with the CRM down: the visitor is answered at once with the usual text,
+/// and once the CRM is back and the ticket exists, gets its number by e-mail.
+#[tokio::test]
+async fn a_visitor_whose_crm_is_down_gets_the_ticket_number_by_email_once_it_recovers() {
+    let crm = session_crm_emulator::spawn(SessionCrmConfig::default()).await.unwrap();
+    crm.crm.fail_next(u32::MAX, 503).unwrap();
+    let sink = SmtpSink::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[smtp]\nurl = \"{}\"\nfrom = \"leads@example.ru\"\n{}wait_for_crm = \"1s\"\n",
+        sink.url(),
+        form_config(&crm.base_url(), "sandbox-password")
+    );
+    let gateway = TestProcess::serve(dir.path(), &config).await;
+    let store = open_store(dir.path()).await;
+
+    let answer = answer_to_form(&format!("http://{}", gateway.address)).await;
+    assert_eq!(answer["message"], SUCCESS_MESSAGE, "{answer}");
+    assert!(answer.get("number").is_none(), "{answer}");
+    let id = answer["id"].as_i64().unwrap();
+    let waiting = || async {
+        let lead = store.find_lead(leadgate::domain::LeadId(id)).await.unwrap().unwrap();
+        lead.attempt >= 2 && lead.status == LeadStatus::Pending
+    };
+    assert!(poll_until(Duration::from_secs(10), waiting).await, "the CRM's 503s are retried");
+    assert!(sink.messages().is_empty(), "no number exists yet, so nothing is sent");
+    crm.crm.fail_next(0, 503).unwrap();
+
+    let arrived = poll_until(Duration::from_secs(20), || async { !sink.messages().is_empty() }).await;
+    assert!(arrived, "the visitor's e-mail arrives after the CRM recovers");
+    let mail = &sink.messages()[0];
+    assert_eq!(mail.to, ["irina@example.ru"]);
+    let ticket = &crm.crm.tickets()[0];
+    assert!(mail.subject.contains(&ticket.number), "the number is in the subject: {mail:?}");
 }
