@@ -7,23 +7,11 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
+use super::found::{Found, check_base_url};
 use super::raw::{RawDestination, RawEmailTemplates, RawFeedback, RawRetry, RawSettings, RawSmtp, RawSource};
 use super::*;
 use crate::domain::{Email, PhoneRegion, SourceId};
 use crate::notify::templates::EmailTemplates;
-
-/// Collects problems as they are found, keeping the checks themselves linear.
-pub(super) struct Found<'a>(pub(super) &'a mut Vec<Problem>);
-
-impl Found<'_> {
-    pub(super) fn problem(&mut self, key: impl Into<String>, message: impl Into<String>) {
-        self.0.push(Problem::new(key, message));
-    }
-
-    fn keep<T>(&mut self, result: Result<T, Problem>) -> Option<T> {
-        result.map_err(|problem| self.0.push(problem)).ok()
-    }
-}
 
 pub(super) fn check(raw: RawSettings, problems: &mut Vec<Problem>) -> Option<Config> {
     let mut found = Found(problems);
@@ -229,20 +217,6 @@ fn reject_keys_of_other_kinds(raw: &RawDestination, kind: &str, key: &dyn Fn(&st
 }
 
 /// The account's address: an http(s) URL with a host.
-pub(super) fn check_base_url(value: Option<&str>, key: &str, example: &str, found: &mut Found<'_>) -> Option<Url> {
-    match value.map(|text| (text, Url::parse(text))) {
-        Some((_, Ok(url))) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Some(url),
-        Some((text, _)) => {
-            found.problem(key, format!("«{text}» is not an http(s) URL such as {example}"));
-            None
-        }
-        None => {
-            found.problem(key, format!("missing: the account's address, such as {example}"));
-            None
-        }
-    }
-}
-
 fn check_amocrm(name: &str, raw: RawDestination, found: &mut Found<'_>) -> Option<AmoCrmConfig> {
     let key = |field: &str| format!("destinations.{name}.{field}");
     let base_url = check_base_url(raw.base_url.as_deref(), &key("base_url"), "https://example.amocrm.ru", found);

@@ -1,6 +1,6 @@
 //! Checking a website form's settings: which form field fills which CRM field, and its limits.
 
-use super::check::Found;
+use super::found::Found;
 use super::raw::RawSource;
 use super::{FormSource, WaitForCrm};
 use crate::domain::{CrmField, DealSpec};

@@ -2,6 +2,7 @@
 
 mod check;
 mod form;
+mod found;
 mod raw;
 mod session_crm;
 mod wait;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::check::{Found, check_base_url};
+use super::found::{Found, check_base_url};
 use super::raw::{OneOrMany, RawApi, RawDestination, RawEndpoint, RawSession};
 use super::{Endpoint, HttpMethod, LoginFormat, SessionCrmApi, SessionCrmConfig, SessionSettings, Template};
 

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::WaitForCrm;
-use super::check::Found;
+use super::found::Found;
 use super::raw::RawSource;
 use crate::notify::visitor_email::VisitorEmailTemplates;
 

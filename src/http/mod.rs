@@ -6,59 +6,16 @@ pub mod error;
 mod files;
 pub mod lead_status;
 pub mod source_auth;
+pub mod state;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
-use secrecy::SecretString;
-
-use crate::config::SourceConfig;
-use crate::domain::PhoneRegion;
 use crate::intake;
-use crate::intake::form::FormLimits;
-use crate::notify::address_guard::AddressGuard;
-use crate::store::{FileStore, LeadWriter, Store};
-use source_auth::SourceKeys;
-
-/// Larger bodies are refused with 413 before they are read.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-
-#[derive(Clone)]
-pub struct AppState {
-    pub store: Store,
-    pub writer: LeadWriter,
-    pub phone_region: PhoneRegion,
-    pub source_keys: SourceKeys,
-    pub callback_guard: AddressGuard,
-    pub admin_token: Option<SecretString>,
-    pub files: FileStore,
-    pub form_limits: FormLimits,
-}
-
-impl FromRef<AppState> for SourceKeys {
-    fn from_ref(state: &AppState) -> Self {
-        state.source_keys.clone()
-    }
-}
-
-impl AppState {
-    pub fn new(
-        store: Store,
-        writer: LeadWriter,
-        phone_region: PhoneRegion,
-        sources: Vec<SourceConfig>,
-        callback_guard: AddressGuard,
-        admin_token: Option<SecretString>,
-        files: FileStore,
-    ) -> Self {
-        let form_limits = FormLimits::new(&sources);
-        let source_keys = SourceKeys(Arc::new(sources));
-        Self { store, writer, phone_region, source_keys, callback_guard, admin_token, files, form_limits }
-    }
-}
+pub use state::{AppState, MAX_BODY_BYTES};
 
 /// A worker node's HTTP: only the health check, for load balancers and service managers.
 pub fn health_router() -> Router {

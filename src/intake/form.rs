@@ -1,16 +1,14 @@
 //! Website forms: the page (`GET /forms/{form}`, `/embed.js`) and the submission (`POST /forms/{form}`),
 //! multipart with files or urlencoded, from the form's allowed sites.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde_json::{Value, json};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use url::Url;
@@ -21,43 +19,15 @@ use super::variables::Variables;
 use super::wait;
 use crate::config::{FormSource, SourceConfig, SourceKind};
 use crate::domain::text;
-use crate::domain::{CrmField, DealSpec, Email, NewLead, Phone, Routing, SourceId};
-use crate::http::AppState;
+use crate::domain::{CrmField, DealSpec, Email, NewLead, Phone, Routing};
 use crate::http::error::ApiError;
+use crate::http::state::{AppState, MAX_BODY_BYTES};
 use crate::store::files::{IncomingFile, ReceivedFile};
 
 /// The name of the page's file input; files are taken from any part that carries a file name.
 const FILES_FIELD: &str = "files";
 const TEXT_LIMIT: usize = 4096;
 const SHORT_TEXT_LIMIT: usize = 1024;
-
-/// Per-form limits on how often one address may submit.
-#[derive(Clone, Default)]
-pub struct FormLimits(Arc<HashMap<SourceId, DefaultKeyedRateLimiter<IpAddr>>>);
-
-impl FormLimits {
-    pub fn new(sources: &[SourceConfig]) -> Self {
-        let limits = sources
-            .iter()
-            .filter_map(|source| match &source.kind {
-                SourceKind::Form(form) => {
-                    let per_minute = NonZeroU32::new(form.per_ip_per_minute).unwrap_or(NonZeroU32::MIN);
-                    Some((source.id.clone(), RateLimiter::keyed(Quota::per_minute(per_minute))))
-                }
-                _ => None,
-            })
-            .collect();
-        Self(Arc::new(limits))
-    }
-
-    fn allows(&self, form: &SourceId, ip: Option<IpAddr>) -> bool {
-        let (Some(limiter), Some(ip)) = (self.0.get(form), ip) else { return true };
-        if limiter.len() > 100_000 {
-            limiter.retain_recent();
-        }
-        limiter.check_key(&ip).is_ok()
-    }
-}
 
 /// The largest body any form can legitimately send: its files and some text.
 pub fn body_limit(sources: &[SourceConfig]) -> usize {
@@ -69,7 +39,7 @@ pub fn body_limit(sources: &[SourceConfig]) -> usize {
         })
         .max()
         .unwrap_or(0);
-    usize::try_from(largest).unwrap_or(usize::MAX).saturating_add(crate::http::MAX_BODY_BYTES)
+    usize::try_from(largest).unwrap_or(usize::MAX).saturating_add(MAX_BODY_BYTES)
 }
 
 /// CORS for the forms' routes: each form's allowed sites may call it from their pages; a form

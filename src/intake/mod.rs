@@ -2,6 +2,7 @@
 //! answered, where the sender asked to wait).
 
 pub mod form;
+pub mod form_limits;
 pub mod form_page;
 pub mod partner;
 pub mod proxy;

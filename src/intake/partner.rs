@@ -11,9 +11,9 @@ use url::Url;
 use super::text_field;
 use crate::domain::text;
 use crate::domain::{DealSpec, Email, NewLead, Phone, PhoneRegion, Routing, SourceId};
-use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::source_auth::AuthenticatedSource;
+use crate::http::state::AppState;
 use crate::store::Inserted;
 
 const MAX_IDEMPOTENCY_KEY_LENGTH: usize = 255;

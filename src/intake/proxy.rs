@@ -22,8 +22,8 @@ use super::{ClientIp, read_body};
 use crate::config::{ProxySource, SourceConfig, SourceKind, WaitForCrm};
 use crate::domain::text;
 use crate::domain::{CrmField, DealSpec, DuplicateCheck, Email, Lead, LeadId, LeadStatus, NewLead, Phone, Routing};
-use crate::http::AppState;
 use crate::http::error::ApiError;
+use crate::http::state::AppState;
 use crate::store::Inserted;
 
 /// The seed's limits, in characters.

@@ -21,9 +21,9 @@ use crate::config::{SourceConfig, SourceKind, ZapSource};
 use crate::domain::advertiser::AdvertiserId;
 use crate::domain::text;
 use crate::domain::{DealSpec, Email, NewLead, Phone, PhoneRegion, Routing};
-use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::source_auth::authorization;
+use crate::http::state::AppState;
 use crate::store::Inserted;
 
 /// `POST /grupozap/lead/{advertiser}`.
