@@ -32,7 +32,7 @@ struct LeadView {
     comment: Option<String>,
     /// The payload as received.
     fields: serde_json::Map<String, serde_json::Value>,
-    /// Every received field, one `label: value` line each: the seed puts the whole form in the ticket.
+    /// Every received field, one `name: value` line each: the seed puts the whole form in the ticket.
     description: String,
 }
 
@@ -69,20 +69,12 @@ impl LeadContext {
             phone_raw: lead.fields.phone.raw().to_owned(),
             email: present(lead.fields.email.as_ref().map(|email| email.as_str())),
             comment: present(lead.fields.comment.as_deref()),
-            description: describe(&fields, &BTreeMap::new()),
+            description: describe(&fields),
             fields,
         };
         let route =
             RouteView { service: present(route.service.as_deref()), subject: present(route.subject.as_deref()) };
         Self { lead: view, route }
-    }
-
-    /// Names the lines of `lead.description` by the form's labels (form field name → label)
-    /// instead of by the fields' names.
-    #[must_use]
-    pub fn with_labels(mut self, labels: &BTreeMap<String, String>) -> Self {
-        self.lead.description = describe(&self.lead.fields, labels);
-        self
     }
 
     pub(super) fn with(&self, extras: &Extras<'_>) -> Value {
@@ -105,8 +97,8 @@ impl LeadContext {
     }
 }
 
-/// One `label: value` line per field that holds something.
-fn describe(fields: &serde_json::Map<String, serde_json::Value>, labels: &BTreeMap<String, String>) -> String {
+/// One `name: value` line per field that holds something.
+fn describe(fields: &serde_json::Map<String, serde_json::Value>) -> String {
     let mut lines = Vec::new();
     for (name, value) in fields {
         let text = match value {
@@ -117,8 +109,7 @@ fn describe(fields: &serde_json::Map<String, serde_json::Value>, labels: &BTreeM
         if text.is_empty() {
             continue;
         }
-        let label = labels.get(name).map_or(name.as_str(), String::as_str);
-        lines.push(format!("{label}: {text}"));
+        lines.push(format!("{name}: {text}"));
     }
     lines.join("\n")
 }
