@@ -209,7 +209,7 @@ async fn check(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     }
     if problems.is_empty() {
         println!(
-            "configuration OK: {} destination(s), {} source(s), every pipeline and stage found",
+            "configuration OK: {} destination(s), {} source(s), every route checked against its CRM",
             config.destinations.len(),
             config.sources.len()
         );

@@ -18,7 +18,7 @@ use url::Url;
 use super::callback::{CallbackFailure, CallbackSender};
 use super::email::Mailer;
 use crate::config::{FeedbackConfig, SourceConfig};
-use crate::connectors::{Connectors, DeliveryError};
+use crate::connectors::{Connectors, DeliveryError, Operation};
 use crate::delivery::backoff;
 use crate::domain::{HistoryEvent, SourceId};
 use crate::store::{FeedbackClaim, FeedbackKind, Store, StoreError};
@@ -151,6 +151,11 @@ impl FeedbackWorker {
         let Some(connector) = self.connectors.get(&route.destination) else {
             return Err(failure(format!("destination «{}» is not configured", route.destination), false));
         };
+        if !connector.supports(Operation::AddNote) {
+            let message =
+                format!("destination «{}» takes no notes (no add_message call is configured)", route.destination);
+            return Err(failure(message, true));
+        }
         let text = match claim.payload["title"].as_str().filter(|title| !title.is_empty()) {
             Some(title) => format!("{title}\n{}", claim.payload["text"].as_str().unwrap_or_default()),
             None => claim.payload["text"].as_str().unwrap_or_default().to_owned(),
