@@ -33,16 +33,21 @@ pub(super) fn leg_talk<'a>(employees: &[&'a LegEvent], events: &[LegEvent]) -> T
         }
     }
     talked.sort_by_key(|(answer, _, _)| answer.at);
-    let first = talked.first();
-    // A router's `Bridged=yes` is the PBX saying someone talked, even if that leg's events are
-    // not ours to see (an extension without a subscription).
+    // A router's `Bridged=yes` is the PBX saying someone talked, even if that leg's hangup was
+    // lost or its events are not ours to see (an extension without a subscription); then the
+    // first answer seen, if any, names who took the call.
     let bridged = events.iter().any(|event| bridged(event) == Some(true));
-    let result = if first.is_some() || bridged { CallResult::Answered } else { missed_result(&people, events) };
+    let answer = match talked.first() {
+        Some((answer, _, _)) => Some(*answer),
+        None if bridged => people.iter().copied().find(|event| event.kind == LegEventKind::Answered),
+        None => None,
+    };
+    let result = if answer.is_some() || bridged { CallResult::Answered } else { missed_result(&people, events) };
     Talk {
         result,
         seconds: talked.iter().map(|(_, _, seconds)| seconds).sum(),
-        answered_by: first.and_then(|(answer, _, _)| answer.extension.clone()),
-        answered_at: first.map(|(answer, _, _)| answer.at),
+        answered_by: answer.and_then(|answer| answer.extension.clone()),
+        answered_at: answer.map(|answer| answer.at),
         legs: talked.iter().map(|(_, hangup, _)| *hangup).collect(),
     }
 }

@@ -266,3 +266,20 @@ fn an_anonymous_caller_is_ignored_for_want_of_a_usable_number() {
         Assembly::Ignored(IgnoredBecause::UnusableNumber("anonymous".to_owned()))
     );
 }
+
+#[test]
+fn the_ivr_hangup_before_the_employees_hangup_waits_for_it_or_for_the_quiet_period() {
+    let events = parsed(vec![
+        incoming("dial-in", "101", 1, &[("CallStatus", "CALLING")]),
+        incoming("answer", "101", 4, &[]),
+        incoming("hangup", "099", 64, &[("CallStatus", "ANSWER"), ("Bridged", "yes")]),
+    ]);
+    assert_eq!(run(Provider::Telphin, &events, at(64)), Assembly::Incomplete, "101's hangup may still come");
+    let mut with_hangup = events.clone();
+    with_hangup.extend(parsed(vec![incoming("hangup", "101", 64, &with(&hangup("ANSWER", "60")))]));
+    let call = complete(run(Provider::Telphin, &with_hangup, at(64)));
+    assert_eq!((call.answered_by.as_deref(), call.talk_seconds), (Some("101"), 60));
+    // The hangup was lost: the router's verdict stands once the call has been quiet long enough.
+    let call = complete(run(Provider::Telphin, &events, at(94)));
+    assert_eq!((call.result, call.answered_by.as_deref(), call.talk_seconds), (CallResult::Answered, Some("101"), 0));
+}
