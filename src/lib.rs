@@ -12,4 +12,6 @@ pub mod sandbox;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+/// Calls from cloud PBXs (Telphin, Zadarma, Mango): provider events parsed, one call's events assembled.
+pub mod telephony;
 pub mod worker;

@@ -1,6 +1,7 @@
 //! The gateway's vocabulary: values parsed once at the edge and trusted everywhere inside.
 
 pub mod advertiser;
+pub mod call;
 pub mod crm;
 pub mod deal;
 pub mod document;
@@ -9,6 +10,7 @@ pub mod lead;
 pub mod phone;
 pub mod text;
 
+pub use call::{Call, CallResult, Direction, LegEvent, LegEventKind, LegLocation, Provider};
 pub use crm::{CrmRef, Entity, EntityKind};
 pub use deal::{Attachment, CrmField, DealSpec, DuplicateCheck};
 pub use email::Email;
