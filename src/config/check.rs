@@ -75,7 +75,7 @@ pub(super) fn check(raw: RawSettings, problems: &mut Vec<Problem>) -> Option<Con
         .sources
         .into_iter()
         .filter_map(|(name, source)| {
-            check_source(&name, source, &destinations, &destination_kinds, smtp.is_some(), &mut found)
+            check_source(&name, source, &destinations, &destination_kinds, smtp.is_some(), phone_region, &mut found)
         })
         .map(|source| (source.id.clone(), source))
         .collect();
@@ -273,6 +273,7 @@ fn check_source(
     destinations: &BTreeMap<String, DestinationConfig>,
     destination_kinds: &BTreeMap<String, Option<String>>,
     smtp_configured: bool,
+    phone_region: Option<PhoneRegion>,
     found: &mut Found<'_>,
 ) -> Option<SourceConfig> {
     let key = |field: &str| format!("sources.{name}.{field}");
@@ -341,12 +342,19 @@ fn check_source(
             })
         }
         Some("form") => super::form::check_form(&mut raw, wait_for_crm, &key, found).map(SourceKind::Form),
+        Some("telephony") => {
+            super::telephony::check_telephony(&mut raw, phone_region, pipeline.as_deref(), status.as_deref(), &key, found)
+                .map(|telephony| SourceKind::Telephony(Box::new(telephony)))
+        }
         Some(other) => {
-            found.problem(key("kind"), format!("«{other}» is not a known kind (known: partner, zap, proxy, form)"));
+            found.problem(
+                key("kind"),
+                format!("«{other}» is not a known kind (known: partner, zap, proxy, form, telephony)"),
+            );
             None
         }
         None => {
-            found.problem(key("kind"), "missing (known: partner, zap, proxy, form)");
+            found.problem(key("kind"), "missing (known: partner, zap, proxy, form, telephony)");
             None
         }
     };
@@ -419,12 +427,30 @@ fn reject_keys_of_other_kinds_of_source(raw: &RawSource, key: &dyn Fn(&str) -> S
     ];
     let proxy_keys =
         [("duplicate_window", raw.duplicate_window.is_some()), ("sync_timeout", raw.sync_timeout.is_some())];
-    let zap_keys = [
-        ("username", raw.username.is_some()),
-        ("secret_key", raw.secret_key.is_some()),
-        ("timezone", raw.timezone.is_some()),
+    let zap_keys = [("username", raw.username.is_some()), ("secret_key", raw.secret_key.is_some())];
+    let telephony_keys = [
+        ("provider", raw.provider.is_some()),
+        ("secret", raw.secret.is_some()),
+        ("api_key", raw.api_key.is_some()),
+        ("api_salt", raw.api_salt.is_some()),
+        ("users", !raw.users.is_empty()),
+        ("missed_calls_user", raw.missed_calls_user.is_some()),
+        ("incoming_unknown", raw.incoming_unknown.is_some()),
+        ("missed_unknown", raw.missed_unknown.is_some()),
+        ("outgoing_unknown", raw.outgoing_unknown.is_some()),
+        ("attach_window", raw.attach_window.is_some()),
+        ("finish_after", raw.finish_after.is_some()),
+        ("numbers", !raw.numbers.is_empty()),
     ];
-    for (owner, keys) in [("form", &form_keys[..]), ("proxy", &proxy_keys[..]), ("zap", &zap_keys[..])] {
+    if raw.timezone.is_some() && kind != "zap" && kind != "telephony" {
+        found.problem(key("timezone"), "only for sources of kind = \"zap\" or \"telephony\"");
+    }
+    for (owner, keys) in [
+        ("form", &form_keys[..]),
+        ("proxy", &proxy_keys[..]),
+        ("zap", &zap_keys[..]),
+        ("telephony", &telephony_keys[..]),
+    ] {
         if kind == owner {
             continue;
         }

@@ -5,6 +5,7 @@ mod form;
 mod found;
 mod raw;
 mod session_crm;
+mod telephony;
 mod wait;
 
 use std::collections::BTreeMap;
@@ -24,12 +25,24 @@ use crate::notify::templates::EmailTemplates;
 use crate::notify::visitor_email::VisitorEmailTemplates;
 use raw::RawSettings;
 pub use session_crm::{LEAD_VARIABLES, ROUTE_VARIABLES};
+pub use telephony::{AutoCreate, CallRule, NumberRule, PbxAccess, TelephonySource};
 pub use wait::DEFAULT_REGISTERED_MESSAGE;
 
 const DEFAULTS: &str = include_str!("default.toml");
 /// Keys whose values are secrets (`SecretString`), wherever they appear.
-const SECRET_KEYS: [&str; 8] =
-    ["password", "access_token", "client_secret", "refresh_token", "key", "secret_key", "callback_secret", "token"];
+const SECRET_KEYS: [&str; 11] = [
+    "password",
+    "access_token",
+    "client_secret",
+    "refresh_token",
+    "key",
+    "secret_key",
+    "callback_secret",
+    "token",
+    "secret",
+    "api_key",
+    "api_salt",
+];
 
 /// Everything `serve` needs, each value already checked.
 #[derive(Debug, Clone)]
@@ -281,6 +294,8 @@ pub enum SourceKind {
     Proxy(ProxySource),
     /// A website form: `GET`/`POST /forms/{source}`, open to visitors of the allowed sites.
     Form(FormSource),
+    /// A cloud PBX's call events: `/telephony/{source}/…`, each provider authenticated its own way.
+    Telephony(Box<TelephonySource>),
 }
 
 #[derive(Debug, Clone)]
@@ -365,7 +380,7 @@ impl SourceConfig {
         match &self.kind {
             SourceKind::Form(form) => form.wait_for_crm.as_ref(),
             SourceKind::Proxy(proxy) => proxy.wait_for_crm.as_ref(),
-            SourceKind::Partner { .. } | SourceKind::Zap(_) => None,
+            SourceKind::Partner { .. } | SourceKind::Zap(_) | SourceKind::Telephony(_) => None,
         }
     }
 
@@ -373,7 +388,7 @@ impl SourceConfig {
     pub fn partner_key(&self) -> Option<&SecretString> {
         match &self.kind {
             SourceKind::Partner { key } => Some(key),
-            SourceKind::Zap(_) | SourceKind::Proxy(_) | SourceKind::Form(_) => None,
+            SourceKind::Zap(_) | SourceKind::Proxy(_) | SourceKind::Form(_) | SourceKind::Telephony(_) => None,
         }
     }
 }

@@ -197,6 +197,24 @@ pub struct RawSource {
     pub honeypot: Option<String>,
     pub per_ip_per_minute: Option<u32>,
     pub success_message: Option<String>,
+    /// Telephony: the PBX and its credentials (Telphin's is `key`).
+    pub provider: Option<String>,
+    pub secret: Option<SecretString>,
+    pub api_key: Option<SecretString>,
+    pub api_salt: Option<SecretString>,
+    /// Telephony: extension → the CRM user, by name or id.
+    #[serde(default)]
+    pub users: BTreeMap<String, super::telephony::RawUser>,
+    pub missed_calls_user: Option<super::telephony::RawUser>,
+    pub incoming_unknown: Option<String>,
+    pub missed_unknown: Option<String>,
+    pub outgoing_unknown: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub attach_window: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub finish_after: Option<Duration>,
+    #[serde(default)]
+    pub numbers: Vec<super::telephony::RawNumberRule>,
 }
 
 #[derive(Debug, Deserialize)]

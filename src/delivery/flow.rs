@@ -22,6 +22,8 @@ pub enum Flow {
     /// ticket) with a note (repeats are caught at intake, by the duplicate check). A new client's
     /// organization comes first where the CRM keeps them, and files are attached where it takes them.
     Website,
+    /// A phone call: logged on the client's contact, which an unknown caller may get made for them.
+    Telephony,
 }
 
 impl Flow {
@@ -30,6 +32,7 @@ impl Flow {
             SourceKind::Partner { .. } => Self::Partner,
             SourceKind::Zap(_) => Self::Portal,
             SourceKind::Proxy(_) | SourceKind::Form(_) => Self::Website,
+            SourceKind::Telephony(_) => Self::Telephony,
         }
     }
 
@@ -40,6 +43,7 @@ impl Flow {
             Self::Partner => &[FindClient, FindClientDeal, CreateContact, CreateDeal, MoveDeal, AddNote],
             Self::Portal => &[FindClient, FindClientDeal, CreateContact, CreateDeal, AddNote],
             Self::Website => &[FindClient, CreateContact, CreateDeal],
+            Self::Telephony => &[FindClient, CreateContact, CreateDeal],
         }
     }
 
@@ -83,6 +87,10 @@ impl Delivery<'_, '_> {
             }
         };
         let decision = match (&found, self.flow) {
+            // Calls have a flow of their own (`call_flow`); the deliverer never sends one here.
+            (_, Flow::Telephony) => {
+                return Err(DeliveryError::Misconfigured("a call is not a lead of a lead flow".to_owned()));
+            }
             (Found::New, _) => Decision::NewClient,
             (Found::Known { deal: Some(_), .. }, Flow::Portal) => Decision::KnownClientDealNoted,
             (Found::Known { .. }, Flow::Portal | Flow::Website) => Decision::KnownClientNewDeal,

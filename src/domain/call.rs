@@ -112,7 +112,7 @@ impl CallResult {
 }
 
 /// One conversation, or one attempt at it, as a CRM should log it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Call {
     pub provider: Provider,
     pub call_id: String,

@@ -80,6 +80,22 @@ pub struct Entity {
     pub url: Option<String>,
 }
 
+/// A CRM user as the configuration names them: by name as people see it, or by id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum UserRef {
+    Name(String),
+    Id(i64),
+}
+
+impl fmt::Display for UserRef {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Name(name) => write!(formatter, "«{name}»"),
+            Self::Id(id) => write!(formatter, "id {id}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

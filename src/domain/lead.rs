@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use super::call::Call;
 use super::crm::{Entity, EntityKind};
 use super::deal::{DealSpec, DuplicateCheck};
 use super::{Email, Phone};
@@ -98,6 +99,8 @@ pub struct NewLead {
     pub skip_sending: bool,
     /// Only at insert, never stored: whether a repeat of a lead still on its way is refused.
     pub duplicate_check: Option<DuplicateCheck>,
+    /// A telephony source's lead is a finished call: the client is `phone`, this is the rest.
+    pub call: Option<Box<Call>>,
 }
 
 impl NewLead {

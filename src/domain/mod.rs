@@ -11,7 +11,7 @@ pub mod phone;
 pub mod text;
 
 pub use call::{Call, CallResult, Direction, LegEvent, LegEventKind, LegLocation, Provider};
-pub use crm::{CrmRef, Entity, EntityKind};
+pub use crm::{CrmRef, Entity, EntityKind, UserRef};
 pub use deal::{Attachment, CrmField, DealSpec, DuplicateCheck};
 pub use email::Email;
 pub use lead::{Decision, HistoryEvent, Lead, LeadId, LeadStatus, NewLead, Outcome, Routing, SourceId};

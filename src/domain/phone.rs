@@ -16,6 +16,26 @@ pub struct Phone {
     raw: String,
 }
 
+/// How a phone is kept inside stored records: both texts, read back as stored like a column is.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredPhone {
+    e164: String,
+    raw: String,
+}
+
+impl serde::Serialize for Phone {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        StoredPhone { e164: self.e164.clone(), raw: self.raw.clone() }.serialize(serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Phone {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let stored = StoredPhone::deserialize(deserializer)?;
+        Ok(Self::from_stored(stored.e164, stored.raw))
+    }
+}
+
 /// The region used for numbers written without a country code (`8 999 …`, `(11) 98765-4321`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PhoneRegion(Region);

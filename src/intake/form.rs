@@ -429,6 +429,7 @@ impl Submission {
             deal,
             skip_sending: !settings.send_to_crm,
             duplicate_check: None,
+            call: None,
         })
     }
 }

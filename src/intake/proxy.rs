@@ -225,6 +225,7 @@ fn parse_lead(
         deal,
         skip_sending: parameters.flag("is_skip_sending")?,
         duplicate_check,
+        call: None,
     })
 }
 

@@ -155,6 +155,7 @@ fn parse_lead(
         deal: DealSpec::default(),
         skip_sending: false,
         duplicate_check: None,
+        call: None,
     })
 }
 

@@ -87,6 +87,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("deal_spec", Text),
             ("entities", Text),
             ("crm_deal", Text),
+            ("call_spec", Text),
         ],
     ),
     ("lead_history", &[("id", Int), ("lead_id", Int), ("at", Int), ("kind", Text), ("detail", Text)]),
@@ -109,10 +110,22 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
     ),
     // The queue's index of clients: copied as it stands, so leads in flight keep their clients.
     ("client_queue", &[("phone", Text), ("lead_id", Int), ("run_at", Int), ("in_flight", Bool), ("started", Bool)]),
+    ("call_events", &[("id", Int), ("source_id", Text), ("call_id", Text), ("received_at", Int), ("event", Text)]),
+    (
+        "calls",
+        &[
+            ("source_id", Text),
+            ("call_id", Text),
+            ("state", Text),
+            ("last_event_at", Int),
+            ("lead_id", Int),
+            ("ignored_because", Text),
+        ],
+    ),
 ];
 
 /// Tables whose ids come from a sequence in PostgreSQL; it must continue after the copied ids.
-const SERIAL_TABLES: &[&str] = &["leads", "lead_history", "outbox"];
+const SERIAL_TABLES: &[&str] = &["leads", "lead_history", "outbox", "call_events"];
 
 /// Tables a target node may already have written when it first started (a generated key, a
 /// renewed token): the source's value wins, since links and tokens out in the world carry it.

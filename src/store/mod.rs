@@ -4,6 +4,7 @@
 //! database generics. SQLite is the embedded default; PostgreSQL joins as a second variant.
 
 mod advertisers;
+pub mod calls;
 pub mod copy;
 mod error;
 pub mod files;
@@ -75,7 +76,7 @@ where
 /// The columns every read of a lead selects, in `LeadRow`'s order.
 pub(super) const LEAD_COLUMNS: &str = "id, source_id, external_id, name, phone, phone_raw, email, comment, callback_url, \
      payload, status, run_at, attempt, lease_token, progress, decision, entities, last_error, created_at, \
-     updated_at, advertiser_id, route_destination, route_pipeline, route_status, advertiser_email, origin_time, deal_spec";
+     updated_at, advertiser_id, route_destination, route_pipeline, route_status, advertiser_email, origin_time, deal_spec, call_spec";
 
 pub(super) fn lease_token() -> String {
     format!("{:032x}", rand::random::<u128>())

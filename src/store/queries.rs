@@ -11,6 +11,7 @@ macro_rules! shared_queries {
     ($store:ident, $db:ty) => {
         mod shared {
             $crate::store::queue::queue_queries!($store, $db);
+            $crate::store::calls::call_queries!($store, $db);
 
             use std::collections::HashMap;
             use std::time::Duration;
@@ -636,7 +637,7 @@ macro_rules! shared_queries {
             let mut insert = QueryBuilder::<$db>::new(
                 "insert into leads (source_id, external_id, name, phone, phone_raw, email, comment, callback_url, payload,
                                     status, run_at, created_at, updated_at, advertiser_id, route_destination, route_pipeline,
-                                    route_status, advertiser_email, origin_time, deal_spec) ",
+                                    route_status, advertiser_email, origin_time, deal_spec, call_spec) ",
             );
             insert.push_values(leads, |mut row, lead| {
                 row.push_bind(&lead.source.0)
@@ -658,7 +659,8 @@ macro_rules! shared_queries {
                     .push_bind(&lead.routing.status)
                     .push_bind(lead.routing.advertiser_email.as_ref().map(|email| email.as_str()))
                     .push_bind(lead.origin_time.map(to_millis))
-                    .push_bind(deal_spec_text(lead));
+                    .push_bind(deal_spec_text(lead))
+                    .push_bind(lead.call.as_ref().and_then(|call| serde_json::to_string(call).ok()));
             });
             insert
         }

@@ -38,6 +38,7 @@ pub struct LeadRow {
     pub advertiser_email: Option<String>,
     pub origin_time: Option<i64>,
     pub deal_spec: Option<String>,
+    pub call_spec: Option<String>,
 }
 
 #[derive(Debug, FromRow)]
@@ -74,6 +75,12 @@ impl TryFrom<LeadRow> for Lead {
             .transpose()
             .map_err(|_| corrupt("deal_spec is not a deal"))?
             .unwrap_or_default();
+        let call = row
+            .call_spec
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|_| corrupt("call_spec is not a call"))?;
         let callback_url =
             row.callback_url.as_deref().map(url::Url::parse).transpose().map_err(|_| corrupt("callback URL"))?;
         Ok(Lead {
@@ -99,6 +106,7 @@ impl TryFrom<LeadRow> for Lead {
                 deal,
                 skip_sending: status == LeadStatus::Skipped,
                 duplicate_check: None,
+                call,
             },
             status,
             attempt: row.attempt,

@@ -45,6 +45,7 @@ fn new_lead(phone: &str) -> NewLead {
         deal: DealSpec::default(),
         skip_sending: false,
         duplicate_check: None,
+        call: None,
     }
 }
 

@@ -205,6 +205,7 @@ async fn store_copy_cleans_control_characters_an_older_sqlite_installation_store
         deal: DealSpec::default(),
         skip_sending: false,
         duplicate_check: None,
+        call: None,
     };
     let inserted = open_store(&sqlite_url).await.insert_leads(&[old]).await.unwrap();
     let database = fresh_database(dir.path());

@@ -80,6 +80,7 @@ fn lead(email: Option<&str>, phone: &str, payload: serde_json::Value) -> LeadCon
         deal: DealSpec::default(),
         skip_sending: false,
         duplicate_check: None,
+        call: None,
     };
     let now = Utc::now();
     let lead = Lead {

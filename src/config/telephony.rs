@@ -1,0 +1,271 @@
+//! A telephony source's settings: its PBX and credentials, who is who, and what unknown callers get.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use super::found::Found;
+use super::raw::RawSource;
+use crate::domain::{Phone, PhoneRegion, Provider, UserRef};
+use crate::telephony::mango::MangoAccount;
+use crate::telephony::zadarma::ZadarmaAccount;
+
+/// `[sources.<name>]` of `kind = "telephony"`.
+#[derive(Debug, Clone)]
+pub struct TelephonySource {
+    pub access: PbxAccess,
+    /// Extension → the CRM user it belongs to; calls of other extensions are not logged.
+    pub users: BTreeMap<String, UserRef>,
+    /// Responsible for contacts made from missed calls.
+    pub missed_calls_user: Option<UserRef>,
+    /// What unknown callers get, unless a rule of the number they called says otherwise.
+    pub rule: CallRule,
+    pub numbers: Vec<NumberRule>,
+    /// A parked call attaches to a contact made up to this long after the call ended.
+    pub attach_window: Duration,
+    /// Telphin sends no summary: a call whose legs have all hung up is over after this long quiet.
+    pub finish_after: Duration,
+}
+
+/// The PBX and what proves its events are its own.
+#[derive(Debug, Clone)]
+pub enum PbxAccess {
+    /// Telphin signs nothing: the secret is in the URL it posts to.
+    Telphin { key: SecretString },
+    Zadarma(ZadarmaAccount),
+    Mango(MangoAccount),
+}
+
+impl PbxAccess {
+    pub fn provider(&self) -> Provider {
+        match self {
+            Self::Telphin { .. } => Provider::Telphin,
+            Self::Zadarma(_) => Provider::Zadarma,
+            Self::Mango(_) => Provider::Mango,
+        }
+    }
+}
+
+/// What a call from a number the CRM does not know makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AutoCreate {
+    Nothing,
+    Contact,
+    ContactAndDeal,
+}
+
+/// The options a rule of an external number may override.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallRule {
+    pub incoming_unknown: AutoCreate,
+    pub missed_unknown: AutoCreate,
+    pub outgoing_unknown: AutoCreate,
+    /// Where auto-made deals go, by name.
+    pub pipeline: String,
+    pub status: String,
+}
+
+/// `[[sources.<name>.numbers]]`: one of our numbers and what incoming calls to it get.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberRule {
+    pub number: Phone,
+    pub name: String,
+    pub rule: CallRule,
+}
+
+impl TelephonySource {
+    /// The rule for a call: its number's, for incoming calls to a number with one, else the source's.
+    /// Outgoing calls always follow the source's `outgoing_unknown`.
+    pub fn rule_for(&self, incoming: bool, our_number: Option<&Phone>) -> &CallRule {
+        let numbered = our_number.filter(|_| incoming).and_then(|number| {
+            self.numbers.iter().find(|rule| rule.number.e164() == number.e164()).map(|rule| &rule.rule)
+        });
+        numbered.unwrap_or(&self.rule)
+    }
+}
+
+/// A user as the configuration names them: `"Анна Смирнова"` or `5000003`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawUser {
+    Id(i64),
+    Name(String),
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawNumberRule {
+    pub number: Option<String>,
+    pub name: Option<String>,
+    pub incoming_unknown: Option<String>,
+    pub missed_unknown: Option<String>,
+    pub pipeline: Option<String>,
+    pub status: Option<String>,
+}
+
+pub(super) fn check_telephony(
+    raw: &mut RawSource,
+    region: Option<PhoneRegion>,
+    pipeline: Option<&str>,
+    status: Option<&str>,
+    key: &dyn Fn(&str) -> String,
+    found: &mut Found<'_>,
+) -> Option<TelephonySource> {
+    let access = check_access(raw, key, found);
+    let mut users = BTreeMap::new();
+    for (extension, user) in std::mem::take(&mut raw.users) {
+        let extension = extension.trim().to_owned();
+        if extension.is_empty() || !extension.chars().all(|c| c.is_ascii_digit()) {
+            found.problem(key("users"), format!("«{extension}» is not an extension (its digits)"));
+            continue;
+        }
+        match user_ref(user) {
+            Some(user) => {
+                users.insert(extension, user);
+            }
+            None => found.problem(key(&format!("users.{extension}")), "an empty user name or an id below 1"),
+        }
+    }
+    let missed_calls_user = raw.missed_calls_user.take().and_then(|user| {
+        let checked = user_ref(user);
+        if checked.is_none() {
+            found.problem(key("missed_calls_user"), "an empty user name or an id below 1");
+        }
+        checked
+    });
+    let mut choice = |field: &str, value: Option<&str>, default: AutoCreate, deals: bool| {
+        auto_create(value, default, deals).unwrap_or_else(|message| {
+            found.problem(key(field), message);
+            default
+        })
+    };
+    let rule = CallRule {
+        incoming_unknown: choice("incoming_unknown", raw.incoming_unknown.as_deref(), AutoCreate::Contact, true),
+        missed_unknown: choice("missed_unknown", raw.missed_unknown.as_deref(), AutoCreate::Contact, false),
+        outgoing_unknown: choice("outgoing_unknown", raw.outgoing_unknown.as_deref(), AutoCreate::Contact, true),
+        pipeline: pipeline.unwrap_or_default().to_owned(),
+        status: status.unwrap_or_default().to_owned(),
+    };
+    let numbers = check_numbers(std::mem::take(&mut raw.numbers), &rule, region, key, found);
+    let attach_window = raw.attach_window.unwrap_or(Duration::from_secs(10 * 60));
+    let finish_after = raw.finish_after.unwrap_or(Duration::from_secs(15));
+    if finish_after.is_zero() || finish_after > Duration::from_secs(10 * 60) {
+        found.problem(key("finish_after"), "must be between 1s and 10m");
+    }
+    if attach_window > Duration::from_secs(24 * 3600) {
+        found.problem(key("attach_window"), "must be at most 24h");
+    }
+    Some(TelephonySource { access: access?, users, missed_calls_user, rule, numbers, attach_window, finish_after })
+}
+
+fn check_access(raw: &mut RawSource, key: &dyn Fn(&str) -> String, found: &mut Found<'_>) -> Option<PbxAccess> {
+    let long_enough = |secret: Option<SecretString>, least: usize| secret.filter(|s| s.expose_secret().len() >= least);
+    match raw.provider.take().as_deref() {
+        Some("telphin") => {
+            let secret = long_enough(raw.key.take(), 16);
+            if secret.is_none() {
+                found.problem(key("key"), "missing or shorter than 16 characters: it is the secret part of the URL");
+            }
+            Some(PbxAccess::Telphin { key: secret? })
+        }
+        Some("zadarma") => {
+            let secret = long_enough(raw.secret.take(), 8);
+            if secret.is_none() {
+                found.problem(key("secret"), "missing: the API secret of the Zadarma account (Settings → API)");
+            }
+            let zone = raw.timezone.take().unwrap_or_else(|| "Europe/Moscow".to_owned());
+            let timezone = zone.parse::<chrono_tz::Tz>().map_err(|_| {
+                found.problem(key("timezone"), format!("«{zone}» is not an IANA time zone such as Europe/Moscow"))
+            });
+            Some(PbxAccess::Zadarma(ZadarmaAccount { secret: secret?, zone: timezone.ok()? }))
+        }
+        Some("mango") => {
+            let (api_key, api_salt) = (long_enough(raw.api_key.take(), 8), long_enough(raw.api_salt.take(), 8));
+            if api_key.is_none() {
+                found.problem(key("api_key"), "missing: the unique code of the Mango Office VPBX (its API settings)");
+            }
+            if api_salt.is_none() {
+                found.problem(key("api_salt"), "missing: the signature key of the Mango Office VPBX");
+            }
+            Some(PbxAccess::Mango(MangoAccount { api_key: api_key?, api_salt: api_salt? }))
+        }
+        Some(other) => {
+            found.problem(key("provider"), format!("«{other}» is not a known PBX (known: telphin, zadarma, mango)"));
+            None
+        }
+        None => {
+            found.problem(key("provider"), "missing (known: telphin, zadarma, mango)");
+            None
+        }
+    }
+}
+
+fn check_numbers(
+    raw: Vec<RawNumberRule>,
+    defaults: &CallRule,
+    region: Option<PhoneRegion>,
+    key: &dyn Fn(&str) -> String,
+    found: &mut Found<'_>,
+) -> Vec<NumberRule> {
+    let mut numbers: Vec<NumberRule> = Vec::new();
+    for (index, raw) in raw.into_iter().enumerate() {
+        let key = |field: &str| key(&format!("numbers[{index}].{field}"));
+        let number = match (raw.number.as_deref(), region) {
+            (Some(text), Some(region)) => match Phone::parse(text, region) {
+                Ok(number) => Some(number),
+                Err(error) => {
+                    found.problem(key("number"), error.to_string());
+                    None
+                }
+            },
+            (Some(_), None) => None,
+            (None, _) => {
+                found.problem(key("number"), "missing: our number the client calls");
+                None
+            }
+        };
+        if let Some(number) = &number
+            && numbers.iter().any(|rule| rule.number.e164() == number.e164())
+        {
+            found.problem(key("number"), format!("{} already has a rule: at most one per number", number.e164()));
+            continue;
+        }
+        let mut choice = |field: &str, value: Option<&str>, default: AutoCreate, deals: bool| {
+            auto_create(value, default, deals).unwrap_or_else(|message| {
+                found.problem(key(field), message);
+                default
+            })
+        };
+        let rule = CallRule {
+            incoming_unknown: choice("incoming_unknown", raw.incoming_unknown.as_deref(), defaults.incoming_unknown, true),
+            missed_unknown: choice("missed_unknown", raw.missed_unknown.as_deref(), defaults.missed_unknown, false),
+            outgoing_unknown: defaults.outgoing_unknown,
+            pipeline: raw.pipeline.unwrap_or_else(|| defaults.pipeline.clone()),
+            status: raw.status.unwrap_or_else(|| defaults.status.clone()),
+        };
+        if let Some(number) = number {
+            numbers.push(NumberRule { number, name: raw.name.unwrap_or_default(), rule });
+        }
+    }
+    numbers
+}
+
+fn auto_create(value: Option<&str>, default: AutoCreate, deals: bool) -> Result<AutoCreate, String> {
+    match value {
+        None => Ok(default),
+        Some("none") => Ok(AutoCreate::Nothing),
+        Some("contact") => Ok(AutoCreate::Contact),
+        Some("contact_and_deal") if deals => Ok(AutoCreate::ContactAndDeal),
+        Some(other) if deals => Err(format!("«{other}» must be \"none\", \"contact\" or \"contact_and_deal\"")),
+        Some(other) => Err(format!("«{other}» must be \"none\" or \"contact\"")),
+    }
+}
+
+fn user_ref(raw: RawUser) -> Option<UserRef> {
+    match raw {
+        RawUser::Id(id) if id > 0 => Some(UserRef::Id(id)),
+        RawUser::Name(name) if !name.trim().is_empty() => Some(UserRef::Name(name.trim().to_owned())),
+        _ => None,
+    }
+}
