@@ -1,6 +1,7 @@
 //! The gateway's vocabulary: values parsed once at the edge and trusted everywhere inside.
 
 pub mod advertiser;
+pub mod call_log;
 pub mod crm;
 pub mod deal;
 pub mod document;
@@ -9,7 +10,8 @@ pub mod lead;
 pub mod phone;
 pub mod text;
 
-pub use crm::{CrmRef, Entity, EntityKind};
+pub use call_log::{AutoContact, AutoContactKind, AutoDeal, CallDirection, CallNote, CallStatus};
+pub use crm::{CrmRef, Entity, EntityKind, UserRef};
 pub use deal::{Attachment, CrmField, DealSpec, DuplicateCheck};
 pub use email::Email;
 pub use lead::{Decision, HistoryEvent, Lead, LeadId, LeadStatus, NewLead, Outcome, Routing, SourceId};
