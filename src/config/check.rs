@@ -342,10 +342,15 @@ fn check_source(
             })
         }
         Some("form") => super::form::check_form(&mut raw, wait_for_crm, &key, found).map(SourceKind::Form),
-        Some("telephony") => {
-            super::telephony::check_telephony(&mut raw, phone_region, pipeline.as_deref(), status.as_deref(), &key, found)
-                .map(|telephony| SourceKind::Telephony(Box::new(telephony)))
-        }
+        Some("telephony") => super::telephony::check_telephony(
+            &mut raw,
+            phone_region,
+            pipeline.as_deref(),
+            status.as_deref(),
+            &key,
+            found,
+        )
+        .map(|telephony| SourceKind::Telephony(Box::new(telephony))),
         Some(other) => {
             found.problem(
                 key("kind"),

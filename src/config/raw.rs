@@ -204,8 +204,8 @@ pub struct RawSource {
     pub api_salt: Option<SecretString>,
     /// Telephony: extension → the CRM user, by name or id.
     #[serde(default)]
-    pub users: BTreeMap<String, super::telephony::RawUser>,
-    pub missed_calls_user: Option<super::telephony::RawUser>,
+    pub users: BTreeMap<String, crate::domain::UserRef>,
+    pub missed_calls_user: Option<crate::domain::UserRef>,
     pub incoming_unknown: Option<String>,
     pub missed_unknown: Option<String>,
     pub outgoing_unknown: Option<String>,

@@ -33,7 +33,9 @@ pub struct TelephonySource {
 #[derive(Debug, Clone)]
 pub enum PbxAccess {
     /// Telphin signs nothing: the secret is in the URL it posts to.
-    Telphin { key: SecretString },
+    Telphin {
+        key: SecretString,
+    },
     Zadarma(ZadarmaAccount),
     Mango(MangoAccount),
 }
@@ -84,14 +86,6 @@ impl TelephonySource {
         });
         numbered.unwrap_or(&self.rule)
     }
-}
-
-/// A user as the configuration names them: `"Анна Смирнова"` or `5000003`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum RawUser {
-    Id(i64),
-    Name(String),
 }
 
 #[derive(Debug, Deserialize)]
@@ -238,7 +232,12 @@ fn check_numbers(
             })
         };
         let rule = CallRule {
-            incoming_unknown: choice("incoming_unknown", raw.incoming_unknown.as_deref(), defaults.incoming_unknown, true),
+            incoming_unknown: choice(
+                "incoming_unknown",
+                raw.incoming_unknown.as_deref(),
+                defaults.incoming_unknown,
+                true,
+            ),
             missed_unknown: choice("missed_unknown", raw.missed_unknown.as_deref(), defaults.missed_unknown, false),
             outgoing_unknown: defaults.outgoing_unknown,
             pipeline: raw.pipeline.unwrap_or_else(|| defaults.pipeline.clone()),
@@ -262,10 +261,10 @@ fn auto_create(value: Option<&str>, default: AutoCreate, deals: bool) -> Result<
     }
 }
 
-fn user_ref(raw: RawUser) -> Option<UserRef> {
+fn user_ref(raw: UserRef) -> Option<UserRef> {
     match raw {
-        RawUser::Id(id) if id > 0 => Some(UserRef::Id(id)),
-        RawUser::Name(name) if !name.trim().is_empty() => Some(UserRef::Name(name.trim().to_owned())),
+        UserRef::Id(id) if id > 0 => Some(UserRef::Id(id)),
+        UserRef::Name(name) if !name.trim().is_empty() => Some(UserRef::Name(name.trim().to_owned())),
         _ => None,
     }
 }

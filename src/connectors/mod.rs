@@ -13,7 +13,9 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::config::{DestinationConfig, Route};
-use crate::domain::{Attachment, CrmRef, EntityKind, HistoryEvent, Lead, PhoneRegion};
+use crate::domain::{
+    Attachment, AutoContact, AutoDeal, CallNote, CrmRef, EntityKind, HistoryEvent, Lead, PhoneRegion, UserRef,
+};
 use crate::store::{Store, StoreError};
 use amocrm::AmoCrm;
 use session_crm::{LeadContext, SessionCrm};
@@ -45,6 +47,9 @@ pub enum Operation {
     /// Add a note, or a message, to a deal or ticket.
     AddNote,
     AttachFile,
+    /// Log a call on the client's contact, and what that takes: the CRM's users by name or id,
+    /// a contact and deal made for an unknown number, a look for a call already logged.
+    LogCall,
 }
 
 impl fmt::Display for Operation {
@@ -59,6 +64,7 @@ impl fmt::Display for Operation {
             Self::MoveDeal => "move a deal to a stage",
             Self::AddNote => "add a note to a deal",
             Self::AttachFile => "attach a file to a deal",
+            Self::LogCall => "log a call",
         })
     }
 }
@@ -79,6 +85,8 @@ pub struct ClientFound {
     pub organization: Option<CrmRef>,
     /// Only when the search asked for it.
     pub deal: Option<CrmRef>,
+    /// The contact's responsible user (a `User`), where the CRM keeps one.
+    pub responsible: Option<CrmRef>,
 }
 
 /// A file of the lead with its content, for CRMs that take uploads.
@@ -164,6 +172,7 @@ impl Connector {
                     contact: CrmRef::new(EntityKind::Contact, found.id),
                     organization: found.organization_id.map(|id| CrmRef::new(EntityKind::Organization, id)),
                     deal: None,
+                    responsible: None,
                 }))
             }
         }
@@ -292,6 +301,66 @@ impl Connector {
                 let id = own.attach_file(calls, &context, &deal.id, name, content_type, content).await?;
                 Ok(CrmRef::new(EntityKind::File, id))
             }
+        }
+    }
+
+    /// The CRM user the configuration names, as a `User` record.
+    ///
+    /// # Errors
+    /// `Misconfigured` naming the user when the CRM has no such user or, for a name, several.
+    pub async fn crm_user(&self, who: &UserRef, calls: &mut Calls) -> Result<CrmRef, DeliveryError> {
+        match self {
+            Self::AmoCrm(amocrm) => amocrm.crm_user(who, calls).await,
+            Self::SessionCrm(_) => Err(unsupported(Operation::LogCall)),
+        }
+    }
+
+    /// Makes the contact for a call from or to a number the CRM does not know.
+    pub async fn create_auto_contact(&self, spec: &AutoContact, calls: &mut Calls) -> Result<CrmRef, DeliveryError> {
+        match self {
+            Self::AmoCrm(amocrm) => amocrm.create_auto_contact(spec, calls).await,
+            Self::SessionCrm(_) => Err(unsupported(Operation::LogCall)),
+        }
+    }
+
+    /// Makes the deal of an auto-contact in the route's pipeline and stage. A resumed delivery
+    /// finds one an interrupted call made with `find_deal_of`.
+    pub async fn create_auto_deal(
+        &self,
+        spec: &AutoDeal,
+        route: &Route,
+        calls: &mut Calls,
+    ) -> Result<CrmRef, DeliveryError> {
+        match self {
+            Self::AmoCrm(amocrm) => amocrm.create_auto_deal(spec, route, calls).await,
+            Self::SessionCrm(_) => Err(unsupported(Operation::LogCall)),
+        }
+    }
+
+    /// Logs the call on the contact and answers the logged call (a `Call`). Logging it twice
+    /// makes two: a resumed delivery asks `find_call` first.
+    pub async fn log_call(
+        &self,
+        contact: &CrmRef,
+        note: &CallNote,
+        calls: &mut Calls,
+    ) -> Result<CrmRef, DeliveryError> {
+        match self {
+            Self::AmoCrm(amocrm) => amocrm.log_call(contact, note, calls).await,
+            Self::SessionCrm(_) => Err(unsupported(Operation::LogCall)),
+        }
+    }
+
+    /// The call with this provider id already logged on the contact, if any.
+    pub async fn find_call(
+        &self,
+        contact: &CrmRef,
+        uniq: &str,
+        calls: &mut Calls,
+    ) -> Result<Option<CrmRef>, DeliveryError> {
+        match self {
+            Self::AmoCrm(amocrm) => amocrm.find_call(contact, uniq, calls).await,
+            Self::SessionCrm(_) => Err(unsupported(Operation::LogCall)),
         }
     }
 

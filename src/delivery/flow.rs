@@ -112,7 +112,7 @@ impl Delivery<'_, '_> {
         let found = self.connector.find_client(self.lead, self.route, self.flow.search(), self.journal.calls()).await?;
         Ok(match found {
             None => Found::New,
-            Some(ClientFound { contact, organization, deal }) => Found::Known { contact, organization, deal },
+            Some(ClientFound { contact, organization, deal, .. }) => Found::Known { contact, organization, deal },
         })
     }
 

@@ -1,11 +1,14 @@
-//! What a CRM record is to the gateway, whichever CRM keeps it: its kind, its id as text, its card.
+//! What a CRM record is to the gateway, whichever CRM keeps it: its kind, its id as text, its card; and how the configuration names a CRM user.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
 /// The kinds of record a delivery makes or touches. amoCRM calls a deal a "lead"; a company's own
-/// CRM may keep tickets instead of deals and messages instead of notes.
+/// CRM may keep tickets instead of deals and messages instead of notes. A logged call is a `Call`
+/// even where the CRM keeps it as a note (amoCRM's `call_in`/`call_out`): it is found again by the
+/// call's id, not by text, and a delivery that writes both must not confuse the two. A `User` is
+/// someone made responsible for a record, never made by a delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EntityKind {
@@ -16,6 +19,8 @@ pub enum EntityKind {
     Note,
     Message,
     File,
+    Call,
+    User,
 }
 
 impl EntityKind {
@@ -28,6 +33,8 @@ impl EntityKind {
             Self::Note => "note",
             Self::Message => "message",
             Self::File => "file",
+            Self::Call => "call",
+            Self::User => "user",
         }
     }
 
@@ -69,6 +76,24 @@ impl fmt::Display for CrmRef {
     }
 }
 
+/// A CRM user as the configuration names them: by the name people see in the CRM, or by the
+/// CRM's id (`users = { "101" = "Анна Смирнова", "103" = 5000003 }` reads as `Name` and `Id`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum UserRef {
+    Id(i64),
+    Name(String),
+}
+
+impl fmt::Display for UserRef {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Id(id) => write!(formatter, "user {id}"),
+            Self::Name(name) => write!(formatter, "user «{name}»"),
+        }
+    }
+}
+
 /// One record an outcome made or touched, with the link to its card for people.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entity {
@@ -80,22 +105,6 @@ pub struct Entity {
     pub url: Option<String>,
 }
 
-/// A CRM user as the configuration names them: by name as people see it, or by id.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum UserRef {
-    Name(String),
-    Id(i64),
-}
-
-impl fmt::Display for UserRef {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Name(name) => write!(formatter, "«{name}»"),
-            Self::Id(id) => write!(formatter, "id {id}"),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,6 +114,15 @@ mod tests {
         assert_eq!(CrmRef::new(EntityKind::Deal, "4242").id_json(), serde_json::json!(4242));
         assert_eq!(CrmRef::new(EntityKind::Ticket, "0042").id_json(), serde_json::json!("0042"));
         assert_eq!(CrmRef::new(EntityKind::Contact, "c-9").id_json(), serde_json::json!("c-9"));
+    }
+
+    #[test]
+    fn users_are_configured_by_name_or_by_numeric_id() {
+        let users: std::collections::BTreeMap<String, UserRef> =
+            serde_json::from_value(serde_json::json!({ "101": "Анна Смирнова", "103": 5000003 })).unwrap();
+        assert_eq!(users["101"], UserRef::Name("Анна Смирнова".into()));
+        assert_eq!(users["103"], UserRef::Id(5000003));
+        assert_eq!(users["101"].to_string(), "user «Анна Смирнова»");
     }
 
     #[test]

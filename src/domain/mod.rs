@@ -2,6 +2,7 @@
 
 pub mod advertiser;
 pub mod call;
+pub mod call_log;
 pub mod crm;
 pub mod deal;
 pub mod document;
@@ -11,6 +12,7 @@ pub mod phone;
 pub mod text;
 
 pub use call::{Call, CallResult, Direction, LegEvent, LegEventKind, LegLocation, Provider};
+pub use call_log::{AutoContact, AutoContactKind, AutoDeal, CallNote, CallStatus};
 pub use crm::{CrmRef, Entity, EntityKind, UserRef};
 pub use deal::{Attachment, CrmField, DealSpec, DuplicateCheck};
 pub use email::Email;

@@ -3,7 +3,9 @@
 pub const ACCOUNT_ID: u64 = 31_000_001;
 pub const ACCOUNT_NAME: &str = "Sandbox CRM";
 pub const SUBDOMAIN: &str = "sandbox";
-/// The only user of the account; it owns and creates everything.
+/// The account's first user, its administrator: with the default users, the one who is
+/// responsible for whatever a request leaves without a responsible user, and the author of
+/// everything the API creates.
 pub const USER_ID: u64 = 6_000_001;
 pub const WON_STATUS_ID: u64 = 142;
 pub const LOST_STATUS_ID: u64 = 143;
@@ -11,6 +13,30 @@ pub const UNSORTED_STATUS_NAME: &str = "Неразобранное";
 const FIRST_PIPELINE_ID: u64 = 7_000_001;
 const STATUS_ID_BASE: u64 = 61_000_000;
 const STAGE_COLORS: [&str; 6] = ["#99ccff", "#ffff99", "#ffcc66", "#ccc8f9", "#deff81", "#87f2c0"];
+
+/// A user of the account, as `GET /api/v4/users` lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountUser {
+    pub id: u64,
+    pub name: String,
+    pub email: String,
+}
+
+impl AccountUser {
+    pub fn new(id: u64, name: &str, email: &str) -> Self {
+        AccountUser { id, name: name.to_owned(), email: email.to_owned() }
+    }
+}
+
+/// The sandbox account's users: the administrator (`USER_ID`) first, then three managers.
+pub fn default_users() -> Vec<AccountUser> {
+    vec![
+        AccountUser::new(USER_ID, "Администратор", "admin@sandbox.example"),
+        AccountUser::new(6_000_002, "Анна Смирнова", "anna@sandbox.example"),
+        AccountUser::new(6_000_003, "Иван Петров", "ivan@sandbox.example"),
+        AccountUser::new(6_000_004, "Ольга Кузнецова", "olga@sandbox.example"),
+    ]
+}
 
 /// A status `type` as the API reports it: 1 for the incoming stage, 0 for the rest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -37,10 +37,13 @@ pub fn snapshot(crm: &Crm) -> Value {
     let pipelines: Vec<Value> = crm.pipelines.iter().map(|p| hal::pipeline(&base, p)).collect();
     let contacts: Vec<Value> = crm.contacts.values().map(|contact| hal::contact(crm, &base, contact, true)).collect();
     let leads: Vec<Value> = crm.leads.values().map(|lead| hal::lead(crm, &base, lead, true)).collect();
-    let companies: Vec<Value> = crm.companies.values().map(|c| hal::company(&base, c)).collect();
-    let notes: Vec<Value> = crm.notes.values().map(|note| hal::note(&base, note)).collect();
+    let companies: Vec<Value> = crm.companies.values().map(|c| hal::company(crm, &base, c)).collect();
+    let notes: Vec<Value> = crm.notes.values().map(|note| hal::note(crm, &base, note)).collect();
+    let users: Vec<Value> =
+        crm.users.iter().enumerate().map(|(index, user)| hal::user(&base, user, index == 0)).collect();
     json!({
-        "account": hal::account(&base),
+        "account": hal::account(crm, &base),
+        "users": users,
         "pipelines": pipelines,
         "contacts": contacts,
         "leads": leads,

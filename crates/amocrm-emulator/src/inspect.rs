@@ -3,8 +3,10 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use serde_json::Value;
+
 use crate::Emulator;
-use crate::catalog::{EMAIL_FIELD_ID, PHONE_FIELD_ID};
+use crate::catalog::{AccountUser, EMAIL_FIELD_ID, PHONE_FIELD_ID};
 use crate::seed::{self, SeedContact, SeedError, SeededContact};
 use crate::state::{Contact, Crm, CustomField, Lead};
 use crate::traffic::{Fault, Latency, RequestRecord, TrafficStats};
@@ -18,6 +20,9 @@ pub struct ContactSummary {
     pub lead_ids: Vec<u64>,
     /// Every custom field by id, phone and e-mail included.
     pub custom_fields: BTreeMap<u64, Vec<String>>,
+    pub responsible_user_id: u64,
+    /// Tag names in the order they were attached.
+    pub tags: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,6 +52,9 @@ pub struct NoteSummary {
     pub entity_id: u64,
     pub note_type: String,
     pub text: Option<String>,
+    /// `params` exactly as stored: a call note's `uniq`, `phone`, `call_status`…
+    pub params: Value,
+    pub responsible_user_id: u64,
 }
 
 fn field_texts(contact: &Contact, field_id: u64) -> Vec<String> {
@@ -75,7 +83,13 @@ fn contact_summary(crm: &Crm, contact: &Contact) -> ContactSummary {
         emails: field_texts(contact, EMAIL_FIELD_ID),
         lead_ids: crm.lead_ids_of_contact(contact.id),
         custom_fields: fields_by_id(&contact.custom_fields),
+        responsible_user_id: contact.responsible_user_id,
+        tags: tag_names(crm, &contact.tag_ids),
     }
+}
+
+fn tag_names(crm: &Crm, ids: &[u64]) -> Vec<String> {
+    ids.iter().filter_map(|id| crm.tag(*id)).map(|tag| tag.name.clone()).collect()
 }
 
 fn lead_summary(crm: &Crm, lead: &Lead) -> LeadSummary {
@@ -92,7 +106,7 @@ fn lead_summary(crm: &Crm, lead: &Lead) -> LeadSummary {
         pipeline: pipeline.map(|p| p.name.clone()).unwrap_or_default(),
         status: status.map(|s| s.name.clone()).unwrap_or_default(),
         contact_ids: links.iter().map(|link| link.contact_id).collect(),
-        tags: lead.tag_ids.iter().filter_map(|id| crm.tag(*id)).map(|tag| tag.name.clone()).collect(),
+        tags: tag_names(crm, &lead.tag_ids),
         responsible_user_id: lead.responsible_user_id,
         custom_fields: fields_by_id(&lead.custom_fields),
     }
@@ -136,8 +150,20 @@ impl Emulator {
                 entity_id: note.entity_id,
                 note_type: note.note_type.clone(),
                 text: note.params.get("text").and_then(|t| t.as_str()).map(str::to_owned),
+                params: note.params.clone(),
+                responsible_user_id: note.responsible_user_id,
             })
             .collect()
+    }
+
+    /// The account's users, the default responsible one first.
+    pub fn users(&self) -> Vec<AccountUser> {
+        self.shared().lock().crm.users.clone()
+    }
+
+    /// The id of the user with this name, for tests that think in names as people do.
+    pub fn user_named(&self, name: &str) -> Option<u64> {
+        self.shared().lock().crm.users.iter().find(|user| user.name == name).map(|user| user.id)
     }
 
     /// Every `/api/v4` and `/oauth2` request so far; 499 marks one whose client went away.

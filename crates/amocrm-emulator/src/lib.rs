@@ -23,7 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use catalog::{LISTING_FIELD_ID, POSITION_FIELD_ID, USER_ID};
+pub use catalog::{AccountUser, LISTING_FIELD_ID, POSITION_FIELD_ID, USER_ID};
 pub use inspect::{ContactSummary, LeadSummary, NoteSummary};
 pub use seed::{SeedContact, SeedError, SeedLead, SeededContact};
 pub use traffic::{Fault, FaultLimit, Latency, RequestRecord, TrafficStats};
@@ -51,6 +51,10 @@ pub struct EmulatorConfig {
     /// `(pipeline name, stage names)`; the first pipeline is the main one. The incoming
     /// stage and the closing stages 142/143 are added to every pipeline.
     pub pipelines: Vec<(String, Vec<String>)>,
+    /// The account's users, as `GET /api/v4/users` lists them; the first one is responsible for
+    /// whatever is created without a responsible user. Default: the administrator (`USER_ID`)
+    /// and three managers.
+    pub users: Vec<AccountUser>,
 }
 
 impl Default for EmulatorConfig {
@@ -73,6 +77,7 @@ impl Default for EmulatorConfig {
                 pipeline("Воронка", &["Первичный контакт", "Переговоры"]),
                 pipeline("TrendAgent", &["Новая заявка", "Объект выбран", "Бронь"]),
             ],
+            users: catalog::default_users(),
         }
     }
 }
@@ -113,7 +118,7 @@ pub struct Emulator {
 impl Emulator {
     pub fn new(config: EmulatorConfig) -> Self {
         let state = State {
-            crm: state::Crm::new(catalog::build_pipelines(&config.pipelines)),
+            crm: state::Crm::new(catalog::build_pipelines(&config.pipelines), config.users.clone()),
             tokens: tokens::Tokens::new(&config),
             traffic: traffic::Traffic::default(),
         };

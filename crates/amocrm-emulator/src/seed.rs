@@ -101,7 +101,8 @@ mod tests {
     use crate::catalog::build_pipelines;
 
     fn crm() -> Crm {
-        Crm::new(build_pipelines(&EmulatorConfig::default().pipelines))
+        let config = EmulatorConfig::default();
+        Crm::new(build_pipelines(&config.pipelines), config.users)
     }
 
     #[test]

@@ -1,11 +1,11 @@
-//! In-memory CRM records (contacts, leads, companies, notes, tags) and their id counters.
+//! In-memory CRM records (users, contacts, leads, companies, notes, tags) and their id counters.
 
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use crate::catalog::{FieldDefinition, Pipeline};
+use crate::catalog::{AccountUser, FieldDefinition, Pipeline, USER_ID};
 
 const FIRST_CONTACT_ID: u64 = 1001;
 const FIRST_LEAD_ID: u64 = 5001;
@@ -134,6 +134,7 @@ pub struct Note {
     pub entity_id: u64,
     pub note_type: String,
     pub params: Value,
+    pub responsible_user_id: u64,
     pub created_at: i64,
 }
 
@@ -204,6 +205,8 @@ fn take(counter: &mut u64) -> u64 {
 #[derive(Debug)]
 pub struct Crm {
     pub pipelines: Vec<Pipeline>,
+    /// Fixed by the configuration; the first one is the account's default responsible user.
+    pub users: Vec<AccountUser>,
     pub contacts: BTreeMap<u64, Contact>,
     pub leads: BTreeMap<u64, Lead>,
     pub companies: BTreeMap<u64, Company>,
@@ -213,9 +216,10 @@ pub struct Crm {
 }
 
 impl Crm {
-    pub fn new(pipelines: Vec<Pipeline>) -> Self {
+    pub fn new(pipelines: Vec<Pipeline>, users: Vec<AccountUser>) -> Self {
         Crm {
             pipelines,
+            users,
             contacts: BTreeMap::new(),
             leads: BTreeMap::new(),
             companies: BTreeMap::new(),
@@ -225,9 +229,15 @@ impl Crm {
         }
     }
 
-    /// Drops every record and restarts the id counters; pipelines stay.
+    /// Drops every record and restarts the id counters; pipelines and users stay.
     pub fn clear(&mut self) {
-        *self = Crm::new(std::mem::take(&mut self.pipelines));
+        *self = Crm::new(std::mem::take(&mut self.pipelines), std::mem::take(&mut self.users));
+    }
+
+    /// Who is responsible for a record created without a responsible user, and who creates
+    /// everything: the account's first user, as in amoCRM, where it is the account's owner.
+    pub fn default_user_id(&self) -> u64 {
+        self.users.first().map_or(USER_ID, |user| user.id)
     }
 
     pub fn next_contact_id(&mut self) -> u64 {

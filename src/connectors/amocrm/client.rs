@@ -8,10 +8,14 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use super::credentials::Credentials;
-use super::wire::ProblemBody;
+use super::wire::{Page, ProblemBody};
 use crate::connectors::DeliveryError;
 use crate::connectors::transport::{Body, Reply, Transport};
 use crate::domain::HistoryEvent;
+
+/// amoCRM's largest page.
+const PAGE_LIMIT: &str = "250";
+const MAX_PAGES: usize = 100;
 
 pub struct AmoCrmClient {
     pub destination: String,
@@ -44,6 +48,29 @@ impl AmoCrmClient {
         query: &[(&str, &str)],
     ) -> Result<Option<T>, DeliveryError> {
         self.call(calls, Method::GET, path, query, None::<&()>).await
+    }
+
+    /// Every page of a list, in order, 250 items at a time, while `_links.next` says another
+    /// follows; a 204 is the end. `MAX_PAGES` bounds a server that never stops offering more.
+    pub async fn get_pages<E: DeserializeOwned>(
+        &self,
+        calls: &mut Vec<HistoryEvent>,
+        path: &str,
+    ) -> Result<Vec<E>, DeliveryError> {
+        let mut pages = Vec::new();
+        for number in 1..=MAX_PAGES {
+            let number = number.to_string();
+            let query = [("limit", PAGE_LIMIT), ("page", number.as_str())];
+            let Some(page) = self.get::<Page<E>>(calls, path, &query).await? else {
+                return Ok(pages);
+            };
+            pages.push(page.embedded);
+            if page.links.next.is_none() {
+                return Ok(pages);
+            }
+        }
+        tracing::warn!(destination = %self.destination, path, "amoCRM offered more than {MAX_PAGES} pages; the rest is not read");
+        Ok(pages)
     }
 
     pub async fn post<T: DeserializeOwned>(

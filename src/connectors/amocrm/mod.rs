@@ -1,8 +1,12 @@
 //! The amoCRM (API v4) connector: its account's pipelines, cards and credentials, and the contract's operations.
 
+mod calls;
 mod client;
 mod credentials;
+#[cfg(test)]
+mod emulator_tests;
 mod operations;
+mod users;
 mod wire;
 
 use std::collections::HashMap;
@@ -15,9 +19,10 @@ use crate::config::{AmoCrmConfig, Route};
 use crate::connectors::transport::Transport;
 use crate::connectors::{DeliveryError, RouteProblem};
 use crate::domain::{CrmRef, EntityKind, HistoryEvent, PhoneRegion};
-use crate::store::Store;
+use crate::store::{SharedRateBudget, Store};
 use client::AmoCrmClient;
 use credentials::Credentials;
+use users::Users;
 use wire::PipelinesPage;
 
 pub struct AmoCrm {
@@ -26,6 +31,8 @@ pub struct AmoCrm {
     /// Read from the account and refreshed on a miss.
     pipelines: RwLock<HashMap<String, PipelineIds>>,
     refreshing: Mutex<()>,
+    /// Read from the account and refreshed on a miss, like the pipelines.
+    users: Users,
 }
 
 /// A pipeline's id and its stages' ids by name.
@@ -42,6 +49,16 @@ impl AmoCrm {
     pub fn new(config: &AmoCrmConfig, store: Store, phone_region: PhoneRegion, blocked_pause: Duration) -> Self {
         let shared_budget = store.shared_rate_budget(&config.name, config.requests_per_second);
         let credentials = Credentials::new(&config.auth, &config.name, &config.base_url, store);
+        Self::with_credentials(config, credentials, shared_budget, phone_region, blocked_pause)
+    }
+
+    fn with_credentials(
+        config: &AmoCrmConfig,
+        credentials: Credentials,
+        shared_budget: Option<SharedRateBudget>,
+        phone_region: PhoneRegion,
+        blocked_pause: Duration,
+    ) -> Self {
         tracing::debug!(destination = %config.name, auth = credentials.describe(), "amoCRM destination ready");
         let transport = Transport::new(config.timeout, config.requests_per_second, shared_budget);
         Self {
@@ -49,6 +66,7 @@ impl AmoCrm {
             phone_region,
             pipelines: RwLock::default(),
             refreshing: Mutex::default(),
+            users: Users::default(),
         }
     }
 

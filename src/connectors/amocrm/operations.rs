@@ -39,6 +39,7 @@ impl AmoCrm {
             contact: contact_ref(contact.id),
             organization: None,
             deal: deal.map(deal_ref),
+            responsible: contact.responsible_user_id.map(user_ref),
         };
         if search.with_deal {
             let pipeline_id = self.placement(route, calls).await?.pipeline_id;
@@ -214,16 +215,20 @@ impl AmoCrm {
     }
 }
 
-fn contact_ref(id: i64) -> CrmRef {
+pub(super) fn contact_ref(id: i64) -> CrmRef {
     CrmRef::new(EntityKind::Contact, id.to_string())
 }
 
-fn deal_ref(id: i64) -> CrmRef {
+pub(super) fn deal_ref(id: i64) -> CrmRef {
     CrmRef::new(EntityKind::Deal, id.to_string())
 }
 
+pub(super) fn user_ref(id: i64) -> CrmRef {
+    CrmRef::new(EntityKind::User, id.to_string())
+}
+
 /// amoCRM numbers every record; a record of another CRM cannot be one of its own.
-fn numeric(record: &CrmRef) -> Result<i64, DeliveryError> {
+pub(super) fn numeric(record: &CrmRef) -> Result<i64, DeliveryError> {
     record.id.parse().map_err(|_| DeliveryError::Misconfigured(format!("{record} is not an amoCRM id")))
 }
 
@@ -267,7 +272,7 @@ fn field_texts<'a>(contact: &'a AmoContact, code: &'a str) -> impl Iterator<Item
         })
 }
 
-fn first_id(created: Vec<EntityRef>, what: &str) -> Result<i64, DeliveryError> {
+pub(super) fn first_id(created: Vec<EntityRef>, what: &str) -> Result<i64, DeliveryError> {
     created
         .first()
         .map(|entity| entity.id)

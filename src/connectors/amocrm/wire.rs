@@ -17,6 +17,8 @@ pub struct ContactsEmbedded {
 pub struct AmoContact {
     pub id: i64,
     #[serde(default)]
+    pub responsible_user_id: Option<i64>,
+    #[serde(default)]
     pub custom_fields_values: Option<Vec<CustomFieldValue>>,
     #[serde(rename = "_embedded", default)]
     pub embedded: Option<ContactLinks>,
@@ -85,7 +87,123 @@ pub struct NotesEmbedded {
 pub struct AmoNote {
     pub id: i64,
     #[serde(default)]
+    pub note_type: String,
+    #[serde(default)]
     pub params: serde_json::Value,
+}
+
+/// One page of a list: `_embedded` with the items, `_links.next` when another page follows.
+#[derive(Debug, Deserialize)]
+pub struct Page<E> {
+    #[serde(rename = "_embedded")]
+    pub embedded: E,
+    #[serde(rename = "_links", default)]
+    pub links: PageLinks,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct PageLinks {
+    #[serde(default)]
+    pub next: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct UsersEmbedded {
+    pub users: Vec<AmoUser>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AmoUser {
+    pub id: i64,
+    pub name: String,
+}
+
+/// `POST /api/v4/contacts` item of an auto-contact.
+#[derive(Debug, Serialize)]
+pub struct NewContact<'a> {
+    pub name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub responsible_user_id: Option<i64>,
+    pub custom_fields_values: Vec<NewFieldValues<'a>>,
+    #[serde(rename = "_embedded", skip_serializing_if = "NewTags::is_empty")]
+    pub embedded: NewTags<'a>,
+}
+
+/// A system field filled by its code: `{"field_code":"PHONE","values":[{"value","enum_code":"WORK"}]}`.
+#[derive(Debug, Serialize)]
+pub struct NewFieldValues<'a> {
+    pub field_code: &'static str,
+    pub values: Vec<NewFieldValue<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct NewFieldValue<'a> {
+    pub value: &'a str,
+    pub enum_code: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct NewTags<'a> {
+    pub tags: Vec<TagName<'a>>,
+}
+
+impl NewTags<'_> {
+    fn is_empty(&self) -> bool {
+        self.tags.is_empty()
+    }
+}
+
+/// A tag by name: amoCRM makes it when the account does not have it yet.
+#[derive(Debug, Serialize)]
+pub struct TagName<'a> {
+    pub name: &'a str,
+}
+
+/// `POST /api/v4/leads` item of an auto-deal, linked to its contact on creation.
+#[derive(Debug, Serialize)]
+pub struct NewDeal<'a> {
+    pub name: &'a str,
+    pub pipeline_id: i64,
+    pub status_id: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub responsible_user_id: Option<i64>,
+    #[serde(rename = "_embedded")]
+    pub embedded: DealContacts,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DealContacts {
+    pub contacts: Vec<LinkedContact>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LinkedContact {
+    pub id: i64,
+    pub is_main: bool,
+}
+
+/// `POST /api/v4/contacts/notes` item of a call: `note_type` `call_in` or `call_out`.
+#[derive(Debug, Serialize)]
+pub struct NewCallNote<'a> {
+    pub entity_id: i64,
+    pub note_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub responsible_user_id: Option<i64>,
+    pub params: CallParams<'a>,
+}
+
+/// A call note's `params`, in the keys amoCRM's PHP client writes.
+#[derive(Debug, Serialize)]
+pub struct CallParams<'a> {
+    pub uniq: &'a str,
+    pub phone: &'a str,
+    pub duration: u32,
+    pub source: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<&'a str>,
+    pub call_status: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_responsible: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -72,15 +72,16 @@ impl SessionCrm {
         Self { transport, session: Session::new(config, jar), calls: Box::new(calls) }
     }
 
-    /// What the configured calls let it do: no pipelines, so no deal look-ups or moves, and no
-    /// way to search tickets or messages for one an interrupted call may have made.
+    /// What the configured calls let it do: no pipelines, so no deal look-ups or moves, no
+    /// way to search tickets or messages for one an interrupted call may have made, and no
+    /// calls to log.
     pub fn supports(&self, operation: Operation) -> bool {
         match operation {
             Operation::FindClient | Operation::CreateContact | Operation::CreateDeal => true,
             Operation::CreateOrganization => self.makes_organizations(),
             Operation::AddNote => self.adds_messages(),
             Operation::AttachFile => self.attaches_files(),
-            Operation::FindClientDeal | Operation::FindNote | Operation::MoveDeal => false,
+            Operation::FindClientDeal | Operation::FindNote | Operation::MoveDeal | Operation::LogCall => false,
         }
     }
 

@@ -10,8 +10,8 @@ use super::{Base, entity_id, hal, hal::links};
 use crate::Shared;
 use crate::problem::Problem;
 
-pub async fn show(Base(base): Base) -> Response {
-    hal(super::hal::account(&base))
+pub async fn show(State(shared): State<Arc<Shared>>, Base(base): Base) -> Response {
+    hal(super::hal::account(&shared.lock().crm, &base))
 }
 
 pub async fn pipelines(State(shared): State<Arc<Shared>>, Base(base): Base) -> Response {

@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::{Base, ListQuery, entity_id, hal, hal::links, no_content, page_of};
 use crate::Shared;
-use crate::catalog::{CONTACT_FIELDS, USER_ID};
+use crate::catalog::CONTACT_FIELDS;
 use crate::input::{self, FieldError, Item, Verdicts};
 use crate::problem::Problem;
 use crate::state::{Contact, Crm, CustomField, TagRef, merge_fields, now_unix};
@@ -37,7 +37,8 @@ pub fn read_contact<'a>(item: &mut Item<'a>, object: &'a Map<String, Value>, pre
     }
 }
 
-/// Stores a new contact. Like amoCRM, a contact given only first/last name is named by them.
+/// Stores a new contact. Like amoCRM, a contact given only first/last name is named by them,
+/// and one given no responsible user belongs to the account's first user.
 pub fn insert_contact(crm: &mut Crm, draft: ContactDraft) -> u64 {
     let id = crm.next_contact_id();
     let now = now_unix();
@@ -52,6 +53,7 @@ pub fn insert_contact(crm: &mut Crm, draft: ContactDraft) -> u64 {
             .join(" ")
     });
     let tag_ids = crm.resolve_tags(&draft.tags);
+    let responsible_user_id = draft.responsible_user_id.unwrap_or_else(|| crm.default_user_id());
     crm.contacts.insert(
         id,
         Contact {
@@ -59,7 +61,7 @@ pub fn insert_contact(crm: &mut Crm, draft: ContactDraft) -> u64 {
             name,
             first_name,
             last_name,
-            responsible_user_id: draft.responsible_user_id.unwrap_or(USER_ID),
+            responsible_user_id,
             created_at: now,
             updated_at: now,
             custom_fields: draft.custom_fields,

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::catalog::{ACCOUNT_ID, ACCOUNT_NAME, Pipeline, SUBDOMAIN, Status, StatusKind, USER_ID};
+use crate::catalog::{ACCOUNT_ID, ACCOUNT_NAME, AccountUser, Pipeline, SUBDOMAIN, Status, StatusKind};
 use crate::state::{Company, Contact, Crm, CustomField, Lead, Note};
 
 /// `{"self":{"href":…}}`, the `_links` every amoCRM entity carries.
@@ -10,12 +10,13 @@ pub fn links(base: &str, path: &str) -> Value {
     json!({"self": {"href": format!("{base}{path}")}})
 }
 
-pub fn account(base: &str) -> Value {
+/// The token's user is the account's first user: tokens carry the administrator's rights.
+pub fn account(crm: &Crm, base: &str) -> Value {
     json!({
         "id": ACCOUNT_ID,
         "name": ACCOUNT_NAME,
         "subdomain": SUBDOMAIN,
-        "current_user_id": USER_ID,
+        "current_user_id": crm.default_user_id(),
         "country": "RU",
         "currency": "RUB",
         "currency_symbol": "₽",
@@ -27,6 +28,24 @@ pub fn account(base: &str) -> Value {
         "is_technical_account": false,
         "contact_name_display_order": 1,
         "_links": links(base, "/api/v4/account"),
+    })
+}
+
+/// A user as `GET /api/v4/users` lists it; only the first user is an administrator.
+pub fn user(base: &str, user: &AccountUser, is_admin: bool) -> Value {
+    json!({
+        "id": user.id,
+        "name": user.name,
+        "email": user.email,
+        "lang": "ru",
+        "rights": {
+            "is_admin": is_admin,
+            "is_free": false,
+            "is_active": true,
+            "group_id": null,
+            "role_id": null,
+        },
+        "_links": links(base, &format!("/api/v4/users/{}", user.id)),
     })
 }
 
@@ -117,8 +136,8 @@ pub fn contact(crm: &Crm, base: &str, contact: &Contact, with_leads: bool) -> Va
         "last_name": contact.last_name,
         "responsible_user_id": contact.responsible_user_id,
         "group_id": 0,
-        "created_by": USER_ID,
-        "updated_by": USER_ID,
+        "created_by": crm.default_user_id(),
+        "updated_by": crm.default_user_id(),
         "created_at": contact.created_at,
         "updated_at": contact.updated_at,
         "closest_task_at": null,
@@ -157,8 +176,8 @@ pub fn lead(crm: &Crm, base: &str, lead: &Lead, with_contacts: bool) -> Value {
         "pipeline_id": lead.pipeline_id,
         "loss_reason_id": lead.loss_reason_id,
         "source_id": null,
-        "created_by": USER_ID,
-        "updated_by": USER_ID,
+        "created_by": crm.default_user_id(),
+        "updated_by": crm.default_user_id(),
         "created_at": lead.created_at,
         "updated_at": lead.updated_at,
         "closed_at": lead.closed_at,
@@ -173,11 +192,11 @@ pub fn lead(crm: &Crm, base: &str, lead: &Lead, with_contacts: bool) -> Value {
     })
 }
 
-pub fn company(base: &str, company: &Company) -> Value {
+pub fn company(crm: &Crm, base: &str, company: &Company) -> Value {
     json!({
         "id": company.id,
         "name": company.name,
-        "responsible_user_id": USER_ID,
+        "responsible_user_id": crm.default_user_id(),
         "created_at": company.created_at,
         "updated_at": company.updated_at,
         "custom_fields_values": custom_fields(&company.custom_fields),
@@ -186,16 +205,16 @@ pub fn company(base: &str, company: &Company) -> Value {
     })
 }
 
-pub fn note(base: &str, note: &Note) -> Value {
+pub fn note(crm: &Crm, base: &str, note: &Note) -> Value {
     let path = format!("/api/v4/{}/{}/notes/{}", note.entity_kind.as_str(), note.entity_id, note.id);
     json!({
         "id": note.id,
         "entity_id": note.entity_id,
-        "created_by": USER_ID,
-        "updated_by": USER_ID,
+        "created_by": crm.default_user_id(),
+        "updated_by": crm.default_user_id(),
         "created_at": note.created_at,
         "updated_at": note.created_at,
-        "responsible_user_id": USER_ID,
+        "responsible_user_id": note.responsible_user_id,
         "group_id": 0,
         "note_type": note.note_type,
         "params": note.params,

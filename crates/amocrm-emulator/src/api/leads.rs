@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::{Base, ListQuery, entity_id, hal, hal::links, no_content, page_of};
 use crate::Shared;
-use crate::catalog::{LEAD_FIELDS, LOST_STATUS_ID, USER_ID, WON_STATUS_ID};
+use crate::catalog::{LEAD_FIELDS, LOST_STATUS_ID, WON_STATUS_ID};
 use crate::input::{self, FieldError, Item, Verdicts};
 use crate::problem::Problem;
 use crate::state::{Crm, CustomField, Lead, LeadContact, TagRef, merge_fields, now_unix};
@@ -139,13 +139,14 @@ pub fn insert_lead(crm: &mut Crm, draft: LeadDraft) -> u64 {
     let now = now_unix();
     let (pipeline_id, status_id) = draft.placement.unwrap_or_default();
     let tag_ids = crm.resolve_tags(&draft.tags);
+    let responsible_user_id = draft.responsible_user_id.unwrap_or_else(|| crm.default_user_id());
     crm.leads.insert(
         id,
         Lead {
             id,
             name: draft.name.unwrap_or_else(|| format!("Сделка #{id}")),
             price: draft.price.unwrap_or(0),
-            responsible_user_id: draft.responsible_user_id.unwrap_or(USER_ID),
+            responsible_user_id,
             status_id,
             pipeline_id,
             loss_reason_id: draft.loss_reason_id,

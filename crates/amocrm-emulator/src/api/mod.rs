@@ -6,6 +6,7 @@ pub mod contacts;
 pub mod hal;
 pub mod leads;
 mod notes;
+mod users;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -30,6 +31,7 @@ const MAX_LIMIT: usize = 250;
 pub fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/api/v4/account", get(account::show))
+        .route("/api/v4/users", get(users::list))
         .route("/api/v4/leads/pipelines", get(account::pipelines))
         .route("/api/v4/leads/pipelines/{id}", get(account::pipeline))
         .route("/api/v4/leads/pipelines/{id}/statuses", get(account::statuses))

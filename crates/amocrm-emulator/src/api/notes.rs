@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::{Base, ListQuery, entity_id, hal, hal::links, page_of};
 use crate::Shared;
@@ -16,16 +16,25 @@ use crate::state::{Crm, EntityKind, Note, now_unix};
 /// The note types a client may create; the rest (system notes, attachments…) are refused.
 const WRITABLE_TYPES: &[&str] = &["common", "call_in", "call_out", "service_message", "sms_in", "sms_out"];
 
+/// The `params` of a call note the PHP client writes: five base keys it always sends, then
+/// `call_result`, `call_status` and `call_responsible` when set.
+const CALL_PARAMS: &[&str] =
+    &["uniq", "duration", "source", "link", "phone", "call_result", "call_status", "call_responsible"];
+
+/// `call_status` codes of the PHP client's `CallInterface`: 1 voice message … 4 talked … 8 undefined.
+const CALL_STATUSES: std::ops::RangeInclusive<u64> = 1..=8;
+
 struct NoteDraft {
     request_id: String,
     entity_id: u64,
     note_type: String,
     params: Value,
+    responsible_user_id: Option<u64>,
 }
 
 /// Checks one note. Text notes must carry `params.text` (and service messages a
-/// `params.service`); which call parameters amoCRM insists on is not known, so calls
-/// only need a `params` object.
+/// `params.service`); which call parameters amoCRM insists on is not known, so calls need
+/// none of them, but each one given must have its type, and `call_status` its range.
 fn read_note(item: &mut Item<'_>, crm: &Crm, kind: EntityKind, path_entity: Option<u64>) -> Option<NoteDraft> {
     let entity_id = match path_entity.or_else(|| item.u64("entity_id")) {
         Some(id) if crm.entity_exists(kind, id) => Some(id),
@@ -65,6 +74,10 @@ fn read_note(item: &mut Item<'_>, crm: &Crm, kind: EntityKind, path_entity: Opti
         Some("service_message") => &["service", "text"],
         _ => &[],
     };
+    if let (Some("call_in" | "call_out"), Some(Value::Object(params))) = (note_type.as_deref(), &params) {
+        check_call_params(item, params);
+    }
+    let responsible_user_id = item.u64("responsible_user_id");
     if let Some(params) = &params {
         for key in required {
             let present = params.get(key).and_then(Value::as_str).is_some_and(|text| !text.is_empty());
@@ -78,7 +91,39 @@ fn read_note(item: &mut Item<'_>, crm: &Crm, kind: EntityKind, path_entity: Opti
         entity_id: entity_id?,
         note_type: note_type?,
         params: params?,
+        responsible_user_id,
     })
+}
+
+/// A key outside the client's set is refused (an UNCONFIRMED choice), so a misspelt key
+/// fails a test instead of vanishing; a `call_status` outside 1–8 is refused on its path.
+/// `call_responsible` is a user id or, as the PHP client allows, a name.
+fn check_call_params(item: &mut Item<'_>, params: &Map<String, Value>) {
+    for (key, value) in params {
+        let path = format!("params.{key}");
+        if !CALL_PARAMS.contains(&key.as_str()) {
+            item.fail(FieldError::not_supported_choice(path));
+            continue;
+        }
+        if value.is_null() {
+            continue;
+        }
+        match key.as_str() {
+            "call_status" => match value.as_u64() {
+                None => item.fail(FieldError::invalid_type(path, "int")),
+                Some(code) if !CALL_STATUSES.contains(&code) => item.fail(FieldError::not_supported_choice(path)),
+                Some(_) => {}
+            },
+            "duration" if !value.is_u64() => item.fail(FieldError::invalid_type(path, "int")),
+            "call_responsible" if !value.is_u64() && !value.is_string() => {
+                item.fail(FieldError::invalid_type(path, "int"));
+            }
+            "uniq" | "source" | "link" | "phone" | "call_result" if !value.is_string() => {
+                item.fail(FieldError::invalid_type(path, "string"));
+            }
+            _ => {}
+        }
+    }
 }
 
 fn add(
@@ -104,6 +149,7 @@ fn add(
         .into_iter()
         .map(|draft| {
             let id = crm.next_note_id();
+            let responsible_user_id = draft.responsible_user_id.unwrap_or_else(|| crm.default_user_id());
             crm.notes.insert(
                 id,
                 Note {
@@ -112,6 +158,7 @@ fn add(
                     entity_id: draft.entity_id,
                     note_type: draft.note_type,
                     params: draft.params,
+                    responsible_user_id,
                     created_at: now_unix(),
                 },
             );
@@ -142,12 +189,12 @@ fn list(
     entity: Option<u64>,
 ) -> Result<Response, Problem> {
     let state = shared.lock();
-    let notes: Vec<Value> = state
-        .crm
+    let crm = &state.crm;
+    let notes: Vec<Value> = crm
         .notes
         .values()
         .filter(|note| note.entity_kind == kind && entity.is_none_or(|id| note.entity_id == id))
-        .map(|note| super::hal::note(base, note))
+        .map(|note| super::hal::note(crm, base, note))
         .collect();
     let path = match entity {
         Some(id) => format!("/api/v4/{}/{id}/notes", kind.as_str()),

@@ -183,3 +183,43 @@ async fn contact_position_is_visible_by_field_id_next_to_its_phone_and_email() {
     );
     assert_eq!(contact.phones, vec!["+79991112233"]);
 }
+
+#[tokio::test]
+async fn contact_keeps_its_responsible_user_and_tags_given_by_name() {
+    let app = spawn_emulator().await;
+    let anna = app.emulator().user_named("Анна Смирнова").unwrap();
+
+    let created: Value = app
+        .post(
+            "/api/v4/contacts",
+            json!([{"name": "Автоконтакт: Входящий", "responsible_user_id": anna,
+                "custom_fields_values": [{"field_code": "PHONE", "values": [{"value": "+79161234567", "enum_code": "WORK"}]}],
+                "_embedded": {"tags": [{"name": "+74951234567"}]}}]),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = created["_embedded"]["contacts"][0]["id"].as_u64().unwrap();
+
+    let one: Value = app.get(&format!("/api/v4/contacts/{id}")).await.json().await.unwrap();
+    let listed: Value = app.get("/api/v4/contacts?query=9161234567").await.json().await.unwrap();
+    assert_eq!(one["responsible_user_id"], anna);
+    assert_eq!(one["_embedded"]["tags"][0]["name"], "+74951234567");
+    assert!(one["_embedded"]["tags"][0]["id"].is_u64());
+    assert_eq!(listed["_embedded"]["contacts"][0]["responsible_user_id"], anna);
+    assert_eq!(listed["_embedded"]["contacts"][0]["_embedded"]["tags"], one["_embedded"]["tags"]);
+    let summary = &app.emulator().contacts()[0];
+    assert_eq!((summary.responsible_user_id, summary.tags.clone()), (anna, vec!["+74951234567".to_owned()]));
+}
+
+#[tokio::test]
+async fn contact_without_a_responsible_user_belongs_to_the_account_first_user() {
+    let app = spawn_emulator().await;
+
+    let id = app.create_contact("Анна", "+79991112233").await;
+
+    let contact: Value = app.get(&format!("/api/v4/contacts/{id}")).await.json().await.unwrap();
+    assert_eq!(contact["responsible_user_id"], amocrm_emulator::USER_ID);
+    assert_eq!(contact["_embedded"]["tags"], json!([]));
+}

@@ -7,3 +7,4 @@ mod harness;
 mod leads;
 mod limits;
 mod notes;
+mod users;
