@@ -21,6 +21,7 @@ use crate::notify::callback::CallbackSender;
 use crate::notify::email::Mailer;
 use crate::notify::outbox::FeedbackWorker;
 use crate::sandbox::Sandbox;
+use crate::intake::calls::CallAssembler;
 use crate::store::{FileStore, LeadWriter, Store};
 use crate::worker::Worker;
 
@@ -68,6 +69,7 @@ pub struct App {
     lead_wake: Arc<Notify>,
     worker: Worker,
     feedback: FeedbackWorker,
+    calls: CallAssembler,
     writer_task: JoinHandle<()>,
     sandbox: Option<Sandbox>,
 }
@@ -154,6 +156,13 @@ impl App {
             files,
             feedback_wake: Arc::clone(&feedback_wake),
         };
+        let calls = CallAssembler {
+            store: store.clone(),
+            sources: Arc::clone(&sources),
+            phone_region,
+            wake: Arc::clone(&state.call_wake),
+            lead_wake: Arc::clone(&lead_wake),
+        };
         let feedback = FeedbackWorker {
             store: store.clone(),
             callbacks: CallbackSender::new(guard, feedback_config.timeout),
@@ -173,6 +182,7 @@ impl App {
             worker: Worker::new(deliverer, Arc::clone(&lead_wake)),
             lead_wake,
             feedback,
+            calls,
             writer_task,
             sandbox,
         })
@@ -184,12 +194,13 @@ impl App {
     /// # Errors
     /// When the HTTP server fails.
     pub async fn run(self, role: Role, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let Self { listener, state, worker, feedback, writer_task, sandbox, lead_wake, store, .. } = self;
+        let Self { listener, state, worker, feedback, calls, writer_task, sandbox, lead_wake, store, .. } = self;
         let mut delivery = Vec::new();
         if role.delivers() {
             store.wake_on_new_leads(lead_wake, shutdown.clone());
             delivery.push(tokio::spawn(worker.run(shutdown.clone())));
             delivery.push(tokio::spawn(feedback.run(shutdown.clone())));
+            delivery.push(tokio::spawn(calls.run(shutdown.clone())));
         }
         let router = if role.accepts() { http::router(state) } else { http::health_router() };
         let service = router.into_make_service_with_connect_info::<SocketAddr>();

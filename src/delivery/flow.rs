@@ -112,14 +112,16 @@ impl Delivery<'_, '_> {
         let found = self.connector.find_client(self.lead, self.route, self.flow.search(), self.journal.calls()).await?;
         Ok(match found {
             None => Found::New,
-            Some(ClientFound { contact, organization, deal, .. }) => Found::Known { contact, organization, deal },
+            Some(ClientFound { contact, organization, deal, responsible }) => {
+                Found::Known { contact, organization, deal, responsible }
+            }
         })
     }
 
     /// Records the look-up and what it leaves to create: everything for a new client; for a
     /// known one, what its flow adds to the contact (and deal) it has.
     fn plan(&self, progress: &mut Progress, found: Found) {
-        if let Found::Known { contact, organization, deal } = &found {
+        if let Found::Known { contact, organization, deal, .. } = &found {
             progress.contact = Some(contact.clone());
             progress.organization.clone_from(organization);
             if self.flow == Flow::Portal {
@@ -141,7 +143,7 @@ impl Delivery<'_, '_> {
         self.journal.note(HistoryEvent::now("client_looked_up_again", found_detail(&now)));
         let found = match now {
             Found::New => return Ok(Found::New),
-            Found::Known { contact, organization, deal: None } => {
+            Found::Known { contact, organization, deal: None, .. } => {
                 progress.contact = Some(contact);
                 if progress.organization.is_none() {
                     progress.organization = organization;

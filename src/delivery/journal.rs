@@ -33,6 +33,9 @@ pub struct Progress {
     pub files: Vec<CrmRef>,
     /// The create about to be sent when this was journaled: it may have happened.
     pub started: Option<Step>,
+    /// A call from a number the CRM did not know waited for its contact to appear.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub parked: bool,
 }
 
 /// What the CRM knew of the client when the lead was decided.
@@ -40,7 +43,14 @@ pub struct Progress {
 #[serde(tag = "client", rename_all = "snake_case")]
 pub enum Found {
     New,
-    Known { contact: CrmRef, organization: Option<CrmRef>, deal: Option<CrmRef> },
+    Known {
+        contact: CrmRef,
+        organization: Option<CrmRef>,
+        deal: Option<CrmRef>,
+        /// The contact's responsible user, where the CRM says (a missed call is addressed to them).
+        #[serde(default)]
+        responsible: Option<CrmRef>,
+    },
 }
 
 /// A create that changes the CRM.
@@ -156,12 +166,18 @@ impl From<FirstVersion> for Progress {
         let found = first.found.map(|found| match found {
             FirstFound::New => Found::New,
             FirstFound::KnownWithoutDeal { contact_id } => {
-                Found::Known { contact: record(EntityKind::Contact, contact_id), organization: None, deal: None }
+                Found::Known {
+                    contact: record(EntityKind::Contact, contact_id),
+                    organization: None,
+                    deal: None,
+                    responsible: None,
+                }
             }
             FirstFound::KnownWithDeal { contact_id, deal_id } => Found::Known {
                 contact: record(EntityKind::Contact, contact_id),
                 organization: None,
                 deal: Some(record(EntityKind::Deal, deal_id)),
+                responsible: None,
             },
         });
         Self {
@@ -173,6 +189,7 @@ impl From<FirstVersion> for Progress {
             note_skipped: false,
             files: Vec::new(),
             started: first.started,
+            parked: false,
         }
     }
 }

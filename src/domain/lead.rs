@@ -180,15 +180,28 @@ pub enum Decision {
     KnownClientNewDeal,
     /// Portal flow: in the CRM with a deal of the pipeline: a note was added to it.
     KnownClientDealNoted,
+    /// A call from or to a client the CRM knows: logged on the client's contact.
+    CallLogged,
+    /// A call with a number the CRM did not know: a contact (and maybe a deal) was made for it,
+    /// and the call logged on it.
+    CallAutoContact,
+    /// A call that waited for a contact with its number, which appeared in time: logged on it.
+    CallAttached,
+    /// A call that waited for a contact with its number in vain: not logged.
+    CallDropped,
 }
 
 impl Decision {
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 9] = [
         Self::NewClient,
         Self::KnownClientWithoutDeal,
         Self::KnownClientDealMoved,
         Self::KnownClientNewDeal,
         Self::KnownClientDealNoted,
+        Self::CallLogged,
+        Self::CallAutoContact,
+        Self::CallAttached,
+        Self::CallDropped,
     ];
 
     /// The name the store, the API and the e-mail templates know the decision by.
@@ -199,6 +212,10 @@ impl Decision {
             Self::KnownClientDealMoved => "known_client_deal_moved",
             Self::KnownClientNewDeal => "known_client_new_deal",
             Self::KnownClientDealNoted => "known_client_deal_noted",
+            Self::CallLogged => "call_logged",
+            Self::CallAutoContact => "call_auto_contact",
+            Self::CallAttached => "call_attached",
+            Self::CallDropped => "call_dropped",
         }
     }
 
@@ -208,6 +225,8 @@ impl Decision {
             Self::KnownClientWithoutDeal | Self::KnownClientDealMoved | Self::KnownClientDealNoted => {
                 LeadStatus::Rejected
             }
+            Self::CallLogged | Self::CallAutoContact | Self::CallAttached => LeadStatus::Approved,
+            Self::CallDropped => LeadStatus::Skipped,
         }
     }
 

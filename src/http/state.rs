@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::FromRef;
 use secrecy::SecretString;
+use tokio::sync::Notify;
 
 use super::source_auth::SourceKeys;
 use crate::config::SourceConfig;
@@ -25,6 +26,8 @@ pub struct AppState {
     pub admin_token: Option<SecretString>,
     pub files: FileStore,
     pub form_limits: FormLimits,
+    /// Woken when call events are stored, so the call assembler looks at once.
+    pub call_wake: Arc<Notify>,
 }
 
 impl FromRef<AppState> for SourceKeys {
@@ -45,6 +48,7 @@ impl AppState {
     ) -> Self {
         let form_limits = FormLimits::new(&sources);
         let source_keys = SourceKeys(Arc::new(sources));
-        Self { store, writer, phone_region, source_keys, callback_guard, admin_token, files, form_limits }
+        let call_wake = Arc::new(Notify::new());
+        Self { store, writer, phone_region, source_keys, callback_guard, admin_token, files, form_limits, call_wake }
     }
 }

@@ -1,11 +1,13 @@
 //! Accept: channel endpoints that validate a lead, commit it, and answer at once (or once the CRM
 //! answered, where the sender asked to wait).
 
+pub mod calls;
 pub mod form;
 pub mod form_limits;
 pub mod form_page;
 pub mod partner;
 pub mod proxy;
+pub mod telephony;
 mod variables;
 pub mod wait;
 pub mod zap;

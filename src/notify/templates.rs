@@ -15,6 +15,8 @@ const NEW_CLIENT_SUBJECT: &str = "Успех! Клиент уникальный:
 const KNOWN_CLIENT_SUBJECT: &str = "\
 {% if decision == \"known_client_new_deal\" %}Новая сделка! Клиент уже есть в CRM: {{ name }}\
 {% elif decision == \"known_client_deal_noted\" %}Повторная заявка! Примечание в сделке клиента: {{ name }}\
+{% elif decision == \"call_dropped\" %}Звонок не записан в CRM: {{ phone }}\
+{% elif decision in [\"call_logged\", \"call_auto_contact\", \"call_attached\"] %}Звонок записан в CRM: {{ phone }}\
 {% else %}Проверка! Требуется уточнение: {{ name }}{% endif %}";
 
 // One body serves every outcome: the decision line and the links already say what happened, and a
@@ -32,6 +34,14 @@ const DEFAULT_BODY: &str = "\
 Решение: клиент уже есть в CRM — к его контакту создана новая сделка с примечанием о заявке, контакт не изменён.
 {% elif decision == \"known_client_deal_noted\" %}
 Решение: клиент уже есть в CRM, у него есть сделка в этой воронке — к ней добавлено примечание о заявке, новая сделка не создана.
+{% elif decision == \"call_logged\" %}
+Решение: клиент есть в CRM — звонок записан в его карточку.
+{% elif decision == \"call_auto_contact\" %}
+Решение: номера не было в CRM — создан автоконтакт, звонок записан в его карточку.
+{% elif decision == \"call_attached\" %}
+Решение: звонок ждал контакта с этим номером, контакт появился вовремя — звонок записан в его карточку.
+{% elif decision == \"call_dropped\" %}
+Решение: номера нет в CRM, автоконтакт не создаётся, и контакт не появился за отведённое время — звонок не записан.
 {% endif %}
 
 Имя: {{ name }}
@@ -320,6 +330,26 @@ mod tests {
                 "Решение: клиент уже есть в CRM, у него есть сделка в этой воронке — к ней добавлено примечание о заявке, новая сделка не создана.",
             ),
         ];
+        let calls = [
+            (Decision::CallLogged, "Решение: клиент есть в CRM — звонок записан в его карточку."),
+            (Decision::CallAutoContact, "Решение: номера не было в CRM — создан автоконтакт, звонок записан в его карточку."),
+            (
+                Decision::CallAttached,
+                "Решение: звонок ждал контакта с этим номером, контакт появился вовремя — звонок записан в его карточку.",
+            ),
+            (
+                Decision::CallDropped,
+                "Решение: номера нет в CRM, автоконтакт не создаётся, и контакт не появился за отведённое время — звонок не записан.",
+            ),
+        ];
+        let expected: Vec<(Decision, String, &str)> = expected
+            .into_iter()
+            .map(|(decision, subject, line)| (decision, subject.to_owned(), line))
+            .chain(calls.into_iter().map(|(decision, line)| {
+                let subject = if decision == Decision::CallDropped { "Звонок не записан в CRM" } else { "Звонок записан в CRM" };
+                (decision, format!("{subject}: +79991234567"), line)
+            }))
+            .collect();
         assert_eq!(expected.len(), Decision::ALL.len());
 
         for (decision, subject, line) in expected {
