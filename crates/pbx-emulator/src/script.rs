@@ -135,7 +135,7 @@ pub struct CallScript {
     pub transfer: Option<Transfer>,
     pub recorded: bool,
     pub ended_by: Party,
-    /// `None` starts the call when it is rendered.
+    /// `None` dates the call so that it has just ended when it is rendered.
     pub started_at: Option<SystemTime>,
     #[serde(default)]
     pub perturbations: Perturbations,

@@ -72,6 +72,7 @@ pub(crate) struct Summary {
     /// When the phones started ringing: after the IVR or queue, if any.
     pub forwarded_at_ms: u64,
     pub answered_at_ms: Option<u64>,
+    /// When the last phone hung up; an IVR or queue leg closes just after.
     pub ended_at_ms: u64,
     /// All talk, across a transfer.
     pub talk_seconds: u32,
@@ -135,12 +136,12 @@ fn incoming(script: &CallScript, builder: &mut Builder) -> Summary {
     });
     let forwarded_at_ms = script.front.as_ref().map_or(0, |front| u64::from(front.seconds) * 1_000);
     let ringing = ring_all(script, builder, forwarded_at_ms);
-    let mut summary = settle(script, builder, &ringing, forwarded_at_ms);
+    let summary = settle(script, builder, &ringing, forwarded_at_ms);
     if let Some(front) = front {
         let bridged = summary.answered_at_ms.is_some();
-        summary.ended_at_ms += TICK_MS;
-        let end = LegEnd::FrontDone { bridged, seconds: seconds(summary.ended_at_ms) };
-        builder.step(summary.ended_at_ms, front, StepKind::Hangup(end));
+        let closed_at_ms = summary.ended_at_ms + TICK_MS;
+        let end = LegEnd::FrontDone { bridged, seconds: seconds(closed_at_ms) };
+        builder.step(closed_at_ms, front, StepKind::Hangup(end));
     }
     summary
 }

@@ -1,19 +1,16 @@
 //! Mango Office: signed form POSTs with a `json` string: `events/call` per leg state, one `events/summary`, `events/record/added`.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
 
-use super::{PbxRequest, RecordingRef, RenderedCall, Role, unix_seconds};
+use super::{PbxRequest, RECORD_NOTICE_DELAY, RecordingRef, RenderedCall, Role, unix_seconds};
 use crate::account::{MangoAccount, ProviderKind};
 use crate::script::{CallScript, Direction, FrontKind, Party};
 use crate::sign;
 use crate::timeline::{Flow, Leg, LegEnd, LegKind, StepKind, Timeline};
-
-/// `record/added` comes once the file is in cloud storage, a little after the summary.
-const RECORD_DELAY: Duration = Duration::from_secs(5);
 
 /// Disconnect reasons (facts §3.4): normal end, caller hung up, no answer in time, callee hung
 /// up, busy, call taken by another operator, new operator assigned (transfer).
@@ -80,7 +77,7 @@ pub(super) fn render(script: &CallScript, timeline: &Timeline, account: &MangoAc
     if script.recorded {
         for (leg, seconds) in talked_legs(script, timeline) {
             let id = mango_id();
-            requests.push(call.record_added(&id, leg, ended_at + RECORD_DELAY));
+            requests.push(call.record_added(&id, leg, ended_at + RECORD_NOTICE_DELAY));
             recordings.push(RecordingRef { id, seconds });
         }
     }

@@ -4,7 +4,7 @@ mod mango;
 mod telphin;
 mod zadarma;
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use url::Url;
@@ -12,6 +12,9 @@ use url::Url;
 use crate::account::{Provider, ProviderKind};
 use crate::script::{CallScript, Reorder, ScriptError};
 use crate::timeline;
+
+/// Zadarma and Mango announce a recording once it is stored, a little after the call.
+const RECORD_NOTICE_DELAY: Duration = Duration::from_secs(5);
 
 /// What a request does to its leg, so perturbations can find an answer and its hangup.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,8 +99,12 @@ pub struct RenderedCall {
 /// When the script is inconsistent (see `CallScript::validate`).
 pub fn render(script: &CallScript, provider: &Provider) -> Result<RenderedCall, ScriptError> {
     script.validate()?;
-    let start = script.started_at.unwrap_or_else(SystemTime::now);
-    let timeline = timeline::unroll(script, start);
+    let mut timeline = timeline::unroll(script, SystemTime::UNIX_EPOCH);
+    timeline.start = script.started_at.unwrap_or_else(|| {
+        // A call played now has just ended: no event, recording notice included, is dated in the future.
+        let lasted = Duration::from_millis(timeline.steps.last().map_or(0, |step| step.at_ms));
+        SystemTime::now() - lasted - RECORD_NOTICE_DELAY
+    });
     let mut rendered = match provider {
         Provider::Telphin(account) => telphin::render(script, &timeline, account),
         Provider::Zadarma(account) => zadarma::render(script, &timeline, account),

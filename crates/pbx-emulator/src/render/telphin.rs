@@ -5,7 +5,7 @@ use std::time::SystemTime;
 use super::{PbxRequest, RecordingRef, RenderedCall, Role, random_hex};
 use crate::account::{ProviderKind, TelphinAccount};
 use crate::script::{CallScript, Direction};
-use crate::timeline::{Flow, Leg, LegEnd, LegKind, StepKind, Timeline};
+use crate::timeline::{Flow, Leg, LegEnd, LegKind, Step, StepKind, Timeline};
 
 impl TelphinAccount {
     /// `prefix*ext@domain`, as `CallerExtension` and `CalledExtension` carry it.
@@ -39,7 +39,7 @@ pub(super) fn render(script: &CallScript, timeline: &Timeline, account: &Telphin
         request.push("CallID", &call_id);
         request.push("SubCallID", &sub_call_ids[step.leg]);
         request.push("CallAPIID", &call_api_ids[step.leg]);
-        push_parties(&mut request, script, timeline, step.leg, account);
+        push_parties(&mut request, script, timeline, step, account);
         request.push("CallStatus", status(step.kind));
         request.push("EventTime", micros(at).to_string());
         if let StepKind::Hangup(end) = step.kind {
@@ -71,10 +71,10 @@ fn push_parties(
     request: &mut PbxRequest,
     script: &CallScript,
     timeline: &Timeline,
-    leg_index: usize,
+    step: &Step,
     account: &TelphinAccount,
 ) {
-    let leg = &timeline.legs[leg_index];
+    let leg = &timeline.legs[step.leg];
     let transferred_by = leg.transferred_from.map(|from| timeline.legs[from].number.as_str());
     match leg.flow {
         Flow::In => {
@@ -97,7 +97,7 @@ fn push_parties(
             request.push("CalledNumber", &leg.number);
             request.push("CalledExtension", account.extension_name(&leg.number));
             request.push("CalledExtensionID", account.extension_id(&leg.number).to_string());
-            if transferred_by.is_some() {
+            if transferred_by.is_some() && step.kind == StepKind::Ring {
                 request.push("RemoteNumber", far_party(script));
             }
         }

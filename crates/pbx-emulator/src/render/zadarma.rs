@@ -1,15 +1,12 @@
 //! Zadarma: NOTIFY_* form POSTs for the whole call (no per-leg hangups), each signed in the `Signature` header.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use super::{PbxRequest, RecordingRef, RenderedCall, Role, random_hex, unix_seconds};
+use super::{PbxRequest, RECORD_NOTICE_DELAY, RecordingRef, RenderedCall, Role, random_hex, unix_seconds};
 use crate::account::{ProviderKind, ZadarmaAccount};
 use crate::script::{CallScript, Direction, Outcome};
 use crate::sign;
 use crate::timeline::{Flow, LegKind, StepKind, Timeline};
-
-/// The recording is announced once it is stored, a little after the call.
-const RECORD_DELAY: Duration = Duration::from_secs(5);
 
 /// The fields every event of one call shares.
 struct Call<'a> {
@@ -59,7 +56,7 @@ pub(super) fn render(script: &CallScript, timeline: &Timeline, account: &Zadarma
     };
     let mut recordings = Vec::new();
     if let Some(id) = recording {
-        let mut request = call.request("NOTIFY_RECORD", ended_at + RECORD_DELAY, Role::Other);
+        let mut request = call.request("NOTIFY_RECORD", ended_at + RECORD_NOTICE_DELAY, Role::Other);
         request.push("call_id_with_rec", &id);
         request.push("pbx_call_id", &call.pbx_call_id);
         call.sign(&mut request, &["pbx_call_id", "call_id_with_rec"]);
@@ -202,6 +199,8 @@ fn push_result(request: &mut PbxRequest, timeline: &Timeline, internal: &str, re
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
