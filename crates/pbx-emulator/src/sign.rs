@@ -3,6 +3,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
+use md5::Md5;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
@@ -28,6 +29,38 @@ pub(crate) fn mango(api_key: &str, json: &str, api_salt: &str) -> String {
     hex(&digest.finalize())
 }
 
+/// The signature of a Zadarma API request: `path + params + md5(params)` with `params` sorted
+/// by key and encoded as PHP's `http_build_query` does (RFC 1738).
+pub(crate) fn zadarma_api(secret: &str, path: &str, params: &[(String, String)]) -> String {
+    let query = php_query(params);
+    let md5 = hex(&Md5::digest(query.as_bytes()));
+    zadarma(secret, &format!("{path}{query}{md5}"))
+}
+
+/// `http_build_query` after `ksort`: keys in byte order, `urlencode` on keys and values.
+pub(crate) fn php_query(params: &[(String, String)]) -> String {
+    let mut sorted: Vec<&(String, String)> = params.iter().collect();
+    sorted.sort_by(|left, right| left.0.cmp(&right.0));
+    sorted
+        .iter()
+        .map(|(key, value)| format!("{}={}", php_urlencode(key), php_urlencode(value)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// PHP's `urlencode`: letters, digits and `-_.` stay, a space becomes `+`, the rest `%XX`.
+fn php_urlencode(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => encoded.push(byte as char),
+            b' ' => encoded.push('+'),
+            other => encoded.push_str(&format!("%{other:02X}")),
+        }
+    }
+    encoded
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,5 +77,11 @@ mod tests {
     fn a_mango_sign_is_lowercase_hex_sha256() {
         // sha256("abc") is a published test vector.
         assert_eq!(mango("a", "b", "c"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+
+    #[test]
+    fn the_php_query_sorts_keys_and_encodes_like_urlencode() {
+        let params = [("to".to_owned(), "+7 916*1".to_owned()), ("from".to_owned(), "101".to_owned())];
+        assert_eq!(php_query(&params), "from=101&to=%2B7+916%2A1");
     }
 }
