@@ -1,4 +1,4 @@
-//! The command line: `serve`, `config check`, `migrate`, `leads`, `advertisers`, `store copy`, `sandbox-crm`.
+//! The command line: `serve`, `config check`, `migrate`, `leads`, `advertisers`, `store copy`, `sandbox-crm`, `sandbox-pbx`.
 
 mod advertisers;
 mod leads;
@@ -64,12 +64,33 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8090")]
         listen: SocketAddr,
     },
+    /// Run a cloud PBX emulator on its own: it serves the provider's API and plays calls to a URL.
+    SandboxPbx {
+        /// Which PBX to be: its events, signatures and API.
+        #[arg(long, value_enum)]
+        provider: SandboxPbxProvider,
+        #[arg(long, default_value = "127.0.0.1:8092")]
+        listen: SocketAddr,
+        /// A scenario to play once the PBX is up (`GET /_control/scenarios` lists them).
+        #[arg(long, requires = "to")]
+        play: Option<String>,
+        /// Where `--play` sends the call's events: the URL leadgate receives this provider on.
+        #[arg(long, requires = "play")]
+        to: Option<url::Url>,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum SandboxKind {
     Amocrm,
     Session,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SandboxPbxProvider {
+    Telphin,
+    Zadarma,
+    Mango,
 }
 
 #[derive(Subcommand)]
@@ -98,6 +119,7 @@ pub fn run() -> ExitCode {
             Command::Store { action } => store::run(action).await,
             Command::SandboxCrm { kind: SandboxKind::Amocrm, listen } => sandbox_crm(listen).await,
             Command::SandboxCrm { kind: SandboxKind::Session, listen } => sandbox_session_crm(listen).await,
+            Command::SandboxPbx { provider, listen, play, to } => sandbox_pbx(provider, listen, play.zip(to)).await,
         }
     });
     // A task still blocked on the file system must not keep a stopped gateway alive.
@@ -267,5 +289,50 @@ async fn sandbox_session_crm(listen: SocketAddr) -> anyhow::Result<ExitCode> {
     println!("  state:    {base}/_control/state");
     tokio::signal::ctrl_c().await?;
     crm.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn sandbox_pbx(
+    provider: SandboxPbxProvider,
+    listen: SocketAddr,
+    play: Option<(String, url::Url)>,
+) -> anyhow::Result<ExitCode> {
+    let kind = match provider {
+        SandboxPbxProvider::Telphin => pbx_emulator::ProviderKind::Telphin,
+        SandboxPbxProvider::Zadarma => pbx_emulator::ProviderKind::Zadarma,
+        SandboxPbxProvider::Mango => pbx_emulator::ProviderKind::Mango,
+    };
+    let names: Vec<&str> = pbx_emulator::Scenario::all().iter().map(|scenario| scenario.name).collect();
+    let scenario = match &play {
+        Some((name, _)) => match pbx_emulator::Scenario::find(name) {
+            Some(scenario) => Some(scenario),
+            None => {
+                eprintln!("leadgate: unknown scenario {name:?}; known: {}", names.join(", "));
+                return Ok(ExitCode::from(2));
+            }
+        },
+        None => None,
+    };
+    let pbx = pbx_emulator::spawn_on(pbx_emulator::PbxConfig::sandbox(kind), listen).await?;
+    let base = pbx.base_url();
+    println!("{kind} PBX emulator (NOT a real PBX) on {base}");
+    for (name, value) in pbx.pbx.provider().credential_lines() {
+        println!("  {name}: {value}");
+    }
+    println!("  state:     {base}/_control/state");
+    println!("  scenarios: {}", names.join(", "));
+    println!("  play one:  curl -s -H 'Content-Type: application/json' {base}/_control/play \\");
+    println!("               -d '{{\"scenario\": \"incoming-known-answered\", \"to\": \"<URL of leadgate>\"}}'");
+    if let (Some(scenario), Some((_, target))) = (scenario, play) {
+        let report = pbx.pbx.play(&scenario.script(), &target, &pbx_emulator::PlayOptions::default()).await?;
+        println!("played {} to {}:", report.script, report.target);
+        for delivery in &report.deliveries {
+            let outcome =
+                delivery.status.map_or_else(|| delivery.error.clone().unwrap_or_default(), |status| status.to_string());
+            println!("  {:<22} {outcome}", delivery.event);
+        }
+    }
+    tokio::signal::ctrl_c().await?;
+    pbx.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
