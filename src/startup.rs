@@ -16,12 +16,12 @@ use crate::connectors::Connector;
 use crate::delivery::Deliverer;
 use crate::domain::SourceId;
 use crate::http::{self, AppState};
+use crate::intake::calls::CallAssembler;
 use crate::notify::address_guard::AddressGuard;
 use crate::notify::callback::CallbackSender;
 use crate::notify::email::Mailer;
 use crate::notify::outbox::FeedbackWorker;
 use crate::sandbox::Sandbox;
-use crate::intake::calls::CallAssembler;
 use crate::store::{FileStore, LeadWriter, Store};
 use crate::worker::Worker;
 

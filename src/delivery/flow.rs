@@ -43,7 +43,7 @@ impl Flow {
             Self::Partner => &[FindClient, FindClientDeal, CreateContact, CreateDeal, MoveDeal, AddNote],
             Self::Portal => &[FindClient, FindClientDeal, CreateContact, CreateDeal, AddNote],
             Self::Website => &[FindClient, CreateContact, CreateDeal],
-            Self::Telephony => &[FindClient, CreateContact, CreateDeal],
+            Self::Telephony => &[FindClient, CreateContact, CreateDeal, LogCall],
         }
     }
 

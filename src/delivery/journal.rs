@@ -41,6 +41,8 @@ pub struct Progress {
 /// What the CRM knew of the client when the lead was decided.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "client", rename_all = "snake_case")]
+// One per delivery attempt, read and written once per step: its size costs nothing worth a box.
+#[expect(clippy::large_enum_variant)]
 pub enum Found {
     New,
     Known {
@@ -165,14 +167,12 @@ impl From<FirstVersion> for Progress {
         let record = |kind, id: i64| CrmRef::new(kind, id.to_string());
         let found = first.found.map(|found| match found {
             FirstFound::New => Found::New,
-            FirstFound::KnownWithoutDeal { contact_id } => {
-                Found::Known {
-                    contact: record(EntityKind::Contact, contact_id),
-                    organization: None,
-                    deal: None,
-                    responsible: None,
-                }
-            }
+            FirstFound::KnownWithoutDeal { contact_id } => Found::Known {
+                contact: record(EntityKind::Contact, contact_id),
+                organization: None,
+                deal: None,
+                responsible: None,
+            },
             FirstFound::KnownWithDeal { contact_id, deal_id } => Found::Known {
                 contact: record(EntityKind::Contact, contact_id),
                 organization: None,

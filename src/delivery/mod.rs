@@ -1,5 +1,6 @@
 //! Decide and deliver one claimed lead, then commit what happened: outcome, retry, or dead.
 
+mod call_flow;
 mod flow;
 mod journal;
 mod retry;
@@ -11,12 +12,13 @@ use chrono::Utc;
 use serde_json::json;
 use tokio::sync::Notify;
 
-use crate::config::{Route, SourceConfig, WorkerConfig};
+use crate::config::{Route, SourceConfig, SourceKind, WorkerConfig};
 use crate::connectors::{Connector, Connectors, DeliveryError};
 use crate::domain::{HistoryEvent, Lead, Outcome, SourceId};
 use crate::notify::templates::EmailContext;
 use crate::notify::visitor_email::VisitorEmailContext;
 use crate::store::{AttemptCount, Claim, FeedbackKind, FileStore, Lease, OwedFeedback, Store, StoreError};
+use call_flow::{CallDelivery, Settled};
 use flow::Delivery;
 pub use flow::Flow;
 use journal::Journal;
@@ -87,16 +89,26 @@ impl Deliverer {
                 return self.store.mark_dead(&claim.lease, &message, &events).await;
             }
         };
-        let delivery = Delivery {
-            lead,
-            route: &route,
-            flow: Flow::of(&source.kind),
-            connector,
-            files: &self.files,
-            journal: &mut journal,
+        let settled = match (&source.kind, &lead.fields.call) {
+            (SourceKind::Telephony(telephony), Some(call)) => {
+                let delivery = CallDelivery { lead, call, telephony, route: &route, connector, journal: &mut journal };
+                delivery.run(earlier).await
+            }
+            _ => {
+                let flow = Flow::of(&source.kind);
+                let files = &self.files;
+                let delivery = Delivery { lead, route: &route, flow, connector, files, journal: &mut journal };
+                delivery.run(earlier).await.map(Settled::Done)
+            }
         };
-        match delivery.run(earlier).await {
-            Ok(outcome) => self.complete(claim, &outcome, source, journal.take_events()).await,
+        match settled {
+            Ok(Settled::Done(outcome)) => self.complete(claim, &outcome, source, journal.take_events()).await,
+            Ok(Settled::Parked { until }) => {
+                let waiting = "waiting for a contact with this number to appear in the CRM";
+                self.store
+                    .reschedule(&claim.lease, until, AttemptCount::NotCounted, waiting, &journal.take_events())
+                    .await
+            }
             Err(error) => self.settle_failure(claim, error, journal.take_events()).await,
         }
     }

@@ -43,7 +43,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/telephony/{source}", get(intake::telephony::zadarma_echo).post(intake::telephony::zadarma_or_check))
         .route("/telephony/{source}/{key}", get(intake::telephony::telphin).post(intake::telephony::telphin))
-        .route("/telephony/{source}/events/{kind}", post(intake::telephony::mango))
+        .route("/telephony/{source}/events/{*kind}", post(intake::telephony::mango))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .merge(forms)
         .with_state(state)

@@ -93,7 +93,10 @@ impl CallAssembler {
             }
             Assembly::Ignored(because) => CallClosed::Ignored(format!("{because:?}")),
             Assembly::Incomplete if (now - open.last_event_at).to_std().is_ok_and(|quiet| quiet > LONGEST_OPEN) => {
-                CallClosed::Ignored(format!("no end arrived within {}h of the last event", LONGEST_OPEN.as_secs() / 3600))
+                CallClosed::Ignored(format!(
+                    "no end arrived within {}h of the last event",
+                    LONGEST_OPEN.as_secs() / 3600
+                ))
             }
             Assembly::Incomplete => return Ok(false),
         };

@@ -332,7 +332,10 @@ mod tests {
         ];
         let calls = [
             (Decision::CallLogged, "Решение: клиент есть в CRM — звонок записан в его карточку."),
-            (Decision::CallAutoContact, "Решение: номера не было в CRM — создан автоконтакт, звонок записан в его карточку."),
+            (
+                Decision::CallAutoContact,
+                "Решение: номера не было в CRM — создан автоконтакт, звонок записан в его карточку.",
+            ),
             (
                 Decision::CallAttached,
                 "Решение: звонок ждал контакта с этим номером, контакт появился вовремя — звонок записан в его карточку.",
@@ -346,7 +349,11 @@ mod tests {
             .into_iter()
             .map(|(decision, subject, line)| (decision, subject.to_owned(), line))
             .chain(calls.into_iter().map(|(decision, line)| {
-                let subject = if decision == Decision::CallDropped { "Звонок не записан в CRM" } else { "Звонок записан в CRM" };
+                let subject = if decision == Decision::CallDropped {
+                    "Звонок не записан в CRM"
+                } else {
+                    "Звонок записан в CRM"
+                };
                 (decision, format!("{subject}: +79991234567"), line)
             }))
             .collect();

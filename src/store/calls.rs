@@ -66,6 +66,14 @@ impl Store {
         }
     }
 
+    /// The lead a finished call became, if it has.
+    pub async fn lead_of_call(&self, source: &SourceId, call_id: &str) -> Result<Option<LeadId>, StoreError> {
+        match self {
+            Self::Sqlite(store) => store.lead_of_call(source, call_id).await,
+            Self::Postgres(store) => store.lead_of_call(source, call_id).await,
+        }
+    }
+
     /// Ends a call's open state; an event arriving later is kept but opens nothing.
     pub async fn close_call(&self, source: &SourceId, call_id: &str, closed: &CallClosed) -> Result<(), StoreError> {
         match self {
@@ -164,6 +172,20 @@ macro_rules! call_queries {
                     .fetch_all(&self.pool)
                     .await?;
                     rows.into_iter().map(stored_event).collect()
+                }
+
+                pub async fn lead_of_call(
+                    &self,
+                    source: &SourceId,
+                    call_id: &str,
+                ) -> Result<Option<LeadId>, StoreError> {
+                    let id: Option<Option<i64>> =
+                        sqlx::query_scalar("select lead_id from calls where source_id = $1 and call_id = $2")
+                            .bind(&source.0)
+                            .bind(call_id)
+                            .fetch_optional(&self.pool)
+                            .await?;
+                    Ok(id.flatten().map(LeadId))
                 }
 
                 pub async fn close_call(

@@ -21,6 +21,7 @@ mod resend;
 mod serve_defaults;
 mod session_crm;
 mod smtp_sink;
+mod telephony;
 mod ticket_number;
 mod unavailable;
 mod zap;
