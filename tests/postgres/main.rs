@@ -45,6 +45,8 @@ mod serve_defaults;
 mod session_crm;
 #[path = "../api/smtp_sink.rs"]
 mod smtp_sink;
+#[path = "../api/telephony.rs"]
+mod telephony;
 #[path = "../api/ticket_number.rs"]
 mod ticket_number;
 #[path = "../api/unavailable.rs"]
