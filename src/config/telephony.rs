@@ -268,3 +268,112 @@ fn user_ref(raw: UserRef) -> Option<UserRef> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, SourceKind};
+
+    const DESTINATION: &str = r#"
+        [destinations.main]
+        kind = "amocrm"
+        base_url = "https://example.amocrm.ru"
+        access_token = "long-lived"
+    "#;
+
+    fn load(source: &str) -> Result<Config, Vec<String>> {
+        Config::from_toml_str(&format!("{DESTINATION}{source}"))
+            .map_err(|error| error.problems.into_iter().map(|problem| problem.to_string()).collect())
+    }
+
+    #[test]
+    fn the_issue_s_example_reads_as_written() {
+        let config = load(
+            r#"
+            [sources.pbx]
+            kind = "telephony"
+            provider = "telphin"
+            key = "0123456789abcdef0123"
+            destination = "main"
+            users = { "101" = "Анна Смирнова", "102" = "Анна Смирнова", "103" = 5000003 }
+            missed_calls_user = "Борис Петров"
+            incoming_unknown = "contact_and_deal"
+            missed_unknown = "contact"
+            outgoing_unknown = "contact"
+            pipeline = "Воронка"
+            status = "Первичный контакт"
+            attach_window = "10m"
+            finish_after = "15s"
+
+            [[sources.pbx.numbers]]
+            number = "+7 495 123-45-67"
+            name = "Реклама на Яндексе"
+            incoming_unknown = "contact_and_deal"
+            missed_unknown = "none"
+            pipeline = "Реклама"
+            status = "Новая заявка"
+            "#,
+        )
+        .unwrap();
+        let SourceKind::Telephony(pbx) = &config.sources[&crate::domain::SourceId("pbx".into())].kind else {
+            panic!("not a telephony source");
+        };
+        assert_eq!(pbx.users["103"], UserRef::Id(5_000_003));
+        assert_eq!(pbx.users["101"], UserRef::Name("Анна Смирнова".into()));
+        assert_eq!(pbx.finish_after, Duration::from_secs(15));
+        let ours = Phone::parse("+74951234567", PhoneRegion::RUSSIA).unwrap();
+        let rule = pbx.rule_for(true, Some(&ours));
+        assert_eq!((rule.missed_unknown, rule.pipeline.as_str()), (AutoCreate::Nothing, "Реклама"));
+        assert_eq!(pbx.rule_for(false, Some(&ours)).pipeline, "Воронка", "outgoing calls follow the source");
+    }
+
+    #[test]
+    fn a_repeated_number_a_wrong_option_and_a_missing_secret_are_named() {
+        let problems = load(
+            r#"
+            [sources.pbx]
+            kind = "telephony"
+            provider = "zadarma"
+            destination = "main"
+            pipeline = "Воронка"
+            status = "Первичный контакт"
+            missed_unknown = "contact_and_deal"
+            [[sources.pbx.numbers]]
+            number = "+7 495 123-45-67"
+            [[sources.pbx.numbers]]
+            number = "8 495 123 45 67"
+            "#,
+        )
+        .unwrap_err();
+        for expected in [
+            "sources.pbx.secret: missing",
+            "sources.pbx.missed_unknown: «contact_and_deal» must be \"none\" or \"contact\"",
+            "sources.pbx.numbers[1].number: +74951234567 already has a rule",
+        ] {
+            assert!(problems.iter().any(|problem| problem.starts_with(expected)), "{expected} in {problems:?}");
+        }
+    }
+
+    #[test]
+    fn telephony_keys_on_another_kind_are_named() {
+        let problems = load(
+            r#"
+            [sources.site]
+            kind = "proxy"
+            key = "0123456789abcdef0123"
+            destination = "main"
+            pipeline = "Воронка"
+            status = "Первичный контакт"
+            finish_after = "15s"
+            "#,
+        )
+        .unwrap_err();
+        assert!(
+            problems
+                .iter()
+                .any(|problem| problem
+                    .starts_with("sources.site.finish_after: only for sources of kind = \"telephony\"")),
+            "{problems:?}"
+        );
+    }
+}

@@ -1,6 +1,7 @@
 //! The HTTP surface: routes, shared state, and the request limits every endpoint shares.
 
 mod admin;
+mod calls;
 mod drain;
 pub mod error;
 mod files;
@@ -38,6 +39,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/leads", post(intake::partner::accept))
         .route("/api/v1/leads/{id}", get(lead_status::show))
         .route("/api/v1/leads/{id}/retry", post(admin::retry))
+        .route("/api/v1/calls", get(calls::by_phone))
+        .route("/api/v1/calls/{id}", get(calls::show))
         .route("/grupozap/lead", post(intake::zap::accept_by_listing))
         .route("/grupozap/lead/{advertiser}", post(intake::zap::accept_for_advertiser))
         .route("/healthz", get(|| async { "ok" }))

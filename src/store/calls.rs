@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{Store, StoreError};
-use crate::domain::{LeadId, LegEvent, SourceId};
+use crate::domain::{Lead, LeadId, LegEvent, SourceId};
 
 /// A call whose events are still arriving.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +74,14 @@ impl Store {
         }
     }
 
+    /// The newest calls (as leads) with this client's number, at most `limit`.
+    pub async fn calls_of_phone(&self, e164: &str, limit: usize) -> Result<Vec<Lead>, StoreError> {
+        match self {
+            Self::Sqlite(store) => store.calls_of_phone(e164, limit).await,
+            Self::Postgres(store) => store.calls_of_phone(e164, limit).await,
+        }
+    }
+
     /// Ends a call's open state; an event arriving later is kept but opens nothing.
     pub async fn close_call(&self, source: &SourceId, call_id: &str, closed: &CallClosed) -> Result<(), StoreError> {
         match self {
@@ -89,9 +97,10 @@ macro_rules! call_queries {
             use chrono::Utc;
 
             use super::super::{$store, begin_write};
-            use $crate::domain::{LeadId, LegEvent, SourceId};
+            use $crate::domain::{Lead, LeadId, LegEvent, SourceId};
             use $crate::store::calls::{CallClosed, OpenCall, StoredCallEvent};
-            use $crate::store::{StoreError, from_millis, to_millis};
+            use $crate::store::rows::LeadRow;
+            use $crate::store::{LEAD_COLUMNS, StoreError, from_millis, to_millis};
 
             type EventRow = (i64, String);
 
@@ -186,6 +195,18 @@ macro_rules! call_queries {
                             .fetch_optional(&self.pool)
                             .await?;
                     Ok(id.flatten().map(LeadId))
+                }
+
+                pub async fn calls_of_phone(&self, e164: &str, limit: usize) -> Result<Vec<Lead>, StoreError> {
+                    let rows: Vec<LeadRow> = sqlx::query_as(&format!(
+                        "select {LEAD_COLUMNS} from leads where phone = $1 and call_spec is not null
+                         order by id desc limit $2"
+                    ))
+                    .bind(e164)
+                    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows.into_iter().map(Lead::try_from).collect()
                 }
 
                 pub async fn close_call(

@@ -19,6 +19,7 @@ const ANNA: u64 = 6_000_002;
 const IVAN: u64 = 6_000_003;
 const ADMIN: u64 = 6_000_001;
 const OUR_NUMBER: &str = "+74951234567";
+const ADMIN_TOKEN: &str = "admin-token-for-calls-0123";
 
 /// Two sources on one PBX: `auto` makes contacts (and deals) for unknown numbers, `quiet` makes
 /// nothing and lets calls wait for a contact.
@@ -41,7 +42,8 @@ fn config(crm_url: &str, kind: ProviderKind) -> String {
         )
     };
     format!(
-        "[worker]\ninterval = \"100ms\"\nlease = \"2s\"\nretry_initial = \"200ms\"\nretry_max = \"1s\"\n\
+        "[admin]\ntoken = \"{ADMIN_TOKEN}\"\n\
+         [worker]\ninterval = \"100ms\"\nlease = \"2s\"\nretry_initial = \"200ms\"\nretry_max = \"1s\"\n\
          [destinations.main]\nkind = \"amocrm\"\nbase_url = \"{crm_url}\"\naccess_token = \"sandbox-long-lived-token\"\n\
          requests_per_second = 100\n{}{}",
         source("auto", "contact_and_deal", "contact"),
@@ -261,4 +263,99 @@ async fn zadarma_calls_reach_amocrm_as_the_seed_describes() {
 #[tokio::test]
 async fn mango_calls_reach_amocrm_as_the_seed_describes() {
     the_seed_s_ten_scenarios(ProviderKind::Mango).await;
+}
+
+/// What is not the PBX's is refused before anything is stored; the URL checks pass.
+#[tokio::test]
+async fn events_that_are_not_the_pbx_s_are_refused_and_its_url_checks_pass() {
+    let http = reqwest::Client::new();
+    let telphin = Run::start(ProviderKind::Telphin).await;
+    let forged = http
+        .post(format!("{}/telephony/auto/not-the-key-0123456789", telphin.base))
+        .form(&[("EventType", "dial-in"), ("CallID", "forged"), ("CallerIDNum", "79990000000")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 401);
+    let missing = http
+        .post(format!("{}/telephony/auto/{TELPHIN_KEY}", telphin.base))
+        .form(&[("EventType", "hangup")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 400);
+    let said = missing.text().await.unwrap();
+    assert!(said.contains("the field CallStatus is missing"), "the missing field is named: {said}");
+    assert_eq!(
+        http.post(format!("{}/telephony/nosuch/{TELPHIN_KEY}", telphin.base)).send().await.unwrap().status(),
+        404
+    );
+    assert!(telphin.store.call_events(&SourceId("auto".into()), "forged").await.unwrap().is_empty());
+
+    let zadarma = Run::start(ProviderKind::Zadarma).await;
+    let echo = http.get(format!("{}/telephony/auto?zd_echo=a1b2c3", zadarma.base)).send().await.unwrap();
+    assert_eq!(echo.status(), 200);
+    assert_eq!(echo.text().await.unwrap(), "a1b2c3");
+    let unsigned = http
+        .post(format!("{}/telephony/auto", zadarma.base))
+        .header("Signature", "Zm9yZ2Vk")
+        .form(&[
+            ("event", "NOTIFY_START"),
+            ("call_start", "2026-11-28 12:00:00"),
+            ("pbx_call_id", "in_1"),
+            ("caller_id", "79990000000"),
+            ("called_did", "74951234567"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 401);
+
+    let mango = Run::start(ProviderKind::Mango).await;
+    let check = http.post(format!("{}/telephony/auto", mango.base)).send().await.unwrap();
+    assert_eq!(check.status(), 200, "Mango's connection check is answered");
+    let wrong_sign = http
+        .post(format!("{}/telephony/auto/events/call", mango.base))
+        .form(&[("vpbx_api_key", "sandbox-mango-key"), ("sign", "00"), ("json", "{}")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_sign.status(), 401);
+}
+
+/// An operator reads a call with its events, and a client's calls by a number in any spelling.
+#[tokio::test]
+async fn an_operator_reads_a_call_with_its_events_and_a_client_s_calls_by_phone() {
+    let run = Run::start(ProviderKind::Telphin).await;
+    let call = run.play("incoming-known-answered", "auto", |script| script).await;
+    let lead = run.settled("auto", &call, &[LeadStatus::Approved]).await;
+    let http = reqwest::Client::new();
+
+    let shown: Value = http
+        .get(format!("{}/api/v1/calls/{}", run.base, lead.id))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["call"]["call_id"], call.as_str());
+    assert_eq!(shown["outcome"]["decision"], "call_logged");
+    assert!(shown["events"].as_array().unwrap().len() >= 4, "{shown}");
+    assert!(shown["history"].as_array().unwrap().iter().any(|event| event["kind"] == "crm_call"), "{shown}");
+
+    let listed: Value = http
+        .get(format!("{}/api/v1/calls?phone=8%20(916)%20123-45-67", run.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["phone"], "+79161234567");
+    assert_eq!(listed["calls"][0]["id"], lead.id.0);
+    let anonymous = http.get(format!("{}/api/v1/calls/{}", run.base, lead.id)).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
 }
