@@ -214,7 +214,7 @@ pub struct RawSource {
     #[serde(default, with = "humantime_serde")]
     pub finish_after: Option<Duration>,
     #[serde(default)]
-    pub numbers: Vec<super::telephony::RawNumberRule>,
+    pub numbers: Vec<RawNumberRule>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -281,4 +281,15 @@ pub struct RawSmtp {
 #[derive(Debug, Deserialize)]
 pub struct RawAdmin {
     pub token: Option<SecretString>,
+}
+
+/// `[[sources.<name>.numbers]]`: one of our numbers and what incoming calls to it get.
+#[derive(Debug, Deserialize)]
+pub struct RawNumberRule {
+    pub number: Option<String>,
+    pub name: Option<String>,
+    pub incoming_unknown: Option<String>,
+    pub missed_unknown: Option<String>,
+    pub pipeline: Option<String>,
+    pub status: Option<String>,
 }

@@ -4,10 +4,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
 
 use super::found::Found;
-use super::raw::RawSource;
+use super::raw::{RawNumberRule, RawSource};
 use crate::domain::{Phone, PhoneRegion, Provider, UserRef};
 use crate::telephony::mango::MangoAccount;
 use crate::telephony::zadarma::ZadarmaAccount;
@@ -86,16 +85,6 @@ impl TelephonySource {
         });
         numbered.unwrap_or(&self.rule)
     }
-}
-
-#[derive(Debug, Deserialize)]
-pub struct RawNumberRule {
-    pub number: Option<String>,
-    pub name: Option<String>,
-    pub incoming_unknown: Option<String>,
-    pub missed_unknown: Option<String>,
-    pub pipeline: Option<String>,
-    pub status: Option<String>,
 }
 
 pub(super) fn check_telephony(

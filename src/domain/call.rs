@@ -111,6 +111,21 @@ impl CallResult {
     }
 }
 
+impl LegEvent {
+    /// A leg is an extension's part of the call: the provider's leg id, else the extension.
+    pub fn leg_key(&self) -> Option<&str> {
+        self.leg_id.as_deref().or(self.extension.as_deref())
+    }
+
+    /// Whether the PBX says the call was answered somewhere (Telphin's IVR and queue hangups).
+    pub fn bridged(&self) -> Option<bool> {
+        match self.kind {
+            LegEventKind::HungUp { bridged, .. } => bridged,
+            _ => None,
+        }
+    }
+}
+
 /// One conversation, or one attempt at it, as a CRM should log it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Call {

@@ -99,18 +99,6 @@ fn stage(kind: &LegEventKind) -> u8 {
     }
 }
 
-/// A leg is an extension's part of the call: the provider's leg id, else the extension.
-pub(super) fn leg_key(event: &LegEvent) -> Option<&str> {
-    event.leg_id.as_deref().or(event.extension.as_deref())
-}
-
-pub(super) fn bridged(event: &LegEvent) -> Option<bool> {
-    match event.kind {
-        LegEventKind::HungUp { bridged, .. } => bridged,
-        _ => None,
-    }
-}
-
 fn is_over(provider: Provider, events: &[LegEvent], now: DateTime<Utc>, finish_after: Duration) -> bool {
     match provider {
         Provider::Zadarma | Provider::Mango => {
@@ -118,10 +106,10 @@ fn is_over(provider: Provider, events: &[LegEvent], now: DateTime<Utc>, finish_a
         }
         Provider::Telphin => {
             let closed = |key: Option<&str>| {
-                events.iter().any(|event| leg_key(event) == key && matches!(event.kind, LegEventKind::HungUp { .. }))
+                events.iter().any(|event| event.leg_key() == key && matches!(event.kind, LegEventKind::HungUp { .. }))
             };
-            let all_closed = events.iter().all(|event| closed(leg_key(event)));
-            let router_done = events.iter().any(|event| bridged(event).is_some());
+            let all_closed = events.iter().all(|event| closed(event.leg_key()));
+            let router_done = events.iter().any(|event| event.bridged().is_some());
             let newest = events.iter().map(|event| event.at).max().unwrap_or(now);
             let quiet = now - newest >= TimeDelta::from_std(finish_after).unwrap_or(TimeDelta::MAX);
             // A leg still open may be a conversation in progress, which sends nothing for its
@@ -137,7 +125,7 @@ fn employee_events(events: &[LegEvent]) -> Vec<&LegEvent> {
     let routers: Vec<(Option<&str>, Option<&str>)> = events
         .iter()
         .filter(|event| {
-            bridged(event).is_some() || matches!(event.location, Some(LegLocation::Ivr | LegLocation::Queue))
+            event.bridged().is_some() || matches!(event.location, Some(LegLocation::Ivr | LegLocation::Queue))
         })
         .map(|event| (event.extension.as_deref(), event.leg_id.as_deref()))
         .collect();

@@ -4,7 +4,6 @@ use std::cmp::Reverse;
 
 use chrono::{DateTime, Utc};
 
-use super::assemble::{bridged, leg_key};
 use crate::domain::{CallResult, LegEvent, LegEventKind};
 
 /// Who talked, for how long, and how the call ended.
@@ -22,7 +21,7 @@ pub(super) struct Talk<'a> {
 pub(super) fn leg_talk<'a>(employees: &[&'a LegEvent], events: &[LegEvent]) -> Talk<'a> {
     let people: Vec<&'a LegEvent> = employees.iter().copied().filter(|event| !event.internal).collect();
     let answer_of = |hangup: &LegEvent| {
-        people.iter().copied().find(|event| event.kind == LegEventKind::Answered && leg_key(event) == leg_key(hangup))
+        people.iter().copied().find(|event| event.kind == LegEventKind::Answered && event.leg_key() == hangup.leg_key())
     };
     let mut talked: Vec<(&LegEvent, &'a LegEvent, u32)> = Vec::new();
     for hangup in people.iter().copied() {
@@ -36,7 +35,7 @@ pub(super) fn leg_talk<'a>(employees: &[&'a LegEvent], events: &[LegEvent]) -> T
     // A router's `Bridged=yes` is the PBX saying someone talked, even if that leg's hangup was
     // lost or its events are not ours to see (an extension without a subscription); then the
     // first answer seen, if any, names who took the call.
-    let bridged = events.iter().any(|event| bridged(event) == Some(true));
+    let bridged = events.iter().any(|event| event.bridged() == Some(true));
     let answer = match talked.first() {
         Some((answer, _, _)) => Some(*answer),
         None if bridged => people.iter().copied().find(|event| event.kind == LegEventKind::Answered),
