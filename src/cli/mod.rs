@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, DestinationConfig, Problem};
+use crate::config::{Config, DestinationConfig, Problem, SourceKind, TelephonySource};
 use crate::connectors::{Connector, DeliveryError, RouteProblem};
 use crate::startup::{App, Role};
 use crate::store::Store;
@@ -226,7 +226,11 @@ async fn check(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
                 let field = if matches!(error, DeliveryError::Unauthorized(_)) { credentials } else { "base_url" };
                 let key = format!("destinations.{}.{field}", source.route.destination);
                 problems.push(Problem { key, message: error.to_string() });
+                continue;
             }
+        }
+        if let SourceKind::Telephony(telephony) = &source.kind {
+            problems.extend(unknown_users(telephony, &connector, &key).await);
         }
     }
     if problems.is_empty() {
@@ -242,6 +246,24 @@ async fn check(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         eprintln!("  {problem}");
     }
     Ok(ExitCode::from(2))
+}
+
+/// Every user a telephony source names, looked up in its CRM: a name nobody has there would
+/// otherwise surface only on the first call of that extension.
+async fn unknown_users(
+    telephony: &TelephonySource,
+    connector: &Connector,
+    key: &dyn Fn(&str) -> String,
+) -> Vec<Problem> {
+    let named = telephony.users.iter().map(|(extension, user)| (format!("users.{extension}"), user));
+    let missed = telephony.missed_calls_user.iter().map(|user| ("missed_calls_user".to_owned(), user));
+    let mut problems = Vec::new();
+    for (field, user) in named.chain(missed) {
+        if let Err(error) = connector.crm_user(user, &mut Vec::new()).await {
+            problems.push(Problem { key: key(&field), message: error.to_string() });
+        }
+    }
+    problems
 }
 
 async fn migrate(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {

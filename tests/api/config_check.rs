@@ -107,3 +107,37 @@ subject = "Заявка с сайта"
     assert!(!report.contains("wrong-password"), "{report}");
     assert_eq!((crm.crm.login_count(), crm.crm.failed_login_count()), (1, 1));
 }
+
+// Multi-threaded: the emulator must answer while this thread waits for the child process.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_telephony_source_naming_a_user_the_crm_does_not_have_is_refused_by_key() {
+    let crm = crate::helpers::spawn_emulator(100).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        r#"
+[destinations.main]
+kind = "amocrm"
+base_url = "{}"
+access_token = "sandbox-long-lived-token"
+[sources.pbx]
+kind = "telephony"
+provider = "telphin"
+key = "telphin-url-secret-0123456789"
+destination = "main"
+pipeline = "{}"
+status = "{}"
+users = {{ "101" = "Анна Смирнова", "102" = "Нет Такого" }}
+missed_calls_user = 6000003
+"#,
+        crm.base_url(),
+        crate::helpers::PIPELINE,
+        crate::helpers::STAGE
+    );
+
+    let output = check(dir.path(), &config, &[]);
+
+    assert_eq!(output.status.code(), Some(2));
+    let report = String::from_utf8(output.stderr).unwrap();
+    assert!(report.contains("sources.pbx.users.102:") && report.contains("Нет Такого"), "{report}");
+    assert!(!report.contains("users.101") && !report.contains("missed_calls_user"), "{report}");
+}

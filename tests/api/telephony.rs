@@ -48,6 +48,10 @@ fn config(crm_url: &str, kind: ProviderKind) -> String {
          requests_per_second = 100\n{}{}",
         source("auto", "contact_and_deal", "contact"),
         source("quiet", "none", "none"),
+    ) + &format!(
+        "{}[[sources.ruled.numbers]]\nnumber = \"8 (495) 123-45-67\"\nname = \"Реклама\"\n\
+         incoming_unknown = \"contact_and_deal\"\npipeline = \"Воронка\"\nstatus = \"Переговоры\"\n",
+        source("ruled", "none", "none")
     )
 }
 
@@ -358,4 +362,21 @@ async fn an_operator_reads_a_call_with_its_events_and_a_client_s_calls_by_phone(
     assert_eq!(listed["calls"][0]["id"], lead.id.0);
     let anonymous = http.get(format!("{}/api/v1/calls/{}", run.base, lead.id)).send().await.unwrap();
     assert_eq!(anonymous.status(), 401);
+}
+
+/// A rule of the number the client called overrides the source's options: the source makes
+/// nothing for unknown numbers, the rule of our advertised number makes a contact and a deal in
+/// its own pipeline and stage.
+#[tokio::test]
+async fn a_rule_of_the_called_number_overrides_the_source_s_options() {
+    let run = Run::start(ProviderKind::Telphin).await;
+
+    let call = run.play("incoming-unknown-answered", "ruled", |script| script).await;
+    let lead = run.settled("ruled", &call, &[LeadStatus::Approved]).await;
+
+    assert_eq!(lead.outcome.unwrap().decision.as_str(), "call_auto_contact");
+    let contact = &run.contact_with("+79035550102")[0];
+    let deals: Vec<_> = run.crm.emulator.leads().into_iter().filter(|deal| deal.contact_ids == [contact.id]).collect();
+    assert_eq!(deals.len(), 1, "{deals:?}");
+    assert_eq!((deals[0].pipeline.as_str(), deals[0].status.as_str()), ("Воронка", "Переговоры"));
 }
