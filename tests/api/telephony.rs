@@ -98,7 +98,12 @@ impl Run {
         source: &str,
         change: impl Fn(pbx_emulator::CallScript) -> pbx_emulator::CallScript,
     ) -> String {
-        let script = change(Scenario::find(scenario).unwrap().script());
+        self.play_script(change(Scenario::find(scenario).unwrap().script()), scenario, source).await
+    }
+
+    /// Plays any script; `name` only names it in failures.
+    async fn play_script(&self, script: pbx_emulator::CallScript, name: &str, source: &str) -> String {
+        let scenario = name;
         let rendered = render(&script, &Provider::sandbox(self.kind)).unwrap();
         let report = pbx_emulator::deliver(&rendered, &target(&self.base, source, self.kind), &PlayOptions::default())
             .await
@@ -379,4 +384,24 @@ async fn a_rule_of_the_called_number_overrides_the_source_s_options() {
     let deals: Vec<_> = run.crm.emulator.leads().into_iter().filter(|deal| deal.contact_ids == [contact.id]).collect();
     assert_eq!(deals.len(), 1, "{deals:?}");
     assert_eq!((deals[0].pipeline.as_str(), deals[0].status.as_str()), ("Воронка", "Переговоры"));
+}
+
+/// Calls between two extensions, and calls only unmapped extensions took part in, are set aside:
+/// no lead, nothing in the CRM.
+#[tokio::test]
+async fn internal_calls_and_calls_of_unmapped_extensions_are_ignored() {
+    let run = Run::start(ProviderKind::Telphin).await;
+    let internal = run.play("internal-call", "auto", |script| script).await;
+    let stranger = pbx_emulator::CallScript::incoming_answered("79035550199", pbx_emulator::SANDBOX_DID, "103", 60);
+    let unmapped = run.play_script(stranger, "unmapped", "auto").await;
+
+    let source = SourceId("auto".to_owned());
+    for call in [&internal, &unmapped] {
+        assert!(!run.store.call_events(&source, call).await.unwrap().is_empty(), "call {call} was kept");
+        let closed = || async { !run.store.open_calls(100).await.unwrap().iter().any(|open| &open.call_id == call) };
+        assert!(poll_until(Duration::from_secs(10), closed).await, "call {call} stayed open");
+        assert_eq!(run.store.lead_of_call(&source, call).await.unwrap(), None, "call {call} became a lead");
+        assert!(run.call_notes(call).is_empty());
+    }
+    assert!(run.contact_with("+79035550199").is_empty());
 }
