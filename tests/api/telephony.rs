@@ -405,3 +405,49 @@ async fn internal_calls_and_calls_of_unmapped_extensions_are_ignored() {
     }
     assert!(run.contact_with("+79035550199").is_empty());
 }
+
+/// A gateway killed after it made a caller's auto-contact, before the call's note: the restarted
+/// one logs the call on that contact, once, with no second contact.
+#[tokio::test]
+async fn a_gateway_killed_between_the_auto_contact_and_the_note_makes_neither_twice() {
+    let crm = spawn_emulator(200).await;
+    crm.emulator.set_latency(Some(amocrm_emulator::Latency {
+        delay: Duration::from_secs(30),
+        path_prefix: Some("/api/v4/contacts/notes".to_owned()),
+        method: Some("POST".to_owned()),
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&crm.base_url(), ProviderKind::Telphin);
+    let first = TestProcess::serve(dir.path(), &config).await;
+    let script = Scenario::find("incoming-unknown-answered").unwrap().script();
+    let rendered = render(&script, &Provider::sandbox(ProviderKind::Telphin)).unwrap();
+    let target = target(&format!("http://{}", first.address), "auto", ProviderKind::Telphin);
+    let report = pbx_emulator::deliver(&rendered, &target, &PlayOptions::default()).await.unwrap();
+    assert!(report.all_accepted());
+    let contact_made = || async { crm.emulator.contacts_count() == 1 && crm.emulator.leads_count() == 1 };
+    assert!(poll_until(Duration::from_secs(10), contact_made).await, "the auto-contact and deal were made");
+    first.kill();
+
+    crm.emulator.set_latency(None);
+    let second = TestProcess::serve(dir.path(), &config).await;
+    let store = open_store(dir.path()).await;
+    let source = SourceId("auto".to_owned());
+    let id = store.lead_of_call(&source, &rendered.call_id).await.unwrap().expect("the call became a lead");
+    settled(&store, id.0, &[LeadStatus::Approved]).await;
+
+    assert_eq!(crm.emulator.contacts_count(), 1, "no second auto-contact");
+    assert_eq!(crm.emulator.leads_count(), 1, "no second deal");
+    let notes: Vec<_> =
+        crm.emulator.notes().into_iter().filter(|note| note.params["uniq"] == rendered.call_id.as_str()).collect();
+    assert_eq!(notes.len(), 1, "one note: {notes:?}");
+    drop(second);
+}
+
+/// A transferred call is one call: one lead, one note.
+#[tokio::test]
+async fn a_transferred_call_is_logged_once() {
+    let run = Run::start(ProviderKind::Telphin).await;
+    let call = run.play("incoming-transfer-to-extension", "auto", |script| script).await;
+    run.settled("auto", &call, &[LeadStatus::Approved]).await;
+    assert_eq!(run.call_notes(&call).len(), 1);
+}
