@@ -82,6 +82,12 @@ impl CallDelivery<'_, '_> {
                     (true, false) => (AutoContactKind::IncomingMissed, self.missed_calls_user().await?),
                     (false, _) => (AutoContactKind::Outgoing, actor.clone()),
                 };
+                // A create cut short may have happened: the contact is looked for before it is made again.
+                if progress.contact.is_none() && interrupted == Some(Step::Contact) {
+                    let search = Search { by_email: false, with_deal: false };
+                    let again = self.connector.find_client(self.lead, self.route, search, self.journal.calls()).await?;
+                    progress.contact = again.map(|found| found.contact);
+                }
                 let contact = match &progress.contact {
                     Some(contact) => contact.clone(),
                     None => {
@@ -96,9 +102,12 @@ impl CallDelivery<'_, '_> {
                     }
                 };
                 let deal_due = option == AutoCreate::ContactAndDeal && (incoming || answered);
+                let route =
+                    Route { pipeline: rule.pipeline.clone(), status: rule.status.clone(), ..self.route.clone() };
+                if deal_due && progress.deal.is_none() && interrupted == Some(Step::Deal) {
+                    progress.deal = self.connector.find_deal_of(&contact, &route, self.journal.calls()).await?;
+                }
                 if deal_due && progress.deal.is_none() {
-                    let route =
-                        Route { pipeline: rule.pipeline.clone(), status: rule.status.clone(), ..self.route.clone() };
                     let spec =
                         AutoDeal::new(self.call.direction, &self.call.client, contact.clone(), responsible.clone());
                     let deal = self.connector.create_auto_deal(&spec, &route, self.journal.calls()).await?;
