@@ -52,6 +52,9 @@ pub enum ApiError {
     FormTooLarge(String),
     #[error("Форма не найдена")]
     FormNotFound,
+    /// No telephony source of this name takes this PBX's events.
+    #[error("Ошибка! Нет источника телефонии с таким именем для этой АТС")]
+    TelephonySourceNotFound,
     /// A form's page could not be rendered (a template fault, not the visitor's).
     #[error("{INTERNAL_ERROR}")]
     Page(String),
@@ -79,7 +82,9 @@ impl ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::IdempotencyKeyReused(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::NotFound | Self::AdvertiserNotFound | Self::FormNotFound => StatusCode::NOT_FOUND,
+            Self::NotFound | Self::AdvertiserNotFound | Self::FormNotFound | Self::TelephonySourceNotFound => {
+                StatusCode::NOT_FOUND
+            }
             Self::FormTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::PortalUnauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,

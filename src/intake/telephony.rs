@@ -26,7 +26,7 @@ pub async fn telphin(
 ) -> Result<StatusCode, ApiError> {
     let (source, telephony) = telephony_source(&state, &source)?;
     let PbxAccess::Telphin { key: expected } = &telephony.access else {
-        return Err(ApiError::NotFound);
+        return Err(ApiError::TelephonySourceNotFound);
     };
     if !bool::from(expected.expose_secret().as_bytes().ct_eq(key.as_bytes())) {
         return Err(ApiError::Unauthorized);
@@ -45,7 +45,7 @@ pub async fn zadarma_echo(
 ) -> Result<Response, ApiError> {
     let (_, telephony) = telephony_source(&state, &source)?;
     if !matches!(telephony.access, PbxAccess::Zadarma(_)) {
-        return Err(ApiError::NotFound);
+        return Err(ApiError::TelephonySourceNotFound);
     }
     let pairs = pairs_of(query.as_deref().unwrap_or_default().as_bytes());
     // Plain text, never HTML: the value is reflected back to whoever asked.
@@ -68,7 +68,7 @@ pub async fn zadarma_or_check(
             zadarma::parse(&pairs_of(&body), signature, account, chrono::Utc::now()).map_err(refused)?
         }
         PbxAccess::Mango(_) if body.is_empty() => Vec::new(),
-        _ => return Err(ApiError::NotFound),
+        _ => return Err(ApiError::TelephonySourceNotFound),
     };
     // An empty answer: Zadarma reads a JSON answer to some events as orders for the live call.
     keep(&state, &source.id, &events).await
@@ -82,7 +82,7 @@ pub async fn mango(
 ) -> Result<StatusCode, ApiError> {
     let (source, telephony) = telephony_source(&state, &source)?;
     let PbxAccess::Mango(account) = &telephony.access else {
-        return Err(ApiError::NotFound);
+        return Err(ApiError::TelephonySourceNotFound);
     };
     let events = mango::parse(&format!("events/{kind}"), &pairs_of(&body), account).map_err(refused)?;
     keep(&state, &source.id, &events).await
@@ -92,7 +92,7 @@ fn telephony_source<'a>(state: &'a AppState, name: &str) -> Result<(&'a SourceCo
     let source = state.source_keys.0.iter().find(|source| source.id == SourceId(name.to_owned()));
     match source.map(|source| (source, &source.kind)) {
         Some((source, SourceKind::Telephony(telephony))) => Ok((source, telephony)),
-        _ => Err(ApiError::NotFound),
+        _ => Err(ApiError::TelephonySourceNotFound),
     }
 }
 
