@@ -118,10 +118,7 @@ pub(super) fn check_telephony(
         checked
     });
     let mut choice = |field: &str, value: Option<&str>, default: AutoCreate, deals: bool| {
-        auto_create(value, default, deals).unwrap_or_else(|message| {
-            found.problem(key(field), message);
-            default
-        })
+        auto_create(&key(field), value, default, deals, found)
     };
     let rule = CallRule {
         incoming_unknown: choice("incoming_unknown", raw.incoming_unknown.as_deref(), AutoCreate::Contact, true),
@@ -215,10 +212,7 @@ fn check_numbers(
             continue;
         }
         let mut choice = |field: &str, value: Option<&str>, default: AutoCreate, deals: bool| {
-            auto_create(value, default, deals).unwrap_or_else(|message| {
-                found.problem(key(field), message);
-                default
-            })
+            auto_create(&key(field), value, default, deals, found)
         };
         let rule = CallRule {
             incoming_unknown: choice(
@@ -239,15 +233,18 @@ fn check_numbers(
     numbers
 }
 
-fn auto_create(value: Option<&str>, default: AutoCreate, deals: bool) -> Result<AutoCreate, String> {
-    match value {
-        None => Ok(default),
-        Some("none") => Ok(AutoCreate::Nothing),
-        Some("contact") => Ok(AutoCreate::Contact),
-        Some("contact_and_deal") if deals => Ok(AutoCreate::ContactAndDeal),
-        Some(other) if deals => Err(format!("«{other}» must be \"none\", \"contact\" or \"contact_and_deal\"")),
-        Some(other) => Err(format!("«{other}» must be \"none\" or \"contact\"")),
-    }
+/// What unknown numbers get, from `value` at `key`; a value it cannot be is a problem, read as `default`.
+fn auto_create(key: &str, value: Option<&str>, default: AutoCreate, deals: bool, found: &mut Found<'_>) -> AutoCreate {
+    let message = match value {
+        None => return default,
+        Some("none") => return AutoCreate::Nothing,
+        Some("contact") => return AutoCreate::Contact,
+        Some("contact_and_deal") if deals => return AutoCreate::ContactAndDeal,
+        Some(other) if deals => format!("«{other}» must be \"none\", \"contact\" or \"contact_and_deal\""),
+        Some(other) => format!("«{other}» must be \"none\" or \"contact\""),
+    };
+    found.problem(key, message);
+    default
 }
 
 fn user_ref(raw: UserRef) -> Option<UserRef> {
