@@ -82,6 +82,8 @@ impl CallDelivery<'_, '_> {
                     (true, false) => (AutoContactKind::IncomingMissed, self.missed_calls_user().await?),
                     (false, _) => (AutoContactKind::Outgoing, actor.clone()),
                 };
+                // An outgoing call nobody answered makes at most a contact, never a deal.
+                let deal_due = option == AutoCreate::ContactAndDeal && (incoming || answered);
                 // A create cut short may have happened: the contact is looked for before it is made again.
                 if progress.contact.is_none() && interrupted == Some(Step::Contact) {
                     let search = Search { by_email: false, with_deal: false };
@@ -95,13 +97,11 @@ impl CallDelivery<'_, '_> {
                         let spec = AutoContact::new(kind, self.call.client.clone(), responsible.clone(), dialled);
                         let contact = self.connector.create_auto_contact(&spec, self.journal.calls()).await?;
                         progress.contact = Some(contact.clone());
-                        let deal_due = option == AutoCreate::ContactAndDeal && (incoming || answered);
                         progress.started = Some(if deal_due { Step::Deal } else { Step::Note });
                         self.journal.record_step(&progress).await?;
                         contact
                     }
                 };
-                let deal_due = option == AutoCreate::ContactAndDeal && (incoming || answered);
                 let route =
                     Route { pipeline: rule.pipeline.clone(), status: rule.status.clone(), ..self.route.clone() };
                 if deal_due && progress.deal.is_none() && interrupted == Some(Step::Deal) {
