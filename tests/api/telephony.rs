@@ -175,8 +175,12 @@ async fn the_seed_s_ten_scenarios(kind: ProviderKind) {
     // 3. incoming, unknown, answered, none → parked; a manager makes the contact in time → attached.
     let call = run.play("incoming-unknown-answered-no-autocontact", "quiet", same).await;
     let source = SourceId("quiet".to_owned());
-    let parked = || async { run.store.lead_of_call(&source, &call).await.unwrap().is_some() };
-    assert!(poll_until(Duration::from_secs(10), parked).await);
+    // The contact appears only once the call waits for it: found earlier, it would simply be logged.
+    let parked = || async {
+        let Some(id) = run.store.lead_of_call(&source, &call).await.unwrap() else { return false };
+        run.store.history(id).await.unwrap().iter().any(|event| event.kind == "call_parked")
+    };
+    assert!(poll_until(Duration::from_secs(10), parked).await, "3: the call waits for a contact");
     let seed = SeedContact {
         name: "Клиент от менеджера".into(),
         phones: vec!["+79035550103".into()],
