@@ -13,8 +13,8 @@ use super::journal::{Found, Journal, Progress, Step};
 use crate::config::{AutoCreate, Route, TelephonySource};
 use crate::connectors::{ClientFound, Connector, DeliveryError, Search};
 use crate::domain::{
-    AutoContact, AutoContactKind, AutoDeal, Call, CallNote, CallResult, CallStatus, CrmRef, Decision, Direction,
-    Entity, HistoryEvent, Lead, Outcome,
+    AutoContact, AutoContactKind, AutoDeal, Call, CallNote, CallResult, CrmRef, Decision, Direction, Entity,
+    HistoryEvent, Lead, Outcome,
 };
 
 /// How often a parked call looks for its contact again.
@@ -130,7 +130,7 @@ impl CallDelivery<'_, '_> {
                 None => {
                     // A missed incoming call is for the client's responsible user to return.
                     let responsible = if incoming && !answered { contact_responsible.or(actor) } else { actor };
-                    let note = self.note(responsible)?;
+                    let note = self.note(responsible);
                     self.connector.log_call(&contact, &note, self.journal.calls()).await?
                 }
             };
@@ -186,20 +186,18 @@ impl CallDelivery<'_, '_> {
         Ok(Settled::Parked { until })
     }
 
-    fn note(&self, responsible: Option<CrmRef>) -> Result<CallNote, DeliveryError> {
+    fn note(&self, responsible: Option<CrmRef>) -> CallNote {
         let call = self.call;
         let answered = call.result == CallResult::Answered;
-        let call_status = CallStatus::try_from(call.result.amocrm_call_status())
-            .map_err(|error| DeliveryError::Misconfigured(error.to_string()))?;
-        Ok(CallNote {
+        CallNote {
             direction: call.direction,
             uniq: call.call_id.clone(),
             phone: call.client.clone(),
             duration_seconds: if answered { call.talk_seconds } else { call.wait_seconds },
-            call_status,
+            call_status: call.result.call_status(),
             responsible,
             link: None,
-        })
+        }
     }
 
     fn outcome(&self, decision: Decision, found: &Found, progress: &Progress) -> Outcome {

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::Phone;
+use super::call_log::CallStatus;
 
 /// The cloud PBX a call came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -98,15 +99,15 @@ pub enum CallResult {
 }
 
 impl CallResult {
-    /// amoCRM's `call_status` for a call note: 4 conversation, 5 wrong number, 6 not reached,
-    /// 7 busy, 8 undefined.
-    pub fn amocrm_call_status(self) -> u8 {
+    /// amoCRM's `call_status` for a call note: conversation, wrong number, not reached, busy,
+    /// undefined.
+    pub fn call_status(self) -> CallStatus {
         match self {
-            Self::Answered => 4,
-            Self::WrongNumber => 5,
-            Self::NoAnswer | Self::Cancelled => 6,
-            Self::Busy => 7,
-            Self::Failed => 8,
+            Self::Answered => CallStatus::Answered,
+            Self::WrongNumber => CallStatus::WrongNumber,
+            Self::NoAnswer | Self::Cancelled => CallStatus::NotReached,
+            Self::Busy => CallStatus::Busy,
+            Self::Failed => CallStatus::Undefined,
         }
     }
 }
@@ -165,7 +166,7 @@ mod tests {
             (CallResult::Failed, 8),
         ];
         for (result, status) in table {
-            assert_eq!(result.amocrm_call_status(), status, "{result:?}");
+            assert_eq!(result.call_status().code(), status, "{result:?}");
         }
     }
 

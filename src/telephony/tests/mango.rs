@@ -143,7 +143,7 @@ fn an_incoming_call_nobody_answered_is_missed_with_the_waiting_time() {
     ]
     .concat();
     let call = complete(run(Provider::Mango, &events, at(30)));
-    assert_eq!((call.result, call.result.amocrm_call_status()), (CallResult::Cancelled, 6));
+    assert_eq!((call.result, call.result.call_status().code()), (CallResult::Cancelled, 6));
     assert_eq!((call.answered_by, call.talk_seconds, call.wait_seconds), (None, 0, 30));
     assert_eq!(call.extensions, ["101", "102"]);
 }

@@ -126,7 +126,7 @@ fn an_incoming_call_nobody_answered_is_missed_with_the_waiting_time() {
     ]);
     let call = complete(run(Provider::Telphin, &events, at(31)));
     assert_eq!(call.result, CallResult::NoAnswer, "a phone that rang out outweighs a busy one");
-    assert_eq!(call.result.amocrm_call_status(), 6);
+    assert_eq!(call.result.call_status().code(), 6);
     assert_eq!((call.answered_by, call.talk_seconds, call.wait_seconds), (None, 0, 30));
     assert_eq!(call.extensions, ["101", "102"]);
 }
@@ -156,7 +156,7 @@ fn an_unanswered_outgoing_call_takes_its_result_from_the_hangup_status() {
             outgoing("hangup", "101", CLIENT, 20, &with(&hangup(status, "0"))),
         ]);
         let call = complete(run(Provider::Telphin, &events, at(60)));
-        assert_eq!((call.result, call.result.amocrm_call_status()), (result, amocrm), "{status}");
+        assert_eq!((call.result, call.result.call_status().code()), (result, amocrm), "{status}");
         assert_eq!((call.answered_by, call.talk_seconds, call.wait_seconds), (None, 0, 20));
         assert_eq!(call.extensions, ["101"]);
     }
