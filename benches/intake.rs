@@ -22,6 +22,7 @@ use leadgate::http::AppState;
 use leadgate::http::error::ApiError;
 use leadgate::http::source_auth::AuthenticatedSource;
 use leadgate::notify::address_guard::AddressGuard;
+use leadgate::pbx::recording_link::RecordingLinks;
 use leadgate::startup::{App, Role};
 use leadgate::store::{FileStore, LeadWriter, Store};
 use secrecy::SecretString;
@@ -131,8 +132,10 @@ impl IntakeServer {
         // No callback is ever sent here; the guard is only a required part of the state.
         let guard = AddressGuard::new(&SecurityConfig::default());
         let files_url = url::Url::parse("http://127.0.0.1/")?;
-        let files = FileStore::open(&dir.path().join("files"), "bench".to_owned(), files_url).await?;
-        let state = AppState::new(store, writer, PhoneRegion::RUSSIA, vec![bench_source()], guard, None, files);
+        let files = FileStore::open(&dir.path().join("files"), "bench".to_owned(), files_url.clone()).await?;
+        let recordings = RecordingLinks::new("bench".to_owned().into(), files_url);
+        let sources = vec![bench_source()];
+        let state = AppState::new(store, writer, PhoneRegion::RUSSIA, sources, guard, None, files, recordings);
         // The router arrives with its state already applied, so the extra route gets the
         // source keys the authentication extractor needs on its own.
         let source_keys = state.source_keys.clone();

@@ -8,6 +8,7 @@ pub mod domain;
 pub mod http;
 pub mod intake;
 pub mod notify;
+pub mod pbx;
 pub mod sandbox;
 pub mod startup;
 pub mod store;

@@ -20,7 +20,9 @@ use crate::intake::calls::CallAssembler;
 use crate::notify::address_guard::AddressGuard;
 use crate::notify::callback::CallbackSender;
 use crate::notify::email::Mailer;
+use crate::notify::live_calls::LiveBoard;
 use crate::notify::outbox::FeedbackWorker;
+use crate::pbx::recording_link::RecordingLinks;
 use crate::sandbox::Sandbox;
 use crate::store::{FileStore, LeadWriter, Store};
 use crate::worker::Worker;
@@ -70,6 +72,7 @@ pub struct App {
     worker: Worker,
     feedback: FeedbackWorker,
     calls: CallAssembler,
+    live_board: LiveBoard,
     writer_task: JoinHandle<()>,
     sandbox: Option<Sandbox>,
 }
@@ -137,7 +140,9 @@ impl App {
             None => url::Url::parse(&format!("http://{address}/"))?,
         };
         let link_secret = store.generated_setting("file_link_secret", generate_key).await?;
-        let files = FileStore::open(&files_dir, link_secret, files_url).await?;
+        let files = FileStore::open(&files_dir, link_secret, files_url.clone()).await?;
+        let recording_secret = store.generated_setting("recording_link_secret", generate_key).await?;
+        let recording_links = RecordingLinks::new(SecretString::from(recording_secret), files_url);
         let state = AppState::new(
             store.clone(),
             writer,
@@ -146,6 +151,7 @@ impl App {
             guard.clone(),
             admin_token,
             files.clone(),
+            recording_links.clone(),
         );
         let connectors = Arc::new(connectors);
         let deliverer = Deliverer {
@@ -155,6 +161,7 @@ impl App {
             worker: worker_config,
             files,
             feedback_wake: Arc::clone(&feedback_wake),
+            recording_links,
         };
         let calls = CallAssembler {
             store: store.clone(),
@@ -162,6 +169,13 @@ impl App {
             phone_region,
             wake: Arc::clone(&state.call_wake),
             lead_wake: Arc::clone(&lead_wake),
+        };
+        let live_board = LiveBoard {
+            store: store.clone(),
+            sources: Arc::clone(&sources),
+            connectors: Arc::clone(&connectors),
+            phone_region,
+            live: state.live_calls.clone(),
         };
         let feedback = FeedbackWorker {
             store: store.clone(),
@@ -183,6 +197,7 @@ impl App {
             lead_wake,
             feedback,
             calls,
+            live_board,
             writer_task,
             sandbox,
         })
@@ -194,13 +209,18 @@ impl App {
     /// # Errors
     /// When the HTTP server fails.
     pub async fn run(self, role: Role, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let Self { listener, state, worker, feedback, calls, writer_task, sandbox, lead_wake, store, .. } = self;
-        let mut delivery = Vec::new();
+        let Self {
+            listener, state, worker, feedback, calls, live_board, writer_task, sandbox, lead_wake, store, ..
+        } = self;
+        let mut tasks = Vec::new();
         if role.delivers() {
             store.wake_on_new_leads(lead_wake, shutdown.clone());
-            delivery.push(tokio::spawn(worker.run(shutdown.clone())));
-            delivery.push(tokio::spawn(feedback.run(shutdown.clone())));
-            delivery.push(tokio::spawn(calls.run(shutdown.clone())));
+            tasks.push(tokio::spawn(worker.run(shutdown.clone())));
+            tasks.push(tokio::spawn(feedback.run(shutdown.clone())));
+            tasks.push(tokio::spawn(calls.run(shutdown.clone())));
+        }
+        if role.accepts() {
+            tasks.push(tokio::spawn(live_board.run(shutdown.clone())));
         }
         let router = if role.accepts() { http::router(state) } else { http::health_router() };
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
@@ -210,7 +230,7 @@ impl App {
             // The router held the last handles to the lead writer: once it is gone, the writer
             // commits what is queued and stops.
             writer_task.await?;
-            for task in delivery {
+            for task in tasks {
                 task.await?;
             }
             if let Some(sandbox) = sandbox {

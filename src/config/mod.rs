@@ -25,7 +25,7 @@ use crate::notify::templates::EmailTemplates;
 use crate::notify::visitor_email::VisitorEmailTemplates;
 use raw::RawSettings;
 pub use session_crm::{LEAD_VARIABLES, ROUTE_VARIABLES};
-pub use telephony::{AutoCreate, CallRule, NumberRule, PbxAccess, TelephonySource};
+pub use telephony::{AutoCreate, CallRule, NumberRule, PbxAccess, PbxApi, TelephonySource};
 pub use wait::DEFAULT_REGISTERED_MESSAGE;
 
 const DEFAULTS: &str = include_str!("default.toml");

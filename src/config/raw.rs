@@ -202,6 +202,10 @@ pub struct RawSource {
     pub secret: Option<SecretString>,
     pub api_key: Option<SecretString>,
     pub api_salt: Option<SecretString>,
+    /// Telephony: the PBX's API address and Telphin's OAuth application, for recordings and call-back.
+    pub api_url: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<SecretString>,
     /// Telephony: extension → the CRM user, by name or id.
     #[serde(default)]
     pub users: BTreeMap<String, crate::domain::UserRef>,

@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
+use url::Url;
 
-use super::found::Found;
+use super::found::{Found, check_base_url};
 use super::raw::{RawNumberRule, RawSource};
 use crate::domain::{Phone, PhoneRegion, Provider, UserRef};
 use crate::telephony::mango::MangoAccount;
@@ -15,6 +16,8 @@ use crate::telephony::zadarma::ZadarmaAccount;
 #[derive(Debug, Clone)]
 pub struct TelephonySource {
     pub access: PbxAccess,
+    /// The PBX's API, for recordings and calls started from here; `None` without its credentials.
+    pub api: Option<PbxApi>,
     /// Extension → the CRM user it belongs to; calls of other extensions are not logged.
     pub users: BTreeMap<String, UserRef>,
     /// Responsible for contacts made from missed calls.
@@ -45,6 +48,28 @@ impl PbxAccess {
             Self::Telphin { .. } => Provider::Telphin,
             Self::Zadarma(_) => Provider::Zadarma,
             Self::Mango(_) => Provider::Mango,
+        }
+    }
+}
+
+/// How to reach the PBX's own API: where, and the credentials it takes.
+#[derive(Debug, Clone)]
+pub enum PbxApi {
+    /// An OAuth application of the Telphin account (client credentials).
+    Telphin { url: Url, client_id: String, client_secret: SecretString },
+    /// The account's API key; requests are signed with its secret, as notifications are.
+    Zadarma { url: Url, key: String, secret: SecretString },
+    /// Signed with the same key and salt as the events.
+    Mango { url: Url, account: MangoAccount },
+}
+
+impl PbxApi {
+    /// Where each provider's API lives unless `api_url` says otherwise.
+    pub fn default_url(provider: Provider) -> &'static str {
+        match provider {
+            Provider::Telphin => "https://apiproxy.telphin.ru",
+            Provider::Zadarma => "https://api.zadarma.com",
+            Provider::Mango => "https://app.mango-office.ru",
         }
     }
 }
@@ -96,6 +121,7 @@ pub(super) fn check_telephony(
     found: &mut Found<'_>,
 ) -> Option<TelephonySource> {
     let access = check_access(raw, key, found);
+    let api = access.as_ref().and_then(|access| check_api(raw, access, key, found));
     let mut users = BTreeMap::new();
     for (extension, user) in std::mem::take(&mut raw.users) {
         let extension = extension.trim().to_owned();
@@ -136,7 +162,7 @@ pub(super) fn check_telephony(
     if attach_window > Duration::from_secs(24 * 3600) {
         found.problem(key("attach_window"), "must be at most 24h");
     }
-    Some(TelephonySource { access: access?, users, missed_calls_user, rule, numbers, attach_window, finish_after })
+    Some(TelephonySource { access: access?, api, users, missed_calls_user, rule, numbers, attach_window, finish_after })
 }
 
 fn check_access(raw: &mut RawSource, key: &dyn Fn(&str) -> String, found: &mut Found<'_>) -> Option<PbxAccess> {
@@ -178,6 +204,67 @@ fn check_access(raw: &mut RawSource, key: &dyn Fn(&str) -> String, found: &mut F
             found.problem(key("provider"), "missing (known: telphin, zadarma, mango)");
             None
         }
+    }
+}
+
+/// The API credentials of `access`'s provider; keys that belong to another provider are named.
+fn check_api(
+    raw: &mut RawSource,
+    access: &PbxAccess,
+    key: &dyn Fn(&str) -> String,
+    found: &mut Found<'_>,
+) -> Option<PbxApi> {
+    let provider = access.provider();
+    let foreign: &[(&str, bool)] = match provider {
+        Provider::Telphin => &[
+            ("secret", raw.secret.is_some()),
+            ("api_key", raw.api_key.is_some()),
+            ("api_salt", raw.api_salt.is_some()),
+            ("timezone", raw.timezone.is_some()),
+        ],
+        Provider::Zadarma => &[
+            ("client_id", raw.client_id.is_some()),
+            ("client_secret", raw.client_secret.is_some()),
+            ("api_salt", raw.api_salt.is_some()),
+        ],
+        Provider::Mango => &[
+            ("client_id", raw.client_id.is_some()),
+            ("client_secret", raw.client_secret.is_some()),
+            ("secret", raw.secret.is_some()),
+            ("timezone", raw.timezone.is_some()),
+        ],
+    };
+    for (name, given) in foreign {
+        if *given {
+            found.problem(key(name), format!("not a setting of provider = \"{}\"", provider.as_str()));
+        }
+    }
+    let url_key = key("api_url");
+    let url_text = raw.api_url.take().unwrap_or_else(|| PbxApi::default_url(provider).to_owned());
+    let url = check_base_url(Some(&url_text), &url_key, PbxApi::default_url(provider), found);
+    match access {
+        PbxAccess::Telphin { .. } => match (raw.client_id.take(), raw.client_secret.take()) {
+            (Some(client_id), Some(client_secret)) if !client_id.trim().is_empty() => {
+                Some(PbxApi::Telphin { url: url?, client_id: client_id.trim().to_owned(), client_secret })
+            }
+            (None, None) => None,
+            _ => {
+                found.problem(
+                    key("client_id"),
+                    "client_id and client_secret go together: the OAuth application of the Telphin account",
+                );
+                None
+            }
+        },
+        PbxAccess::Zadarma(account) => {
+            let api_key = raw.api_key.take()?;
+            Some(PbxApi::Zadarma {
+                url: url?,
+                key: api_key.expose_secret().trim().to_owned(),
+                secret: account.secret.clone(),
+            })
+        }
+        PbxAccess::Mango(account) => Some(PbxApi::Mango { url: url?, account: account.clone() }),
     }
 }
 
@@ -335,6 +422,52 @@ mod tests {
             "sources.pbx.secret: missing",
             "sources.pbx.missed_unknown: «contact_and_deal» must be \"none\" or \"contact\"",
             "sources.pbx.numbers[1].number: +74951234567 already has a rule",
+        ] {
+            assert!(problems.iter().any(|problem| problem.starts_with(expected)), "{expected} in {problems:?}");
+        }
+    }
+
+    #[test]
+    fn api_credentials_are_read_per_provider_and_another_provider_s_keys_are_named() {
+        let telphin = load(
+            r#"
+            [sources.pbx]
+            kind = "telephony"
+            provider = "telphin"
+            key = "0123456789abcdef0123"
+            client_id = "app"
+            client_secret = "app-secret"
+            destination = "main"
+            pipeline = "Воронка"
+            status = "Первичный контакт"
+            "#,
+        )
+        .unwrap();
+        let SourceKind::Telephony(pbx) = &telphin.sources[&crate::domain::SourceId("pbx".into())].kind else {
+            panic!("not a telephony source");
+        };
+        let Some(PbxApi::Telphin { url, client_id, .. }) = &pbx.api else { panic!("no API: {:?}", pbx.api) };
+        assert_eq!((url.as_str(), client_id.as_str()), ("https://apiproxy.telphin.ru/", "app"));
+
+        let problems = load(
+            r#"
+            [sources.pbx]
+            kind = "telephony"
+            provider = "telphin"
+            key = "0123456789abcdef0123"
+            client_id = "app"
+            api_salt = "belongs-to-mango"
+            api_url = "not a url"
+            destination = "main"
+            pipeline = "Воронка"
+            status = "Первичный контакт"
+            "#,
+        )
+        .unwrap_err();
+        for expected in [
+            "sources.pbx.client_id: client_id and client_secret go together",
+            "sources.pbx.api_salt: not a setting of provider = \"telphin\"",
+            "sources.pbx.api_url: «not a url» is not an http(s) URL",
         ] {
             assert!(problems.iter().any(|problem| problem.starts_with(expected)), "{expected} in {problems:?}");
         }

@@ -14,7 +14,7 @@ use bytes::Bytes;
 
 use crate::config::{DestinationConfig, Route};
 use crate::domain::{
-    Attachment, AutoContact, AutoDeal, CallNote, CrmRef, EntityKind, HistoryEvent, Lead, PhoneRegion, UserRef,
+    Attachment, AutoContact, AutoDeal, CallNote, CrmRef, EntityKind, HistoryEvent, Lead, Phone, PhoneRegion, UserRef,
 };
 use crate::store::{Store, StoreError};
 use amocrm::AmoCrm;
@@ -87,6 +87,22 @@ pub struct ClientFound {
     pub deal: Option<CrmRef>,
     /// The contact's responsible user (a `User`), where the CRM keeps one.
     pub responsible: Option<CrmRef>,
+}
+
+/// Who is calling, as the CRM knows them: for the card shown while a call rings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub contact: CrmRef,
+    pub name: Option<String>,
+    /// Open deals, newest first.
+    pub open_deals: Vec<NamedRecord>,
+}
+
+/// A record with the name people know it by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedRecord {
+    pub record: CrmRef,
+    pub name: Option<String>,
 }
 
 /// A file of the lead with its content, for CRMs that take uploads.
@@ -360,6 +376,14 @@ impl Connector {
     ) -> Result<Option<CrmRef>, DeliveryError> {
         match self {
             Self::AmoCrm(amocrm) => amocrm.find_call(contact, uniq, calls).await,
+            Self::SessionCrm(_) => Err(unsupported(Operation::LogCall)),
+        }
+    }
+
+    /// The contact with this phone, its name and its open deals; part of logging calls.
+    pub async fn caller(&self, phone: &Phone, calls: &mut Calls) -> Result<Option<Caller>, DeliveryError> {
+        match self {
+            Self::AmoCrm(amocrm) => amocrm.caller(phone, calls).await,
             Self::SessionCrm(_) => Err(unsupported(Operation::LogCall)),
         }
     }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
+use url::Url;
 
 use super::journal::{Found, Journal, Progress, Step};
 use crate::config::{AutoCreate, Route, TelephonySource};
@@ -32,6 +33,8 @@ pub struct CallDelivery<'a, 'j> {
     pub telephony: &'a TelephonySource,
     pub route: &'a Route,
     pub connector: &'a Connector,
+    /// Where the call's recording plays, when it has one the gateway can fetch.
+    pub recording_link: Option<Url>,
     pub journal: &'a mut Journal<'j>,
 }
 
@@ -196,7 +199,7 @@ impl CallDelivery<'_, '_> {
             duration_seconds: if answered { call.talk_seconds } else { call.wait_seconds },
             call_status: call.result.call_status(),
             responsible,
-            link: None,
+            link: self.recording_link.clone(),
         }
     }
 

@@ -17,6 +17,7 @@ use crate::connectors::{Connector, Connectors, DeliveryError};
 use crate::domain::{HistoryEvent, Lead, Outcome, SourceId};
 use crate::notify::templates::EmailContext;
 use crate::notify::visitor_email::VisitorEmailContext;
+use crate::pbx::recording_link::RecordingLinks;
 use crate::store::{AttemptCount, Claim, FeedbackKind, FileStore, Lease, OwedFeedback, Store, StoreError};
 use call_flow::{CallDelivery, Settled};
 use flow::Delivery;
@@ -35,6 +36,8 @@ pub struct Deliverer {
     pub files: FileStore,
     /// Woken when an outcome commits feedback to send.
     pub feedback_wake: Arc<Notify>,
+    /// Call notes link to recordings through this gateway.
+    pub recording_links: RecordingLinks,
 }
 
 impl Deliverer {
@@ -91,7 +94,18 @@ impl Deliverer {
         };
         let settled = match (&source.kind, &lead.fields.call) {
             (SourceKind::Telephony(telephony), Some(call)) => {
-                let delivery = CallDelivery { lead, call, telephony, route: &route, connector, journal: &mut journal };
+                // Played through the PBX's API, so only a source that has one gets a link.
+                let recording_link =
+                    (call.recording.is_some() && telephony.api.is_some()).then(|| self.recording_links.link(lead.id));
+                let delivery = CallDelivery {
+                    lead,
+                    call,
+                    telephony,
+                    route: &route,
+                    connector,
+                    recording_link,
+                    journal: &mut journal,
+                };
                 delivery.run(earlier).await
             }
             _ => {

@@ -15,6 +15,17 @@ pub enum Provider {
     Mango,
 }
 
+impl Provider {
+    /// The provider's name as configured (`provider = "telphin"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Telphin => "telphin",
+            Self::Zadarma => "zadarma",
+            Self::Mango => "mango",
+        }
+    }
+}
+
 /// Who started the call: the client (`Incoming`) or an employee (`Outgoing`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

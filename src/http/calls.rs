@@ -1,7 +1,15 @@
-//! Operators' view of calls, behind `[admin] token`: one call with its events, or a client's calls.
+//! Calls for operators, behind `[admin] token`: one call or a client's calls, a call started from here; and a call's recording, behind its signed link.
+
+use std::convert::Infallible;
+use std::sync::Arc;
 
 use axum::Json;
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -9,7 +17,10 @@ use super::AppState;
 use super::admin::Admin;
 use super::error::ApiError;
 use super::lead_status::report;
+use crate::config::{SourceConfig, SourceKind};
 use crate::domain::{Lead, LeadId, Phone};
+use crate::notify::live_calls::Board;
+use crate::pbx::RecordingOf;
 
 /// The most calls one answer lists.
 const LIMIT: usize = 100;
@@ -43,6 +54,171 @@ pub async fn by_phone(
     let calls = state.store.calls_of_phone(phone.e164(), LIMIT).await?;
     let listed: Vec<Value> = calls.iter().map(|lead| call_report(lead, report(lead, &[]))).collect();
     Ok(Json(json!({ "phone": phone.e164(), "calls": listed })))
+}
+
+/// `GET /api/v1/calls/live`: Server-Sent Events, one `call` event with a call's card each time
+/// it appears or changes (ringing, answered, the caller found in the CRM), and `ended` with its
+/// `id` when it is over. A new watcher first gets every call in progress.
+pub async fn live(State(state): State<AppState>, _: Admin) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let board = state.live_calls.subscribe();
+    let start = (board, Arc::new(Board::new()), true);
+    let changes = futures::stream::unfold(start, |(mut board, shown, first)| async move {
+        // The first look is at the board as it is; after that, at each change.
+        if !first {
+            board.changed().await.ok()?;
+        }
+        let current = Arc::clone(&board.borrow_and_update());
+        let events = differences(&shown, &current);
+        Some((futures::stream::iter(events), (board, current, false)))
+    });
+    let until_shutdown = changes.flatten().map(Ok).take_until(state.live_calls.closed());
+    Sse::new(until_shutdown).keep_alive(KeepAlive::default())
+}
+
+/// The events that bring a watcher who saw `shown` to `current`.
+fn differences(shown: &Board, current: &Board) -> Vec<Event> {
+    let ended = shown
+        .keys()
+        .filter(|id| !current.contains_key(*id))
+        .map(|id| Event::default().event("ended").data(json!({ "id": id }).to_string()));
+    let changed = current
+        .values()
+        .filter(|card| shown.get(&card.id) != Some(card))
+        .filter_map(|card| Event::default().event("call").json_data(card).ok());
+    ended.chain(changed).collect()
+}
+
+#[derive(Deserialize)]
+pub struct SignedLink {
+    sig: Option<String>,
+}
+
+/// `GET /calls/{id}/recording?sig=…`: the call's recording, fetched from its PBX while it is
+/// played, so the link in the CRM outlives the PBX's own expiring one. A link this gateway did
+/// not sign finds nothing.
+pub async fn recording(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(link): Query<SignedLink>,
+) -> Result<Response, ApiError> {
+    let id = id.parse::<i64>().map(LeadId).map_err(|_| ApiError::NotFound)?;
+    if !state.recording_links.verify(id, link.sig.as_deref().unwrap_or_default()) {
+        return Err(ApiError::NotFound);
+    }
+    let lead = state.store.find_lead(id).await?.ok_or(ApiError::NotFound)?;
+    let call = lead.fields.call.as_ref().ok_or(ApiError::NotFound)?;
+    // A recording may be announced after the call was logged (Zadarma's NOTIFY_RECORD, Mango's
+    // record/added): the events kept since have it.
+    let recording_id = match &call.recording {
+        Some(recording) => recording.clone(),
+        None => state
+            .store
+            .call_events_of_lead(id)
+            .await?
+            .into_iter()
+            .rev()
+            .find_map(|stored| stored.event.recording)
+            .ok_or(ApiError::RecordingNotFound)?,
+    };
+    let pbx =
+        state.pbx.get(&lead.fields.source).ok_or_else(|| ApiError::PbxApiMissing(lead.fields.source.0.clone()))?;
+    let audio = pbx.recording(RecordingOf { call_id: &call.call_id, recording_id: &recording_id }).await?;
+    let content_type = audio
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .filter(|value| value.starts_with("audio/"))
+        .unwrap_or("audio/mpeg")
+        .to_owned();
+    let mut headers = vec![
+        (header::CONTENT_TYPE, content_type),
+        (header::CONTENT_DISPOSITION, format!("inline; filename=\"call-{id}.mp3\"")),
+        (header::CACHE_CONTROL, "private, max-age=3600".to_owned()),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+    ];
+    if let Some(length) = audio.content_length() {
+        headers.push((header::CONTENT_LENGTH, length.to_string()));
+    }
+    let headers: Vec<(header::HeaderName, String)> = headers;
+    let mut response = Body::from_stream(audio.bytes_stream()).into_response();
+    for (name, value) in headers {
+        if let Ok(value) = value.parse() {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartCall {
+    extension: String,
+    phone: String,
+    /// Needed only when several telephony sources have the extension.
+    source: Option<String>,
+}
+
+/// `POST /api/v1/calls` `{"extension": "101", "phone": "+7…"}`: asks the PBX to ring the
+/// extension and then the client. Answers 202 once the PBX has taken the request; the call
+/// itself arrives later as events, like any other.
+pub async fn start(
+    State(state): State<AppState>,
+    _: Admin,
+    Json(request): Json<StartCall>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let extension = request.extension.trim();
+    if extension.is_empty() || !extension.bytes().all(|byte| byte.is_ascii_digit()) {
+        return Err(ApiError::Invalid(format!("extension: «{extension}» is not an extension (its digits)")));
+    }
+    let phone = Phone::parse(&request.phone, state.phone_region)
+        .map_err(|error| ApiError::Invalid(format!("phone: {error}")))?;
+    let source = source_of_extension(&state.source_keys.0, extension, request.source.as_deref())?;
+    let pbx = state.pbx.get(&source.id).ok_or_else(|| ApiError::PbxApiMissing(source.id.0.clone()))?;
+    let started = pbx.call_back(extension, &phone).await?;
+    tracing::info!(source = %source.id, extension, "the PBX took a call-back request");
+    let body = json!({
+        "source": source.id,
+        "extension": extension,
+        "phone": phone.e164(),
+        "pbx_request_id": started.pbx_id,
+    });
+    Ok((StatusCode::ACCEPTED, Json(body)))
+}
+
+/// The telephony source a call from `extension` goes through: the one named, else the only
+/// one whose `users` has the extension.
+fn source_of_extension<'a>(
+    sources: &'a [SourceConfig],
+    extension: &str,
+    named: Option<&str>,
+) -> Result<&'a SourceConfig, ApiError> {
+    let telephony = sources.iter().filter(|source| matches!(source.kind, SourceKind::Telephony(_)));
+    let candidates: Vec<&SourceConfig> = match named {
+        Some(name) => {
+            let source =
+                telephony.clone().find(|source| source.id.0 == name).ok_or(ApiError::TelephonySourceNotFound)?;
+            vec![source]
+        }
+        None => telephony.collect(),
+    };
+    let mut having: Vec<&SourceConfig> = candidates
+        .iter()
+        .copied()
+        .filter(|source| matches!(&source.kind, SourceKind::Telephony(pbx) if pbx.users.contains_key(extension)))
+        .collect();
+    match (having.len(), candidates.as_slice()) {
+        (1, _) => Ok(having.remove(0)),
+        (0, []) => Err(ApiError::TelephonySourceNotFound),
+        (0, [only]) => Err(ApiError::Invalid(format!(
+            "extension: {extension} is not in sources.{}.users, so its calls would not reach the CRM",
+            only.id
+        ))),
+        (0, _) => Err(ApiError::Invalid(format!("extension: no telephony source has {extension} in its users"))),
+        _ => Err(ApiError::Invalid(format!(
+            "source: several telephony sources have extension {extension}; name one ({})",
+            having.iter().map(|source| source.id.0.as_str()).collect::<Vec<_>>().join(", ")
+        ))),
+    }
 }
 
 /// A lead's report with its call's record beside it.

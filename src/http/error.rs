@@ -6,6 +6,7 @@ use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::pbx::PbxApiError;
 use crate::store::StoreError;
 
 /// The partner contract's two fixed answers (seed `000_…`), byte for byte.
@@ -55,6 +56,17 @@ pub enum ApiError {
     /// No telephony source of this name takes this PBX's events.
     #[error("Ошибка! Нет источника телефонии с таким именем для этой АТС")]
     TelephonySourceNotFound,
+    /// A signed recording link of a call whose PBX announced no recording.
+    #[error("Запись разговора не найдена")]
+    RecordingNotFound,
+    /// The telephony source has no credentials for its PBX's API.
+    #[error(
+        "Ошибка! У источника «{0}» нет доступа к API АТС: задайте client_id и client_secret (Telphin) или api_key (Zadarma)"
+    )]
+    PbxApiMissing(String),
+    /// The PBX's API did not do what was asked.
+    #[error("Ошибка АТС: {0}")]
+    Pbx(#[from] PbxApiError),
     /// A form's page could not be rendered (a template fault, not the visitor's).
     #[error("{INTERNAL_ERROR}")]
     Page(String),
@@ -89,6 +101,10 @@ impl ApiError {
             Self::PortalUnauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::RecordingNotFound | Self::Pbx(PbxApiError::NotFound(_)) => StatusCode::NOT_FOUND,
+            Self::PbxApiMissing(_) => StatusCode::CONFLICT,
+            Self::Pbx(PbxApiError::Unauthorized(_) | PbxApiError::Refused(_)) => StatusCode::BAD_GATEWAY,
+            Self::Pbx(PbxApiError::Unavailable(_)) => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal(_) | Self::Page(_) | Self::Files(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -103,6 +119,7 @@ impl IntoResponse for ApiError {
             Self::Unavailable(error) => tracing::warn!(?error, "the database could not take the request; answered 503"),
             Self::Page(error) => tracing::error!(%error, "could not render a form's page"),
             Self::Files(error) => tracing::error!(%error, "could not store a visitor's file"),
+            Self::Pbx(error) => tracing::warn!(%error, "the PBX's API refused or failed"),
             _ => {}
         }
         // A form's page reads `message` and puts each of `errors` next to its field.

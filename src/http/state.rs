@@ -11,6 +11,9 @@ use crate::config::SourceConfig;
 use crate::domain::PhoneRegion;
 use crate::intake::form_limits::FormLimits;
 use crate::notify::address_guard::AddressGuard;
+use crate::notify::live_calls::LiveCalls;
+use crate::pbx::PbxClients;
+use crate::pbx::recording_link::RecordingLinks;
 use crate::store::{FileStore, LeadWriter, Store};
 
 /// Larger bodies are refused with 413 before they are read.
@@ -28,6 +31,11 @@ pub struct AppState {
     pub form_limits: FormLimits,
     /// Woken when call events are stored, so the call assembler looks at once.
     pub call_wake: Arc<Notify>,
+    /// Each telephony source's PBX API, where it has credentials.
+    pub pbx: PbxClients,
+    pub recording_links: RecordingLinks,
+    /// The calls in progress, for `GET /api/v1/calls/live`.
+    pub live_calls: LiveCalls,
 }
 
 impl FromRef<AppState> for SourceKeys {
@@ -37,6 +45,7 @@ impl FromRef<AppState> for SourceKeys {
 }
 
 impl AppState {
+    #[expect(clippy::too_many_arguments, reason = "each part is made by a different piece of start-up")]
     pub fn new(
         store: Store,
         writer: LeadWriter,
@@ -45,10 +54,25 @@ impl AppState {
         callback_guard: AddressGuard,
         admin_token: Option<SecretString>,
         files: FileStore,
+        recording_links: RecordingLinks,
     ) -> Self {
         let form_limits = FormLimits::new(&sources);
+        let pbx = crate::pbx::clients(&sources);
         let source_keys = SourceKeys(Arc::new(sources));
         let call_wake = Arc::new(Notify::new());
-        Self { store, writer, phone_region, source_keys, callback_guard, admin_token, files, form_limits, call_wake }
+        Self {
+            store,
+            writer,
+            phone_region,
+            source_keys,
+            callback_guard,
+            admin_token,
+            files,
+            form_limits,
+            call_wake,
+            pbx,
+            recording_links,
+            live_calls: LiveCalls::default(),
+        }
     }
 }

@@ -8,13 +8,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::json;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{SourceConfig, SourceKind};
-use crate::domain::{Call, DealSpec, Direction, NewLead, PhoneRegion, Routing, SourceId};
+use crate::domain::{Call, CallResult, DealSpec, Direction, NewLead, PhoneRegion, Provider, Routing, SourceId};
 use crate::store::calls::{CallClosed, OpenCall};
 use crate::store::{Inserted, Store, StoreError};
 use crate::telephony::{Assembly, assemble};
@@ -84,6 +84,7 @@ impl CallAssembler {
             |extension| telephony.users.contains_key(extension),
         );
         let closed = match assembly {
+            Assembly::Complete(call) if awaits_recording(&call, open, now, telephony.finish_after) => return Ok(false),
             Assembly::Complete(call) => {
                 let id = match self.store.insert_leads(&[call_lead(source, *call)]).await?.first() {
                     Some(Inserted::New(id) | Inserted::Existing { id, .. } | Inserted::Duplicate { id }) => *id,
@@ -104,6 +105,15 @@ impl CallAssembler {
         self.store.close_call(&open.source, &open.call_id, &closed).await?;
         Ok(made)
     }
+}
+
+/// Mango announces a conversation's recording (`record/added`) only after the call's summary:
+/// an answered call waits for it until nothing has arrived for `finish_after`, so that its note
+/// can link to the recording. Measured by arrival, since the PBX's clock says nothing of when
+/// the next event will come.
+fn awaits_recording(call: &Call, open: &OpenCall, now: DateTime<Utc>, finish_after: Duration) -> bool {
+    let quiet = (now - open.last_event_at).to_std().is_ok_and(|quiet| quiet >= finish_after);
+    call.provider == Provider::Mango && call.result == CallResult::Answered && call.recording.is_none() && !quiet
 }
 
 /// A finished call as the lead the queue delivers: the client's phone, the call's record.

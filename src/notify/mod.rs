@@ -3,6 +3,7 @@
 pub mod address_guard;
 pub mod callback;
 pub mod email;
+pub mod live_calls;
 pub mod outbox;
 pub mod templates;
 pub mod visitor_email;

@@ -63,7 +63,7 @@ pub fn assemble(
 /// Sorted by time, then Mango's `seq`, then the natural order of a leg's life, then by leg, so
 /// that arrival order never matters; a repeat (the same event, maybe stamped with a later
 /// receive time) is kept once, at its first time.
-fn ordered(events: &[LegEvent]) -> Vec<LegEvent> {
+pub(super) fn ordered(events: &[LegEvent]) -> Vec<LegEvent> {
     let mut sorted = events.to_vec();
     sorted.sort_by(|one, other| order_key(one).cmp(&order_key(other)));
     let mut kept: Vec<LegEvent> = Vec::with_capacity(sorted.len());
@@ -99,6 +99,12 @@ fn stage(kind: &LegEventKind) -> u8 {
     }
 }
 
+/// Whether nothing arrived for `finish_after` before `now`.
+fn quiet(events: &[LegEvent], now: DateTime<Utc>, finish_after: Duration) -> bool {
+    let newest = events.iter().map(|event| event.at).max().unwrap_or(now);
+    now - newest >= TimeDelta::from_std(finish_after).unwrap_or(TimeDelta::MAX)
+}
+
 fn is_over(provider: Provider, events: &[LegEvent], now: DateTime<Utc>, finish_after: Duration) -> bool {
     match provider {
         Provider::Zadarma | Provider::Mango => {
@@ -110,8 +116,7 @@ fn is_over(provider: Provider, events: &[LegEvent], now: DateTime<Utc>, finish_a
             };
             let all_closed = events.iter().all(|event| closed(event.leg_key()));
             let router_done = events.iter().any(|event| event.bridged().is_some());
-            let newest = events.iter().map(|event| event.at).max().unwrap_or(now);
-            let quiet = now - newest >= TimeDelta::from_std(finish_after).unwrap_or(TimeDelta::MAX);
+            let quiet = quiet(events, now, finish_after);
             // A leg still open may be a conversation in progress, which sends nothing for its
             // whole length; only the router's verdict may close a call with a hangup missing.
             (all_closed && (router_done || quiet)) || (router_done && quiet)
@@ -121,7 +126,7 @@ fn is_over(provider: Provider, events: &[LegEvent], now: DateTime<Utc>, finish_a
 
 /// The events of the people in the call: not IVR or queue legs. Telphin names those only by
 /// the `Bridged` flag on their hangup, so an extension that sent one is a router throughout.
-fn employee_events(events: &[LegEvent]) -> Vec<&LegEvent> {
+pub(super) fn employee_events(events: &[LegEvent]) -> Vec<&LegEvent> {
     let routers: Vec<(Option<&str>, Option<&str>)> = events
         .iter()
         .filter(|event| {
@@ -236,7 +241,7 @@ fn client(summary: Option<&LegEvent>, events: &[LegEvent], region: PhoneRegion) 
 }
 
 /// The number inside a SIP or tel URI (`sip:+79161234567@host`); plain numbers stay.
-fn dialable(number: &str) -> &str {
+pub(super) fn dialable(number: &str) -> &str {
     let number = number.trim();
     let number = number.strip_prefix("sip:").or_else(|| number.strip_prefix("tel:")).unwrap_or(number);
     number.split('@').next().unwrap_or(number)

@@ -57,15 +57,22 @@ fn verify<'a>(fields: &Fields<'a>, account: &MangoAccount) -> Result<&'a str, Pr
     if !same_secret(our_key.as_bytes(), key.as_bytes()) {
         return Err(ProviderError::ForeignApiKey);
     }
-    let digest = Sha256::new()
-        .chain_update(our_key.as_bytes())
-        .chain_update(json.as_bytes())
-        .chain_update(account.api_salt.expose_secret().as_bytes())
-        .finalize();
-    if same_secret(lower_hex(&digest).as_bytes(), sign.as_bytes()) {
+    if same_secret(account.sign(json).as_bytes(), sign.as_bytes()) {
         Ok(json)
     } else {
         Err(ProviderError::BadSignature)
+    }
+}
+
+impl MangoAccount {
+    /// Lowercase hex SHA-256 of key + json + salt: how Mango signs events and API requests.
+    pub fn sign(&self, json: &str) -> String {
+        let digest = Sha256::new()
+            .chain_update(self.api_key.expose_secret().as_bytes())
+            .chain_update(json.as_bytes())
+            .chain_update(self.api_salt.expose_secret().as_bytes())
+            .finalize();
+        lower_hex(&digest)
     }
 }
 

@@ -4,6 +4,7 @@
 //! `assemble` is provider-neutral apart from how each provider says a call is over.
 
 pub mod assemble;
+pub mod live;
 pub mod mango;
 mod outcome;
 pub mod telphin;

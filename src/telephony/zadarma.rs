@@ -112,7 +112,8 @@ fn verify(
     }
 }
 
-fn sign(concat: &str, secret: &SecretString) -> String {
+/// `base64(lowercase-hex(HMAC-SHA1(secret, concat)))`: how Zadarma signs notifications and API requests.
+pub(crate) fn sign(concat: &str, secret: &SecretString) -> String {
     let mut mac = Hmac::<Sha1>::new_from_slice(secret.expose_secret().as_bytes()).expect("HMAC takes any key length");
     mac.update(concat.as_bytes());
     BASE64.encode(lower_hex(&mac.finalize().into_bytes()))

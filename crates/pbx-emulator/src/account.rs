@@ -59,6 +59,9 @@ pub struct TelphinAccount {
     pub extension_prefix: String,
     pub domain: String,
     pub token_lifetime: Duration,
+    /// The account's extension numbers, as its extension list shows them; the call-back takes
+    /// only these.
+    pub extensions: Vec<String>,
 }
 
 /// A Zadarma account. Without `api`, notifications carry no `Signature` and the API refuses every request.
@@ -113,6 +116,7 @@ impl Provider {
                 extension_prefix: "100".to_owned(),
                 domain: "sipproxy.telphin.ru".to_owned(),
                 token_lifetime: Duration::from_secs(3_600),
+                extensions: ["098", "099", "101", "102", "103", "104", "105"].map(str::to_owned).to_vec(),
             }),
             ProviderKind::Zadarma => Provider::Zadarma(ZadarmaAccount {
                 api: Some(ZadarmaApiKey {

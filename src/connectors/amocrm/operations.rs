@@ -5,11 +5,14 @@ use serde_json::json;
 use super::AmoCrm;
 use super::wire::{AmoContact, AmoDeal, ContactsPage, Created, EntityRef, NotesPage};
 use crate::config::Route;
-use crate::connectors::{Calls, ClientFound, DeliveryError, Operation, Search};
+use crate::connectors::{Caller, Calls, ClientFound, DeliveryError, NamedRecord, Operation, Search};
 use crate::domain::{CrmRef, EntityKind, Lead, Phone};
 
 /// amoCRM's fixed ids of the "won" and "lost" stages, the same in every pipeline.
 const CLOSED_STATUSES: [i64; 2] = [142, 143];
+/// A caller's card shows this many open deals, found among this many newest deals.
+const MOST_OPEN_DEALS: usize = 5;
+const MOST_DEALS_LOOKED_AT: usize = 10;
 
 impl AmoCrm {
     /// amoCRM has companies, but the gateway has never made them, and files live in its own
@@ -156,6 +159,30 @@ impl AmoCrm {
 
     /// Contacts holding exactly this phone. amoCRM's search is fuzzy and matches any field, so
     /// it is asked for the last ten digits and every answer is checked on normalized numbers.
+    /// The oldest contact with the phone, as `find_client` picks it, with up to five of its
+    /// open deals, newest first.
+    pub async fn caller(&self, phone: &Phone, calls: &mut Calls) -> Result<Option<Caller>, DeliveryError> {
+        let contacts = self.matching_contacts(phone, calls).await?;
+        let Some(contact) = contacts.into_iter().next() else {
+            return Ok(None);
+        };
+        let mut deal_ids: Vec<i64> =
+            contact.embedded.iter().flat_map(|links| &links.leads).map(|deal| deal.id).collect();
+        deal_ids.sort_unstable_by(|a, b| b.cmp(a));
+        let mut open_deals = Vec::new();
+        // Each deal is one request; a caller with a long history is shown their recent deals.
+        for deal_id in deal_ids.into_iter().take(MOST_DEALS_LOOKED_AT) {
+            let deal: Option<AmoDeal> = self.client.get(calls, &format!("/api/v4/leads/{deal_id}"), &[]).await?;
+            if let Some(deal) = deal.filter(|deal| !CLOSED_STATUSES.contains(&deal.status_id)) {
+                open_deals.push(NamedRecord { record: deal_ref(deal.id), name: deal.name });
+            }
+            if open_deals.len() == MOST_OPEN_DEALS {
+                break;
+            }
+        }
+        Ok(Some(Caller { contact: contact_ref(contact.id), name: contact.name, open_deals }))
+    }
+
     async fn matching_contacts(&self, phone: &Phone, calls: &mut Calls) -> Result<Vec<AmoContact>, DeliveryError> {
         let query = [("query", phone.last_ten_digits()), ("with", "leads"), ("limit", "250")];
         let page: Option<ContactsPage> = self.client.get(calls, "/api/v4/contacts", &query).await?;

@@ -17,6 +17,8 @@ pub struct ContactsEmbedded {
 pub struct AmoContact {
     pub id: i64,
     #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
     pub responsible_user_id: Option<i64>,
     #[serde(default)]
     pub custom_fields_values: Option<Vec<CustomFieldValue>>,
@@ -51,6 +53,8 @@ pub struct FieldValue {
 #[derive(Debug, Deserialize)]
 pub struct AmoDeal {
     pub id: i64,
+    #[serde(default)]
+    pub name: Option<String>,
     pub pipeline_id: i64,
     pub status_id: i64,
 }

@@ -3,7 +3,8 @@
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::{CLIENT, CLIENT_E164, DID, DID_E164, complete, resent, reversed, run};
-use crate::domain::{CallResult, Direction, LegEvent, Provider};
+use crate::domain::{CallResult, Direction, LegEvent, PhoneRegion, Provider};
+use crate::telephony::live::live_call;
 use crate::telephony::{Assembly, IgnoredBecause, telphin};
 
 pub(crate) use super::pairs;
@@ -282,4 +283,25 @@ fn the_ivr_hangup_before_the_employees_hangup_waits_for_it_or_for_the_quiet_peri
     // The hangup was lost: the router's verdict stands once the call has been quiet long enough.
     let call = complete(run(Provider::Telphin, &events, at(94)));
     assert_eq!((call.result, call.answered_by.as_deref(), call.talk_seconds), (CallResult::Answered, Some("101"), 0));
+}
+
+#[test]
+fn the_live_card_follows_the_legs_from_ringing_to_talking_to_gone() {
+    let events = answered_in_parallel();
+    let both_ringing = live_call(&events[..2], PhoneRegion::RUSSIA).expect("a ringing call is live");
+    assert_eq!(both_ringing.ringing, ["101", "102"]);
+    assert!(both_ringing.talking.is_empty());
+    assert_eq!(both_ringing.client.as_ref().map(|phone| phone.e164()), Some(CLIENT_E164));
+    assert_eq!(both_ringing.our_number.as_ref().map(|phone| phone.e164()), Some(DID_E164));
+    assert_eq!(both_ringing.direction, Some(Direction::Incoming));
+    let answered = live_call(&events[..4], PhoneRegion::RUSSIA).expect("a conversation is live");
+    assert!(answered.ringing.is_empty(), "{answered:?}");
+    assert_eq!(answered.talking, ["102"]);
+    assert_eq!(live_call(&events, PhoneRegion::RUSSIA), None, "every leg has hung up");
+}
+
+#[test]
+fn a_call_between_colleagues_has_no_live_card() {
+    let events = parsed(vec![outgoing("dial-out", "101", "102", 0, &[("CallStatus", "CALLING")])]);
+    assert_eq!(live_call(&events, PhoneRegion::RUSSIA), None);
 }

@@ -21,6 +21,7 @@ use crate::state::{CallbackRequest, Recording};
 pub(super) fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/oauth/token", post(token))
+        .route("/api/ver1.0/client/{client_id}/extension/", get(extensions))
         .route("/api/ver1.0/extension/{extension_id}/callback/", post(callback))
         .route("/api/ver1.0/client/{client_id}/record/{record_uuid}/storage_url/", get(storage_url))
         .route("/api/ver1.0/client/{client_id}/record/{record_uuid}", get(record))
@@ -68,6 +69,33 @@ fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
     if shared.lock().token_valid(token, Instant::now()) { Ok(()) } else { Err(ApiError::Unauthorized) }
 }
 
+/// The account's extensions: `[{id, name: "prefix*number", type}]`, as the Go SDK reads them.
+async fn extensions(
+    State(shared): State<Arc<Shared>>,
+    Path(client_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&shared, &headers)?;
+    let account = account(&shared)?;
+    if client_id != "@me" && client_id != account.customer_id.to_string() {
+        return Err(ApiError::NotFound("client"));
+    }
+    let listed: Vec<Value> = account
+        .extensions
+        .iter()
+        .map(|number| {
+            let kind = match number.as_str() {
+                crate::IVR => "ivr",
+                crate::QUEUE => "queue",
+                _ => "phone",
+            };
+            let name = format!("{}*{number}", account.extension_prefix);
+            json!({ "id": account.extension_id(number), "name": name, "type": kind })
+        })
+        .collect();
+    Ok(Json(Value::Array(listed)))
+}
+
 /// `{src_num: […], dst_num, …}`: ring the sources, then connect the destination.
 async fn callback(
     State(shared): State<Arc<Shared>>,
@@ -76,7 +104,9 @@ async fn callback(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     authorize(&shared, &headers)?;
-    if extension_id.is_empty() || !extension_id.bytes().all(|byte| byte.is_ascii_digit()) {
+    let account = account(&shared)?;
+    let known = account.extensions.iter().any(|number| account.extension_id(number).to_string() == extension_id);
+    if !known {
         return Err(ApiError::NotFound("extension"));
     }
     let request: Value =

@@ -163,3 +163,23 @@ async fn recordings_need_a_token_and_unknown_ones_are_404() {
     assert_eq!(stale_link.status(), 404);
     assert!(pbx.pbx.served_recordings().is_empty());
 }
+
+#[tokio::test]
+async fn the_extension_list_names_each_extension_with_its_id_and_the_callback_takes_only_those() {
+    let pbx = spawn_telphin().await;
+    let http = reqwest::Client::new();
+    let token = token(&http, &pbx).await;
+    let url = format!("{}/api/ver1.0/client/@me/extension/", pbx.base_url());
+    let listed: Value = http.get(&url).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    let manager = listed.as_array().unwrap().iter().find(|extension| extension["name"] == "100*101").unwrap();
+    assert_eq!((manager["id"].as_u64(), manager["type"].as_str()), (Some(469_101), Some("phone")));
+    let ivr = listed.as_array().unwrap().iter().find(|extension| extension["name"] == "100*099").unwrap();
+    assert_eq!(ivr["type"], "ivr");
+    assert_eq!(http.get(&url).send().await.unwrap().status(), 401, "the list needs a token");
+
+    let body = json!({"src_num": ["100*101"], "dst_num": "79161234567"});
+    let unknown = format!("{}/api/ver1.0/extension/469999/callback/", pbx.base_url());
+    let response = http.post(unknown).bearer_auth(&token).json(&body).send().await.unwrap();
+    assert_eq!(response.status(), 404, "an id that is not the account's");
+    assert!(pbx.pbx.callbacks().is_empty());
+}
