@@ -56,6 +56,8 @@ const SHUTDOWN_LIMIT: Duration = Duration::from_secs(12);
 
 /// The demo source created when no source is configured.
 pub const DEMO_SOURCE: &str = "demo";
+/// The telephony source the sandbox adds beside it, fed by the sandbox PBX.
+pub const DEMO_PBX_SOURCE: &str = "demo-pbx";
 
 /// A gateway ready to serve: everything opened and bound, nothing running yet.
 pub struct App {
@@ -65,6 +67,8 @@ pub struct App {
     pub sandbox_url: Option<String>,
     /// Set when no source is configured: the demo source's generated key.
     pub demo_key: Option<String>,
+    /// With it, the demo telephony source's URL key, and where the sandbox PBX listens.
+    pub demo_pbx: Option<(String, String)>,
     listener: TcpListener,
     state: AppState,
     /// Wakes the worker: this node's own intake, and other nodes' through the store.
@@ -99,6 +103,7 @@ impl App {
         let store = Store::open(&store_config).await?;
         let sandbox = if destinations.is_empty() { Some(Sandbox::start().await?) } else { None };
         let mut demo_key = None;
+        let mut demo_pbx_key = None;
         if let Some(sandbox) = &sandbox {
             destinations.insert(crate::sandbox::DESTINATION.to_owned(), sandbox.destination());
             if sources.is_empty() {
@@ -113,6 +118,17 @@ impl App {
                 };
                 sources.insert(id, demo);
                 demo_key = Some(key);
+                let pbx_key = store.generated_setting("demo_pbx_key", generate_key).await?;
+                let id = SourceId(DEMO_PBX_SOURCE.to_owned());
+                let demo_pbx = SourceConfig {
+                    id: id.clone(),
+                    kind: SourceKind::Telephony(Box::new(sandbox.demo_telephony(pbx_key.clone()))),
+                    route: Sandbox::demo_route(),
+                    retry: RetryPolicy::default(),
+                    feedback: SourceFeedback::default(),
+                };
+                sources.insert(id, demo_pbx);
+                demo_pbx_key = Some(pbx_key);
             }
         }
         let connectors: BTreeMap<String, Connector> = destinations
@@ -190,6 +206,7 @@ impl App {
             address,
             store,
             sandbox_url: sandbox.as_ref().map(Sandbox::base_url),
+            demo_pbx: demo_pbx_key.zip(sandbox.as_ref().map(Sandbox::pbx_url)),
             demo_key,
             listener,
             state,

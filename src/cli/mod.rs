@@ -179,6 +179,20 @@ fn print_banner(app: &App) {
         println!("Then see what happened to it:");
         println!("  curl -s {base}/api/v1/leads/1 -H 'Authorization: Bearer {key}'");
     }
+    if let Some((key, pbx)) = &app.demo_pbx {
+        println!();
+        println!(
+            "Demo telephony source \"{}\", fed by a Telphin PBX emulator at {pbx} (NOT a real PBX).",
+            crate::startup::DEMO_PBX_SOURCE
+        );
+        println!("Play one of the seed's ten calls (scenarios: {pbx}/_control/scenarios):");
+        println!(
+            "  curl -s {pbx}/_control/play -H 'Content-Type: application/json' \\\n    \
+             -d '{{\"scenario\":\"incoming-unknown-answered\",\"to\":\"{base}/telephony/{}/{key}\"}}'",
+            crate::startup::DEMO_PBX_SOURCE
+        );
+        println!("A few seconds later the call, its contact and its deal are in the sandbox CRM's contents.");
+    }
 }
 
 async fn cancel_on_signal(shutdown: CancellationToken) {

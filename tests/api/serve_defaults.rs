@@ -34,7 +34,8 @@ fn serve_without_configuration(dir: &std::path::Path, port: u16) -> Started {
             break line.rsplit(' ').next().unwrap().to_owned();
         }
     };
-    for line in lines.by_ref().take(4) {
+    // The lead's two commands, then the telephony source's paragraph.
+    for line in lines.by_ref().take(10) {
         output.push_str(&line.unwrap());
         output.push('\n');
     }
@@ -70,4 +71,45 @@ async fn serve_without_configuration_runs_the_whole_flow_against_the_sandbox_crm
     assert_eq!(again.key, started.key, "the demo key is generated once and kept");
     again.child.kill().unwrap();
     again.child.wait().unwrap();
+}
+
+#[tokio::test]
+async fn the_banner_s_telephony_command_plays_a_call_into_the_sandbox_crm_with_a_recording_that_plays() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut started = serve_without_configuration(dir.path(), free_port());
+    let output = started.output.clone();
+    assert!(output.contains("Demo telephony source \"demo-pbx\""), "{output}");
+    assert!(output.contains("NOT a real PBX"), "{output}");
+    let crm = output.split_whitespace().find(|word| word.ends_with("/_emulator/state")).unwrap().to_owned();
+    let play = output.split_whitespace().find(|word| word.ends_with("/_control/play")).unwrap().to_owned();
+    let body = output.lines().find_map(|line| line.trim().strip_prefix("-d '")).unwrap().trim_end_matches('\'');
+    let body: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(body["scenario"], "incoming-unknown-answered");
+
+    let http = reqwest::Client::new();
+    let report: serde_json::Value = http.post(&play).json(&body).send().await.unwrap().json().await.unwrap();
+    let deliveries = report["deliveries"].as_array().unwrap();
+    assert!(deliveries.iter().all(|delivery| delivery["status"] == 200), "{report}");
+
+    let note_link = || async {
+        let state: serde_json::Value = http.get(&crm).send().await.ok()?.json().await.ok()?;
+        let notes = state["notes"].as_array()?.clone();
+        notes
+            .iter()
+            .find(|note| note["note_type"] == "call_in")
+            .map(|note| (state.clone(), note["params"]["link"].clone()))
+    };
+    let arrived =
+        crate::helpers::poll_until(std::time::Duration::from_secs(30), || async { note_link().await.is_some() }).await;
+    assert!(arrived, "the call reached the sandbox CRM");
+    let (state, link) = note_link().await.unwrap();
+    let contacts: Vec<&str> = state["contacts"].as_array().unwrap().iter().filter_map(|c| c["name"].as_str()).collect();
+    assert!(contacts.contains(&"Автоконтакт: Входящий"), "{contacts:?}");
+    let deals: Vec<&str> = state["leads"].as_array().unwrap().iter().filter_map(|d| d["name"].as_str()).collect();
+    assert!(deals.iter().any(|name| name.starts_with("Входящий +7")), "{deals:?}");
+    let recording = http.get(link.as_str().expect("the note links to the recording")).send().await.unwrap();
+    assert_eq!(recording.status(), 200);
+    assert_eq!(recording.headers()["content-type"], "audio/mpeg");
+    started.child.kill().unwrap();
+    started.child.wait().unwrap();
 }
