@@ -223,11 +223,13 @@ fn check_api(
             ("timezone", raw.timezone.is_some()),
         ],
         Provider::Zadarma => &[
+            ("key", raw.key.is_some()),
             ("client_id", raw.client_id.is_some()),
             ("client_secret", raw.client_secret.is_some()),
             ("api_salt", raw.api_salt.is_some()),
         ],
         Provider::Mango => &[
+            ("key", raw.key.is_some()),
             ("client_id", raw.client_id.is_some()),
             ("client_secret", raw.client_secret.is_some()),
             ("secret", raw.secret.is_some()),
@@ -257,12 +259,15 @@ fn check_api(
             }
         },
         PbxAccess::Zadarma(account) => {
-            let api_key = raw.api_key.take()?;
-            Some(PbxApi::Zadarma {
-                url: url?,
-                key: api_key.expose_secret().trim().to_owned(),
-                secret: account.secret.clone(),
-            })
+            let api_key = raw.api_key.take()?.expose_secret().trim().to_owned();
+            if api_key.is_empty() {
+                found.problem(
+                    key("api_key"),
+                    "empty: the API key of the Zadarma account (Settings → API), or no api_key",
+                );
+                return None;
+            }
+            Some(PbxApi::Zadarma { url: url?, key: api_key, secret: account.secret.clone() })
         }
         PbxAccess::Mango(account) => Some(PbxApi::Mango { url: url?, account: account.clone() }),
     }

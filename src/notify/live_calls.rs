@@ -123,6 +123,13 @@ impl LiveBoard {
                 () = tokio::time::sleep(REFRESH) => {}
             }
             if !self.live.watched() {
+                // Unwatched, the board is not kept up to date: the next watcher starts from empty
+                // rather than from calls that may have ended meanwhile.
+                self.live.board.send_if_modified(|published| {
+                    let stale = !published.is_empty();
+                    *published = Arc::default();
+                    stale
+                });
                 continue;
             }
             match self.cards(&callers).await {

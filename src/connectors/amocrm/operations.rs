@@ -157,8 +157,6 @@ impl AmoCrm {
         first_id(created.embedded.notes, "notes").map(|id| CrmRef::new(EntityKind::Note, id.to_string()))
     }
 
-    /// Contacts holding exactly this phone. amoCRM's search is fuzzy and matches any field, so
-    /// it is asked for the last ten digits and every answer is checked on normalized numbers.
     /// The oldest contact with the phone, as `find_client` picks it, with up to five of its
     /// open deals, newest first.
     pub async fn caller(&self, phone: &Phone, calls: &mut Calls) -> Result<Option<Caller>, DeliveryError> {
@@ -183,6 +181,8 @@ impl AmoCrm {
         Ok(Some(Caller { contact: contact_ref(contact.id), name: contact.name, open_deals }))
     }
 
+    /// Contacts holding exactly this phone. amoCRM's search is fuzzy and matches any field, so
+    /// it is asked for the last ten digits and every answer is checked on normalized numbers.
     async fn matching_contacts(&self, phone: &Phone, calls: &mut Calls) -> Result<Vec<AmoContact>, DeliveryError> {
         let query = [("query", phone.last_ten_digits()), ("with", "leads"), ("limit", "250")];
         let page: Option<ContactsPage> = self.client.get(calls, "/api/v4/contacts", &query).await?;
