@@ -7,6 +7,7 @@ pub mod delivery;
 pub mod domain;
 pub mod http;
 pub mod intake;
+pub mod metrics;
 pub mod notify;
 pub mod pbx;
 pub mod sandbox;

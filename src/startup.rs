@@ -96,10 +96,13 @@ impl App {
             feedback: feedback_config,
             smtp,
             admin_token,
+            metrics_token,
             files_dir,
             mut destinations,
             mut sources,
         } = config;
+        // Before anything is counted: counts made without a recorder are lost.
+        crate::metrics::install();
         let store = Store::open(&store_config).await?;
         let sandbox = if destinations.is_empty() { Some(Sandbox::start().await?) } else { None };
         let mut demo_key = None;
@@ -159,7 +162,7 @@ impl App {
         let files = FileStore::open(&files_dir, link_secret, files_url.clone()).await?;
         let recording_secret = store.generated_setting("recording_link_secret", generate_key).await?;
         let recording_links = RecordingLinks::new(SecretString::from(recording_secret), files_url);
-        let state = AppState::new(
+        let mut state = AppState::new(
             store.clone(),
             writer,
             phone_region,
@@ -169,6 +172,7 @@ impl App {
             files.clone(),
             recording_links.clone(),
         );
+        state.metrics_token = metrics_token;
         let connectors = Arc::new(connectors);
         let deliverer = Deliverer {
             store: store.clone(),

@@ -58,9 +58,11 @@ pub(super) fn check(raw: RawSettings, problems: &mut Vec<Problem>) -> Option<Con
     }
     let feedback = check_feedback(&raw.feedback);
     let smtp = raw.smtp.and_then(|smtp| check_smtp(smtp, &mut found));
-    let admin_token = raw.admin.and_then(|admin| admin.token);
-    if admin_token.as_ref().is_some_and(|token| token.expose_secret().len() < 16) {
-        found.problem("admin.token", "shorter than 16 characters");
+    let (admin_token, metrics_token) = raw.admin.map_or((None, None), |admin| (admin.token, admin.metrics_token));
+    for (key, token) in [("admin.token", &admin_token), ("admin.metrics_token", &metrics_token)] {
+        if token.as_ref().is_some_and(|token| token.expose_secret().len() < 16) {
+            found.problem(key, "shorter than 16 characters");
+        }
     }
     let destination_kinds: BTreeMap<String, Option<String>> =
         raw.destinations.iter().map(|(name, destination)| (name.clone(), destination.kind.clone())).collect();
@@ -112,6 +114,7 @@ pub(super) fn check(raw: RawSettings, problems: &mut Vec<Problem>) -> Option<Con
         feedback,
         smtp,
         admin_token,
+        metrics_token,
         files_dir: raw.files.dir.into(),
         destinations,
         sources,

@@ -30,7 +30,7 @@ pub use wait::DEFAULT_REGISTERED_MESSAGE;
 
 const DEFAULTS: &str = include_str!("default.toml");
 /// Keys whose values are secrets (`SecretString`), wherever they appear.
-const SECRET_KEYS: [&str; 11] = [
+const SECRET_KEYS: [&str; 12] = [
     "password",
     "access_token",
     "client_secret",
@@ -42,6 +42,7 @@ const SECRET_KEYS: [&str; 11] = [
     "secret",
     "api_key",
     "api_salt",
+    "metrics_token",
 ];
 
 /// Everything `serve` needs, each value already checked.
@@ -57,6 +58,8 @@ pub struct Config {
     pub feedback: FeedbackConfig,
     pub smtp: Option<SmtpConfig>,
     pub admin_token: Option<SecretString>,
+    /// Lets a scraper read `GET /metrics`; without it, there are no metrics over HTTP.
+    pub metrics_token: Option<SecretString>,
     /// Where files that come with website leads are kept.
     pub files_dir: PathBuf,
     pub destinations: BTreeMap<String, DestinationConfig>,

@@ -285,6 +285,8 @@ pub struct RawSmtp {
 #[derive(Debug, Deserialize)]
 pub struct RawAdmin {
     pub token: Option<SecretString>,
+    /// Read-only: `GET /metrics` and nothing else, for a Prometheus server.
+    pub metrics_token: Option<SecretString>,
 }
 
 /// `[[sources.<name>.numbers]]`: one of our numbers and what incoming calls to it get.

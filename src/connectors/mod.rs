@@ -136,6 +136,21 @@ pub enum DeliveryError {
     Store(#[from] StoreError),
 }
 
+impl DeliveryError {
+    /// A one-word name of the error's kind, for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Blocked { .. } => "blocked",
+            Self::Unavailable(_) => "unavailable",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Misconfigured(_) => "misconfigured",
+            Self::Rejected(_) => "rejected",
+            Self::Store(_) => "store",
+        }
+    }
+}
+
 /// What `config check` found wrong with a route, by the key it belongs to.
 #[derive(Debug, thiserror::Error)]
 pub enum RouteProblem {

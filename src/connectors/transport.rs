@@ -19,6 +19,8 @@ use crate::store::SharedRateBudget;
 const WINDOW: Duration = Duration::from_secs(1);
 
 pub struct Transport {
+    /// The destination's name, for metrics.
+    destination: String,
     http: reqwest::Client,
     pub limiter: RateLimiter,
     /// With several nodes, the budget they share; this node's `limiter` alone would let each of
@@ -54,14 +56,31 @@ pub struct Reply {
 }
 
 impl Transport {
-    pub fn new(timeout: Duration, requests_per_second: u32, shared: Option<SharedRateBudget>) -> Self {
+    pub fn new(
+        destination: &str,
+        timeout: Duration,
+        requests_per_second: u32,
+        shared: Option<SharedRateBudget>,
+    ) -> Self {
         let http = builder(timeout).build().expect("the HTTP client's settings are valid");
-        Self { http, limiter: RateLimiter::per_second(requests_per_second), shared }
+        Self::over(destination, http, requests_per_second, shared)
+    }
+
+    fn over(
+        destination: &str,
+        http: reqwest::Client,
+        requests_per_second: u32,
+        shared: Option<SharedRateBudget>,
+    ) -> Self {
+        crate::metrics::crm_budget(destination, requests_per_second);
+        let limiter = RateLimiter::per_second(requests_per_second);
+        Self { destination: destination.to_owned(), http, limiter, shared }
     }
 
     /// A client that keeps the CRM's cookies in `jar` and never follows a redirect: a session
     /// that ended answers with a redirect to the login page, which followed would look like a 200.
     pub fn with_cookies(
+        destination: &str,
         timeout: Duration,
         requests_per_second: u32,
         shared: Option<SharedRateBudget>,
@@ -72,7 +91,7 @@ impl Transport {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("the HTTP client's settings are valid");
-        Self { http, limiter: RateLimiter::per_second(requests_per_second), shared }
+        Self::over(destination, http, requests_per_second, shared)
     }
 
     /// Sends one request within the destination's budget and records it in `calls`.
@@ -128,7 +147,10 @@ impl Transport {
         if let Some(shared_slot) = shared_slot {
             tokio::spawn(shared_slot.release(WINDOW));
         }
-        let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let took = started.elapsed();
+        let status = result.as_ref().ok().map(|reply| reply.status.as_u16());
+        crate::metrics::crm_request(&self.destination, method.as_str(), status, took);
+        let duration_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
         let detail = match &result {
             Ok(reply) => serde_json::json!({
                 "method": method.as_str(), "path": path, "status": reply.status.as_u16(), "duration_ms": duration_ms,

@@ -142,6 +142,8 @@ impl Deliverer {
         tracing::info!(decision = ?outcome.decision, deal = ?deal.map(|deal| &deal.id), "lead delivered");
         let feedback = owed_feedback(&claim.lead, outcome, source);
         self.store.complete(&claim.lease, outcome, &events, &feedback).await?;
+        let status = outcome.decision.status().as_str();
+        crate::metrics::lead_settled(&claim.lead.fields.source.0, status, claim.lead.created_at);
         if !feedback.is_empty() {
             self.feedback_wake.notify_one();
         }
@@ -179,7 +181,9 @@ impl Deliverer {
             DeliveryError::Rejected(_) => {
                 tracing::warn!(error = %message, "the CRM rejected the lead; it is dead until re-sent");
                 events.push(HistoryEvent::now("dead", json!({ "error": message })));
-                return self.store.mark_dead(&claim.lease, &message, &events).await;
+                self.store.mark_dead(&claim.lease, &message, &events).await?;
+                crate::metrics::lead_settled(&lead.fields.source.0, "dead", lead.created_at);
+                return Ok(());
             }
             DeliveryError::RateLimited { retry_in } | DeliveryError::Blocked { retry_in } => {
                 (*retry_in, AttemptCount::NotCounted)
@@ -199,8 +203,11 @@ impl Deliverer {
                 format!("the retry policy is spent after {attempts} failed attempt(s); last error: {message}");
             tracing::warn!(error = %message, "the lead is dead until re-sent");
             events.push(HistoryEvent::now("dead", json!({ "error": message })));
-            return self.store.mark_dead(&claim.lease, &message, &events).await;
+            self.store.mark_dead(&claim.lease, &message, &events).await?;
+            crate::metrics::lead_settled(&lead.fields.source.0, "dead", lead.created_at);
+            return Ok(());
         }
+        crate::metrics::lead_retried(&lead.fields.source.0, error.kind());
         tracing::warn!(error = %message, %retry_at, "delivery attempt failed; the lead is queued again");
         events.push(HistoryEvent::now(
             "retry_scheduled",

@@ -56,6 +56,11 @@ pub enum ApiError {
     /// No telephony source of this name takes this PBX's events.
     #[error("Ошибка! Нет источника телефонии с таким именем для этой АТС")]
     TelephonySourceNotFound,
+    /// `GET /metrics` without `[admin] metrics_token` configured.
+    #[error("Ошибка! Метрики выключены: задайте [admin] metrics_token")]
+    MetricsOff,
+    #[error("Ошибка! Неверный или отсутствующий токен метрик ([admin] metrics_token)")]
+    MetricsUnauthorized,
     /// A signed recording link of a call whose PBX announced no recording.
     #[error("Запись разговора не найдена")]
     RecordingNotFound,
@@ -90,7 +95,8 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::MissingNameOrPhone | Self::Invalid(_) | Self::FormRejected { .. } => StatusCode::BAD_REQUEST,
-            Self::Unauthorized | Self::AdminUnauthorized => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized | Self::AdminUnauthorized | Self::MetricsUnauthorized => StatusCode::UNAUTHORIZED,
+            Self::MetricsOff => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::IdempotencyKeyReused(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -137,7 +143,7 @@ impl IntoResponse for ApiError {
         let mut response = (status, Json(body)).into_response();
         let challenge = match self {
             Self::PortalUnauthorized => Some("Basic realm=\"leadgate\""),
-            Self::Unauthorized | Self::AdminUnauthorized => Some("Bearer"),
+            Self::Unauthorized | Self::AdminUnauthorized | Self::MetricsUnauthorized => Some("Bearer"),
             _ => None,
         };
         if let Some(challenge) = challenge {

@@ -6,6 +6,7 @@ mod drain;
 pub mod error;
 mod files;
 pub mod lead_status;
+mod metrics;
 pub mod source_auth;
 pub mod state;
 
@@ -46,11 +47,13 @@ pub fn router(state: AppState) -> Router {
         .route("/grupozap/lead", post(intake::zap::accept_by_listing))
         .route("/grupozap/lead/{advertiser}", post(intake::zap::accept_for_advertiser))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics::render))
         .route("/telephony/{source}", get(intake::telephony::zadarma_echo).post(intake::telephony::zadarma_or_check))
         .route("/telephony/{source}/{key}", get(intake::telephony::telphin).post(intake::telephony::telphin))
         .route("/telephony/{source}/events/{*kind}", post(intake::telephony::mango))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .merge(forms)
+        .route_layer(axum::middleware::from_fn(metrics::count))
         .with_state(state)
         .layer(axum::middleware::map_response(error::json_errors))
         .layer(axum::middleware::from_fn(drain::drain_unread_body))

@@ -27,6 +27,8 @@ pub struct AppState {
     pub source_keys: SourceKeys,
     pub callback_guard: AddressGuard,
     pub admin_token: Option<SecretString>,
+    /// Lets a scraper read `GET /metrics`; `None` (as `new` leaves it) turns the route off.
+    pub metrics_token: Option<SecretString>,
     pub files: FileStore,
     pub form_limits: FormLimits,
     /// Woken when call events are stored, so the call assembler looks at once.
@@ -67,6 +69,7 @@ impl AppState {
             source_keys,
             callback_guard,
             admin_token,
+            metrics_token: None,
             files,
             form_limits,
             call_wake,

@@ -102,6 +102,7 @@ impl CallAssembler {
             Assembly::Incomplete => return Ok(false),
         };
         let made = matches!(closed, CallClosed::Complete(_));
+        crate::metrics::call_closed(&open.source.0, if made { "logged" } else { "ignored" });
         self.store.close_call(&open.source, &open.call_id, &closed).await?;
         Ok(made)
     }

@@ -99,6 +99,7 @@ fn telephony_source<'a>(state: &'a AppState, name: &str) -> Result<(&'a SourceCo
 async fn keep(state: &AppState, source: &SourceId, events: &[LegEvent]) -> Result<StatusCode, ApiError> {
     if !events.is_empty() {
         state.store.record_call_events(source, events).await?;
+        crate::metrics::telephony_events(&source.0, events.len());
         state.call_wake.notify_one();
     }
     Ok(StatusCode::OK)

@@ -85,6 +85,7 @@ impl FeedbackWorker {
                     &format!("{what}_delivered"),
                     json!({ "attempt": attempt, "status": status, "duration_ms": duration_ms }),
                 );
+                crate::metrics::feedback(what, "delivered");
                 self.store.settle_feedback(claim, "delivered", None, None, &[event]).await
             }
             Err(failure) => {
@@ -100,8 +101,10 @@ impl FeedbackWorker {
                         &format!("{what}_failed"),
                         json!({ "attempts": attempt, "error": failure.message }),
                     ));
+                    crate::metrics::feedback(what, "failed");
                     self.store.settle_feedback(claim, "failed", None, Some(&failure.message), &events).await
                 } else {
+                    crate::metrics::feedback(what, "retry");
                     tracing::info!(error = %failure.message, %retry_at, "{what} not delivered; retrying later");
                     self.store.settle_feedback(claim, "pending", Some(retry_at), Some(&failure.message), &events).await
                 }

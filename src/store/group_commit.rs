@@ -51,7 +51,15 @@ async fn commit_batches(store: Store, mut receiver: mpsc::Receiver<(NewLead, Rep
         if results.iter().any(|result| matches!(result, Ok(Inserted::New(_)))) {
             committed.notify_one();
         }
-        for (reply, result) in replies.into_iter().zip(results) {
+        for ((reply, result), lead) in replies.into_iter().zip(results).zip(&leads) {
+            if let Ok(inserted) = &result {
+                let kind = match inserted {
+                    Inserted::New(_) => "new",
+                    Inserted::Existing { .. } => "existing",
+                    Inserted::Duplicate { .. } => "duplicate",
+                };
+                crate::metrics::lead_received(&lead.source.0, kind);
+            }
             let _ = reply.send(result);
         }
     }

@@ -15,6 +15,7 @@ mod queries;
 mod queue;
 mod rows;
 mod sqlite;
+pub mod stats;
 
 use std::time::Duration;
 

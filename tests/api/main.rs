@@ -15,6 +15,7 @@ mod fuzz;
 mod helpers;
 mod hostile;
 mod intake;
+mod metrics;
 mod pbx_api;
 mod proxy;
 mod queue;

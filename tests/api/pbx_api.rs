@@ -46,7 +46,7 @@ fn access(kind: ProviderKind, pbx_url: &str, wrong_secret: bool) -> String {
 
 fn config(crm_url: &str, kind: ProviderKind, pbx_url: &str, wrong_secret: bool) -> String {
     format!(
-        "[admin]\ntoken = \"{ADMIN_TOKEN}\"\n\
+        "[admin]\ntoken = \"{ADMIN_TOKEN}\"\nmetrics_token = \"{ADMIN_TOKEN}-metrics\"\n\
          [worker]\ninterval = \"100ms\"\nlease = \"2s\"\nretry_initial = \"200ms\"\nretry_max = \"1s\"\n\
          [destinations.main]\nkind = \"amocrm\"\nbase_url = \"{crm_url}\"\naccess_token = \"sandbox-long-lived-token\"\n\
          requests_per_second = 100\n\
@@ -170,6 +170,10 @@ async fn a_recorded_call_s_note_links_to_leadgate_which_fetches_the_recording_fr
         let audio = response.bytes().await.unwrap();
         assert_eq!(&audio[..2], &[0xFF, 0xFB], "{kind}: an MP3 frame starts the body");
     }
+    let metrics = run.http.get(format!("{}/metrics", run.base)).bearer_auth(format!("{ADMIN_TOKEN}-metrics"));
+    let metrics = metrics.send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("leadgate_calls_total{source=\"pbx\",result=\"logged\"} 1"), "{kind}: {metrics}");
+    assert!(metrics.contains("leadgate_telephony_events_total{source=\"pbx\"}"), "{kind}: {metrics}");
     let served = run.pbx.pbx.served_recordings();
     assert!(served.len() >= 2, "{kind}: the PBX served each play: {served:?}");
 

@@ -60,7 +60,7 @@ impl AmoCrm {
         blocked_pause: Duration,
     ) -> Self {
         tracing::debug!(destination = %config.name, auth = credentials.describe(), "amoCRM destination ready");
-        let transport = Transport::new(config.timeout, config.requests_per_second, shared_budget);
+        let transport = Transport::new(&config.name, config.timeout, config.requests_per_second, shared_budget);
         Self {
             client: AmoCrmClient::new(&config.name, config.base_url.clone(), transport, credentials, blocked_pause),
             phone_region,

@@ -60,8 +60,13 @@ impl SessionCrm {
     fn with_budget(config: &SessionCrmConfig, shared_budget: Option<SharedRateBudget>) -> Self {
         // One jar per destination: two accounts on one host must not mix their sessions.
         let jar = Arc::new(CookieStoreMutex::default());
-        let transport =
-            Transport::with_cookies(config.timeout, config.requests_per_second, shared_budget, Arc::clone(&jar));
+        let transport = Transport::with_cookies(
+            &config.name,
+            config.timeout,
+            config.requests_per_second,
+            shared_budget,
+            Arc::clone(&jar),
+        );
         tracing::debug!(destination = %config.name, "session CRM destination ready");
         let calls = Calls {
             base_url: config.base_url.clone(),
