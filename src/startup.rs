@@ -25,7 +25,7 @@ use crate::notify::outbox::FeedbackWorker;
 use crate::pbx::recording_link::RecordingLinks;
 use crate::sandbox::Sandbox;
 use crate::store::{FileStore, LeadWriter, Store};
-use crate::worker::Worker;
+use crate::worker::{Heartbeat, Worker};
 
 /// What a node does, so intake and delivery can scale apart on a shared PostgreSQL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -35,7 +35,7 @@ pub enum Role {
     All,
     /// Accept leads over HTTP; other nodes deliver them.
     Intake,
-    /// Deliver leads and feedback; HTTP answers `/healthz` only.
+    /// Deliver leads and feedback; HTTP answers `/healthz` and `/readyz` only.
     Worker,
 }
 
@@ -214,7 +214,7 @@ impl App {
             demo_key,
             listener,
             state,
-            worker: Worker::new(deliverer, Arc::clone(&lead_wake)),
+            worker: Worker::new(deliverer, Arc::clone(&lead_wake), Heartbeat::default()),
             lead_wake,
             feedback,
             calls,
@@ -234,6 +234,8 @@ impl App {
             listener, state, worker, feedback, calls, live_board, writer_task, sandbox, lead_wake, store, ..
         } = self;
         let mut tasks = Vec::new();
+        let worker_health = role.delivers().then(|| (worker.heartbeat(), worker.stale_after()));
+        let health = http::health::routes(http::health::Readiness { store: store.clone(), worker: worker_health });
         if role.delivers() {
             store.wake_on_new_leads(lead_wake, shutdown.clone());
             tasks.push(tokio::spawn(worker.run(shutdown.clone())));
@@ -243,7 +245,7 @@ impl App {
         if role.accepts() {
             tasks.push(tokio::spawn(live_board.run(shutdown.clone())));
         }
-        let router = if role.accepts() { http::router(state) } else { http::health_router() };
+        let router = if role.accepts() { http::router(state).merge(health) } else { health };
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
         let server = axum::serve(listener, service).with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let stopped = async {

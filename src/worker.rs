@@ -1,7 +1,10 @@
 //! The worker: wakes when a lead arrives or every `interval`, claims due leads, delivers them.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
+
+use chrono::Utc;
 
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
@@ -18,11 +21,38 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub struct Worker {
     deliverer: Deliverer,
     wake: Arc<Notify>,
+    heartbeat: Heartbeat,
+}
+
+/// When the worker last went round its loop, for `/readyz`: a worker stuck on its database
+/// keeps the process alive but delivers nothing.
+#[derive(Clone, Default)]
+pub struct Heartbeat(Arc<AtomicI64>);
+
+impl Heartbeat {
+    fn beat(&self) {
+        self.0.store(Utc::now().timestamp_millis(), Ordering::Relaxed);
+    }
+
+    /// How long ago the last round was; `None` before the first.
+    pub fn age(&self) -> Option<Duration> {
+        let last = self.0.load(Ordering::Relaxed);
+        (last > 0).then(|| Duration::from_millis(u64::try_from(Utc::now().timestamp_millis() - last).unwrap_or(0)))
+    }
 }
 
 impl Worker {
-    pub fn new(deliverer: Deliverer, wake: Arc<Notify>) -> Self {
-        Self { deliverer, wake }
+    pub fn new(deliverer: Deliverer, wake: Arc<Notify>, heartbeat: Heartbeat) -> Self {
+        Self { deliverer, wake, heartbeat }
+    }
+
+    pub fn heartbeat(&self) -> Heartbeat {
+        self.heartbeat.clone()
+    }
+
+    /// How old the heartbeat may get before the worker counts as stuck: a few of its rounds.
+    pub fn stale_after(&self) -> Duration {
+        (self.deliverer.worker.interval * 3).max(Duration::from_secs(30))
     }
 
     /// Runs until `shutdown`, with at most `batch_size` leads in flight.
@@ -34,6 +64,7 @@ impl Worker {
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut maybe_more = false;
         loop {
+            self.heartbeat.beat();
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 _ = tick.tick() => {}

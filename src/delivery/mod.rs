@@ -207,13 +207,14 @@ impl Deliverer {
             crate::metrics::lead_settled(&lead.fields.source.0, "dead", lead.created_at);
             return Ok(());
         }
-        crate::metrics::lead_retried(&lead.fields.source.0, error.kind());
         tracing::warn!(error = %message, %retry_at, "delivery attempt failed; the lead is queued again");
         events.push(HistoryEvent::now(
             "retry_scheduled",
             json!({ "error": message, "retry_at": retry_at, "counted": count == AttemptCount::Counted }),
         ));
-        self.store.reschedule(&claim.lease, retry_at, count, &message, &events).await
+        self.store.reschedule(&claim.lease, retry_at, count, &message, &events).await?;
+        crate::metrics::lead_retried(&lead.fields.source.0, error.kind());
+        Ok(())
     }
 }
 

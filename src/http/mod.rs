@@ -5,6 +5,7 @@ mod calls;
 mod drain;
 pub mod error;
 mod files;
+pub mod health;
 pub mod lead_status;
 mod metrics;
 pub mod source_auth;
@@ -18,11 +19,6 @@ use axum::routing::{get, post};
 
 use crate::intake;
 pub use state::{AppState, MAX_BODY_BYTES};
-
-/// A worker node's HTTP: only the health check, for load balancers and service managers.
-pub fn health_router() -> Router {
-    Router::new().route("/healthz", get(|| async { "ok" }))
-}
 
 pub fn router(state: AppState) -> Router {
     let sources = Arc::clone(&state.source_keys.0);
@@ -46,7 +42,6 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/calls/{id}", get(calls::show))
         .route("/grupozap/lead", post(intake::zap::accept_by_listing))
         .route("/grupozap/lead/{advertiser}", post(intake::zap::accept_for_advertiser))
-        .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics::render))
         .route("/telephony/{source}", get(intake::telephony::zadarma_echo).post(intake::telephony::zadarma_or_check))
         .route("/telephony/{source}/{key}", get(intake::telephony::telphin).post(intake::telephony::telphin))

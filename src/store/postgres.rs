@@ -24,6 +24,13 @@ const INTAKE_CONNECTIONS: u32 = 2;
 /// holds, before its requests are answered 503.
 const INTAKE_WAIT: Duration = Duration::from_secs(3);
 
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The version of the newest migration this build carries.
+pub(super) fn newest_migration_known() -> i64 {
+    MIGRATOR.iter().map(|migration| migration.version).max().unwrap_or(0)
+}
+
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
@@ -51,7 +58,7 @@ impl PostgresStore {
     pub async fn open(config: &StoreConfig) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(&config.url)?;
         let pool = PgPoolOptions::new().max_connections(config.max_connections).connect_with(options.clone()).await?;
-        super::apply_migrations(&sqlx::migrate!("./migrations/postgres"), &pool).await?;
+        super::apply_migrations(&MIGRATOR, &pool).await?;
         let lock_timeout = format!("{}ms", INTAKE_WAIT.as_millis());
         let intake = PgPoolOptions::new()
             .max_connections(INTAKE_CONNECTIONS)

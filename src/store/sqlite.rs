@@ -23,6 +23,13 @@ const WRITER_CACHE_KIB: i64 = 16 * 1024;
 /// How often the WAL is copied back into the database file, away from the write connection.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// The version of the newest migration this build carries.
+pub(super) fn newest_migration_known() -> i64 {
+    MIGRATOR.iter().map(|migration| migration.version).max().unwrap_or(0)
+}
+
 #[derive(Clone)]
 pub struct SqliteStore {
     /// Reads, which WAL lets run beside the writer.
@@ -79,7 +86,7 @@ impl SqliteStore {
             .acquire_timeout(TURN_TIMEOUT)
             .connect_with(writer_options)
             .await?;
-        super::apply_migrations(&sqlx::migrate!("./migrations/sqlite"), &writer).await?;
+        super::apply_migrations(&MIGRATOR, &writer).await?;
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
         let alive = Arc::new(());
         tokio::spawn(checkpoint_regularly(pool.clone(), Arc::downgrade(&alive)));

@@ -35,6 +35,22 @@ pub(super) fn sql_list(names: &[&str]) -> String {
 }
 
 impl Store {
+    /// Whether the database answers and carries every migration this build knows; the reason
+    /// when not.
+    pub async fn readiness(&self) -> Result<(), String> {
+        let (newest_applied, newest_known) = match self {
+            Self::Sqlite(store) => (store.newest_migration().await, super::sqlite::newest_migration_known()),
+            Self::Postgres(store) => (store.newest_migration().await, super::postgres::newest_migration_known()),
+        };
+        match newest_applied {
+            Err(error) => Err(format!("the database does not answer: {error}")),
+            Ok(applied) if applied < newest_known => {
+                Err(format!("the database lacks migrations: it has {applied}, this build needs {newest_known}"))
+            }
+            Ok(_) => Ok(()),
+        }
+    }
+
     /// # Errors
     /// When the database cannot be read.
     pub async fn queue_counts(&self) -> Result<(Vec<QueueCount>, Vec<OutboxCount>), StoreError> {
@@ -53,6 +69,14 @@ macro_rules! stats_queries {
             use $crate::store::{StoreError, from_millis};
 
             impl $store {
+                pub async fn newest_migration(&self) -> Result<i64, StoreError> {
+                    let newest: Option<i64> =
+                        sqlx::query_scalar("select max(version) from _sqlx_migrations where success")
+                            .fetch_one(self.pool())
+                            .await?;
+                    Ok(newest.unwrap_or(0))
+                }
+
                 pub async fn queue_counts(&self) -> Result<(Vec<QueueCount>, Vec<OutboxCount>), StoreError> {
                     // Both through the (status, …) indexes.
                     let leads: Vec<(String, String, i64, i64)> = sqlx::query_as(&format!(

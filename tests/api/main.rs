@@ -15,7 +15,7 @@ mod fuzz;
 mod helpers;
 mod hostile;
 mod intake;
-mod metrics;
+mod observability;
 mod pbx_api;
 mod proxy;
 mod queue;

@@ -33,8 +33,8 @@ mod helpers;
 mod hostile;
 #[path = "../api/intake.rs"]
 mod intake;
-#[path = "../api/metrics.rs"]
-mod metrics;
+#[path = "../api/observability.rs"]
+mod observability;
 #[path = "../api/pbx_api.rs"]
 mod pbx_api;
 #[path = "../api/proxy.rs"]

@@ -1,6 +1,7 @@
-//! `GET /metrics` of the real binary: read with the metrics token only, in the Prometheus text
-//! format, counting what a run did — requests by route, leads in and settled, CRM calls with
-//! their statuses, the queue while the CRM is down — and naming no secret.
+//! What an operator's monitoring reads from the real binary: `GET /metrics` (with the metrics
+//! token only, in the Prometheus text format, counting what a run did — requests by route, leads
+//! in and settled, CRM calls with their statuses, the queue while the CRM is down — and naming no
+//! secret), and `GET /readyz`.
 
 use std::time::Duration;
 
@@ -12,15 +13,20 @@ use crate::helpers::{
 
 const METRICS_TOKEN: &str = "metrics-token-for-prometheus-01";
 
-/// The value of the sample `name{labels…}` whose labels include every one of `labels`.
+/// The sum of the samples `name{labels…}` whose labels include every one of `labels`; `None`
+/// when there is none.
 fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines().filter(|line| !line.starts_with('#')).find_map(|line| {
-        let (series, value) = line.rsplit_once(' ')?;
-        let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
-        let matches =
-            metric == name && labels.iter().all(|(label, value)| rest.contains(&format!("{label}=\"{value}\"")));
-        matches.then(|| value.parse().ok()).flatten()
-    })
+    let values: Vec<f64> = text
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
+            let wanted = labels.iter().all(|(label, value)| rest.contains(&format!("{label}=\"{value}\"")));
+            (metric == name && wanted).then(|| value.parse().ok()).flatten()
+        })
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
 }
 
 async fn scrape(http: &reqwest::Client, base: &str) -> String {
@@ -66,22 +72,23 @@ async fn metrics_count_what_the_gateway_did_and_show_the_queue_while_the_crm_is_
 
     crm.emulator.inject_fault(Fault::new(503, FaultLimit::UntilCleared));
     let waiting = accept_at(&http, &base, SOURCE_KEY, &lead("Борис", "+7 916 100-00-02")).await;
-    let unavailable = [("destination", "main"), ("status", "503")];
+    let retried = [("source", "trendagent"), ("reason", "unavailable")];
     let failed_once = poll_until(Duration::from_secs(10), || async {
-        sample(&scrape(&http, &base).await, "leadgate_crm_requests_total", &unavailable).is_some()
+        sample(&scrape(&http, &base).await, "leadgate_lead_retries_total", &retried).is_some()
     });
-    assert!(failed_once.await, "the CRM's 503 is counted");
+    assert!(failed_once.await, "the failed attempt is counted");
     let text = scrape(&http, &base).await;
-    let pending = [("source", "trendagent"), ("status", "pending")];
-    assert_eq!(sample(&text, "leadgate_queue_leads", &pending), Some(1.0), "lead {waiting} waits");
-    assert!(sample(&text, "leadgate_queue_oldest_seconds", &pending).is_some_and(|age| age >= 0.0));
-    let retries = sample(&text, "leadgate_lead_retries_total", &[("source", "trendagent"), ("reason", "unavailable")]);
-    assert!(retries.is_some_and(|count| count >= 1.0), "{retries:?}");
+    let unavailable = [("destination", "main"), ("status", "503")];
+    assert!(sample(&text, "leadgate_crm_requests_total", &unavailable).is_some_and(|count| count >= 1.0));
+    // Between attempts it is pending; during one, processing: either way, it waits.
+    let source = [("source", "trendagent")];
+    assert_eq!(sample(&text, "leadgate_queue_leads", &source), Some(1.0), "lead {waiting} waits");
+    assert!(sample(&text, "leadgate_queue_oldest_seconds", &source).is_some_and(|age| age > 0.0));
 
     crm.emulator.clear_faults();
     wait_for_status(&http, &base, SOURCE_KEY, waiting, &["approved"]).await;
     let text = scrape(&http, &base).await;
-    assert_eq!(sample(&text, "leadgate_queue_leads", &pending), Some(0.0), "the queue emptied");
+    assert_eq!(sample(&text, "leadgate_queue_leads", &source), Some(0.0), "the queue emptied");
 }
 
 #[tokio::test]
@@ -93,4 +100,33 @@ async fn without_a_metrics_token_there_are_no_metrics() {
     assert_eq!(response.status(), 404);
     let body: serde_json::Value = response.json().await.unwrap();
     assert!(body["error"].as_str().unwrap().contains("metrics_token"), "{body}");
+}
+
+#[tokio::test]
+async fn ready_means_the_database_answers_with_every_migration_and_the_worker_goes_round() {
+    let crm = spawn_emulator(100).await;
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = TestProcess::serve(dir.path(), &config_file(&crm.base_url(), "")).await;
+    let url = format!("http://{}/readyz", gateway.address);
+    let response = reqwest::get(&url).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body, serde_json::json!({ "status": "ready", "database": "ok", "worker": "ok" }));
+
+    // The database loses its newest migration behind the node's back (an old backup restored).
+    let forget = "delete from _sqlx_migrations where version = (select max(version) from _sqlx_migrations)";
+    let url = crate::helpers::store_url(dir.path());
+    if crate::helpers::on_postgres() {
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        sqlx::query(forget).execute(&pool).await.unwrap();
+    } else {
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::query(forget).execute(&pool).await.unwrap();
+    }
+    let url = format!("http://{}/readyz", gateway.address);
+    let response = reqwest::get(&url).await.unwrap();
+    assert_eq!(response.status(), 503);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "not ready");
+    assert!(body["database"].as_str().unwrap().contains("lacks migrations"), "{body}");
 }
