@@ -88,6 +88,7 @@ impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let Config {
             listen,
+            log_format: _,
             public_url,
             store: store_config,
             worker: worker_config,

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, DestinationConfig, Problem, SourceKind, TelephonySource};
+use crate::config::{Config, DestinationConfig, LogFormat, Problem, SourceKind, TelephonySource};
 use crate::connectors::{Connector, DeliveryError, RouteProblem};
 use crate::startup::{App, Role};
 use crate::store::Store;
@@ -101,7 +101,10 @@ enum ConfigAction {
 
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    crate::telemetry::init();
+    // `serve` starts its logging once its configuration says in which format.
+    if !matches!(cli.command, Command::Serve { .. }) {
+        crate::telemetry::init(LogFormat::Text);
+    }
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime can be built");
     let result = runtime.block_on(async {
         match cli.command {
@@ -142,6 +145,7 @@ async fn serve(path: Option<PathBuf>, role: Role) -> anyhow::Result<ExitCode> {
         Ok(config) => config,
         Err(code) => return Ok(code),
     };
+    crate::telemetry::init(config.log_format);
     if role != Role::All && !config.store.is_postgres() {
         let role =
             clap::ValueEnum::to_possible_value(&role).map(|value| value.get_name().to_owned()).unwrap_or_default();

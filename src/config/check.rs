@@ -81,6 +81,14 @@ pub(super) fn check(raw: RawSettings, problems: &mut Vec<Problem>) -> Option<Con
         })
         .map(|source| (source.id.clone(), source))
         .collect();
+    let log_format = match raw.log.format.as_str() {
+        "text" => Some(LogFormat::Text),
+        "json" => Some(LogFormat::Json),
+        other => {
+            found.problem("log.format", format!("«{other}» must be \"text\" or \"json\""));
+            None
+        }
+    };
     let public_url = match raw.server.public_url.as_deref().map(Url::parse) {
         Some(Ok(url)) if matches!(url.scheme(), "http" | "https") => Some(url),
         Some(_) => {
@@ -91,6 +99,7 @@ pub(super) fn check(raw: RawSettings, problems: &mut Vec<Problem>) -> Option<Con
     };
     Some(Config {
         listen: listen?,
+        log_format: log_format?,
         public_url,
         store: StoreConfig { url: store_url?, durability: durability?, max_connections: raw.store.max_connections },
         worker: WorkerConfig {

@@ -49,6 +49,7 @@ const SECRET_KEYS: [&str; 12] = [
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    pub log_format: LogFormat,
     /// This gateway's address as the outside world reaches it (for the portal's batch file).
     pub public_url: Option<Url>,
     pub store: StoreConfig,
@@ -64,6 +65,14 @@ pub struct Config {
     pub files_dir: PathBuf,
     pub destinations: BTreeMap<String, DestinationConfig>,
     pub sources: BTreeMap<SourceId, SourceConfig>,
+}
+
+/// How log lines are written: for people, or one JSON object per line for a collector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// Where callbacks may go: public addresses only, unless allowed here.

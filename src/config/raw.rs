@@ -9,6 +9,7 @@ use serde::Deserialize;
 #[derive(Debug, Deserialize)]
 pub struct RawSettings {
     pub server: RawServer,
+    pub log: RawLog,
     pub store: RawStore,
     pub worker: RawWorker,
     pub phone: RawPhone,
@@ -21,6 +22,11 @@ pub struct RawSettings {
     pub destinations: BTreeMap<String, RawDestination>,
     #[serde(default)]
     pub sources: BTreeMap<String, RawSource>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawLog {
+    pub format: String,
 }
 
 #[derive(Debug, Deserialize)]

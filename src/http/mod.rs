@@ -7,7 +7,7 @@ pub mod error;
 mod files;
 pub mod health;
 pub mod lead_status;
-mod metrics;
+pub mod observe;
 pub mod source_auth;
 pub mod state;
 
@@ -42,13 +42,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/calls/{id}", get(calls::show))
         .route("/grupozap/lead", post(intake::zap::accept_by_listing))
         .route("/grupozap/lead/{advertiser}", post(intake::zap::accept_for_advertiser))
-        .route("/metrics", get(metrics::render))
+        .route("/metrics", get(observe::render))
         .route("/telephony/{source}", get(intake::telephony::zadarma_echo).post(intake::telephony::zadarma_or_check))
         .route("/telephony/{source}/{key}", get(intake::telephony::telphin).post(intake::telephony::telphin))
         .route("/telephony/{source}/events/{*kind}", post(intake::telephony::mango))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .merge(forms)
-        .route_layer(axum::middleware::from_fn(metrics::count))
+        .route_layer(axum::middleware::from_fn(observe::count_and_log))
         .with_state(state)
         .layer(axum::middleware::map_response(error::json_errors))
         .layer(axum::middleware::from_fn(drain::drain_unread_body))

@@ -76,6 +76,8 @@ where
             .ok_or(ApiError::Unauthorized)?;
         let keys = SourceKeys::from_ref(state);
         let matched = keys.matching(&presented, SourceConfig::partner_key);
-        matched.cloned().map(AuthenticatedSource).ok_or(ApiError::Unauthorized)
+        let matched = matched.cloned().ok_or(ApiError::Unauthorized)?;
+        super::observe::note_source(&matched.id);
+        Ok(AuthenticatedSource(matched))
     }
 }

@@ -434,11 +434,16 @@ impl Submission {
     }
 }
 
+/// The form source named `form`; the request's access-log line names it.
 fn find_form<'a>(sources: &'a [SourceConfig], form: &str) -> Option<(&'a SourceConfig, &'a FormSource)> {
-    sources.iter().find(|source| source.id.0 == form).and_then(|source| match &source.kind {
+    let found = sources.iter().find(|source| source.id.0 == form).and_then(|source| match &source.kind {
         SourceKind::Form(settings) => Some((source, settings)),
         _ => None,
-    })
+    });
+    if let Some((source, _)) = found {
+        crate::http::observe::note_source(&source.id);
+    }
+    found
 }
 
 /// A form with no list of sites takes any; otherwise the sender's host must be listed (or be a

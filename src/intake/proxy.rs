@@ -129,7 +129,9 @@ fn authenticate<'a>(
 ) -> Result<(&'a SourceConfig, &'a ProxySource), ApiError> {
     let presented = parameters.get("key").ok_or(ApiError::Unauthorized)?;
     let source = state.source_keys.matching(presented, |source| proxy_of(source).map(|proxy| &proxy.key));
-    source.and_then(|source| Some((source, proxy_of(source)?))).ok_or(ApiError::Unauthorized)
+    let (source, proxy) = source.and_then(|source| Some((source, proxy_of(source)?))).ok_or(ApiError::Unauthorized)?;
+    crate::http::observe::note_source(&source.id);
+    Ok((source, proxy))
 }
 
 fn proxy_of(source: &SourceConfig) -> Option<&ProxySource> {

@@ -75,7 +75,9 @@ impl CallbackSender {
         }
         let response = request.body(body).send().await.map_err(|error| {
             let what = if error.is_timeout() { "timed out" } else { "could not be delivered" };
-            CallbackFailure::Transport(format!("the callback {what}: {error}"))
+            // The URL may carry the sender's token: the message names its host only.
+            let host = url.host_str().unwrap_or_default();
+            CallbackFailure::Transport(format!("the callback to {host} {what}: {}", error.without_url()))
         })?;
         let status = response.status();
         if status.is_success() { Ok(status.as_u16()) } else { Err(CallbackFailure::Status(status.as_u16())) }

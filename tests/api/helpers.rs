@@ -30,7 +30,7 @@ pub const STAGE: &str = "Объект выбран";
 
 static TRACING: LazyLock<()> = LazyLock::new(|| {
     if std::env::var_os("TEST_LOG").is_some() {
-        leadgate::telemetry::init();
+        leadgate::telemetry::init(leadgate::config::LogFormat::Text);
     }
 });
 
@@ -371,6 +371,18 @@ impl TestProcess {
 
     /// `leadgate serve --role <role>` on the store at `store_url`, as one node of several.
     pub async fn serve_node(dir: &Path, config: &str, store_url: &str, role: &str) -> Self {
+        let stderr = if std::env::var_os("TEST_LOG").is_some() { Stdio::inherit() } else { Stdio::null() };
+        Self::start(dir, config, store_url, role, ("warn", stderr)).await
+    }
+
+    /// `leadgate serve` with `RUST_LOG=filter`, its log written to `dir/leadgate.log`.
+    #[allow(dead_code)] // only the observability suite reads logs
+    pub async fn serve_logging(dir: &Path, config: &str, filter: &str) -> Self {
+        let log = std::fs::File::create(dir.join("leadgate.log")).unwrap();
+        Self::start(dir, config, &store_url(dir), "all", (filter, Stdio::from(log))).await
+    }
+
+    async fn start(dir: &Path, config: &str, store_url: &str, role: &str, (filter, stderr): (&str, Stdio)) -> Self {
         LazyLock::force(&TRACING);
         let port = free_port();
         std::fs::write(dir.join("leadgate.toml"), config).unwrap();
@@ -379,9 +391,9 @@ impl TestProcess {
             .current_dir(dir)
             .env("LEADGATE_STORE__URL", store_url)
             .env("LEADGATE_SERVER__LISTEN", format!("127.0.0.1:{port}"))
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", filter)
             .stdout(Stdio::null())
-            .stderr(if std::env::var_os("TEST_LOG").is_some() { Stdio::inherit() } else { Stdio::null() })
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let process = Self { address: SocketAddr::from((Ipv4Addr::LOCALHOST, port)), child };

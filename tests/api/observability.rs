@@ -8,7 +8,8 @@ use std::time::Duration;
 use amocrm_emulator::{Fault, FaultLimit};
 
 use crate::helpers::{
-    SOURCE_KEY, TestProcess, accept_at, config_file, lead, poll_until, spawn_emulator, wait_for_status,
+    PIPELINE, SOURCE_KEY, STAGE, TestProcess, accept_at, config_file, free_port, lead, poll_until, spawn_emulator,
+    wait_for_status,
 };
 
 const METRICS_TOKEN: &str = "metrics-token-for-prometheus-01";
@@ -129,4 +130,104 @@ async fn ready_means_the_database_answers_with_every_migration_and_the_worker_go
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["status"], "not ready");
     assert!(body["database"].as_str().unwrap().contains("lacks migrations"), "{body}");
+}
+
+/// Every secret of a configuration with one of each, used in a whole run: partner and proxy keys
+/// (the proxy's in the query string), a callback URL carrying a token, the callback's signing
+/// secret, a PBX's URL key and OAuth secret, the CRM's token, the admin and metrics tokens.
+#[tokio::test]
+async fn a_whole_run_logs_every_request_once_as_json_and_no_secret_ever() {
+    const PROXY_KEY: &str = "proxy-key-in-the-query-0123";
+    const TELPHIN_KEY: &str = "telphin-key-in-the-path-0123";
+    const ADMIN_TOKEN: &str = "admin-token-for-the-log-test-01";
+    const CALLBACK_SECRET: &str = "callback-signing-secret-0123";
+    const CALLBACK_TOKEN: &str = "token-in-a-callback-url-0123";
+    const OAUTH_SECRET: &str = "sandbox-telphin-secret";
+    let crm = spawn_emulator(100).await;
+    let pbx = pbx_emulator::spawn(pbx_emulator::PbxConfig::sandbox(pbx_emulator::ProviderKind::Telphin)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "callback_secret = \"{CALLBACK_SECRET}\"\n\
+         [admin]\ntoken = \"{ADMIN_TOKEN}\"\nmetrics_token = \"{METRICS_TOKEN}\"\n\
+         [log]\nformat = \"json\"\n\
+         [security]\nallow_private_callbacks = true\n\
+         [sources.site]\nkind = \"proxy\"\nkey = \"{PROXY_KEY}\"\ndestination = \"main\"\n\
+         pipeline = \"{PIPELINE}\"\nstatus = \"{STAGE}\"\n\
+         [sources.pbx]\nkind = \"telephony\"\nprovider = \"telphin\"\nkey = \"{TELPHIN_KEY}\"\n\
+         client_id = \"sandbox-telphin-app\"\nclient_secret = \"{OAUTH_SECRET}\"\napi_url = \"{}\"\n\
+         destination = \"main\"\npipeline = \"{PIPELINE}\"\nstatus = \"{STAGE}\"\n\
+         users = {{ \"101\" = \"Анна Смирнова\" }}\nfinish_after = \"1s\"\n",
+        pbx.base_url()
+    );
+    let gateway =
+        TestProcess::serve_logging(dir.path(), &config_file(&crm.base_url(), &extra), "info,leadgate=debug").await;
+    let base = format!("http://{}", gateway.address);
+    let http = reqwest::Client::new();
+
+    // A partner lead whose callback URL carries a token and answers nothing (nobody listens).
+    let callback = format!("http://127.0.0.1:{}/cb?token={CALLBACK_TOKEN}", free_port());
+    let mut partner = lead("Анна", "+7 916 200-00-01");
+    partner["callbackUrl"] = serde_json::json!(callback);
+    let id = accept_at(&http, &base, SOURCE_KEY, &partner).await;
+    wait_for_status(&http, &base, SOURCE_KEY, id, &["approved"]).await;
+    let proxy = format!("{base}/api/proxy/1.0/leads/add?key={PROXY_KEY}&name=Boris&phone=79162000002");
+    assert_eq!(http.get(&proxy).send().await.unwrap().status(), 200);
+    let call = pbx_emulator::Scenario::find("incoming-known-answered").unwrap().script();
+    let target = format!("{base}/telephony/pbx/{TELPHIN_KEY}").parse().unwrap();
+    let played = pbx.pbx.play(&call, &target, &pbx_emulator::PlayOptions::default()).await.unwrap();
+    assert!(played.all_accepted());
+    let started = http.post(format!("{base}/api/v1/calls")).bearer_auth(ADMIN_TOKEN);
+    let started = started.json(&serde_json::json!({ "extension": "101", "phone": "+79162000003" })).send().await;
+    assert_eq!(started.unwrap().status(), 202);
+    let calls = http.get(format!("{base}/api/v1/calls?phone=79161234567")).bearer_auth(ADMIN_TOKEN).send().await;
+    assert_eq!(calls.unwrap().status(), 200);
+    scrape(&http, &base).await;
+    // The callback's first attempt has failed once its failure is in the lead's history.
+    let failed = poll_until(Duration::from_secs(20), || async {
+        let lead: serde_json::Value = http
+            .get(format!("{base}/api/v1/leads/{id}"))
+            .bearer_auth(SOURCE_KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        lead["history"]
+            .as_array()
+            .is_some_and(|events| events.iter().any(|event| event["kind"] == "callback_attempt_failed"))
+    });
+    assert!(failed.await, "the callback was attempted");
+    assert!(gateway.terminate(Duration::from_secs(20)).is_some_and(|status| status.success()));
+
+    let log = std::fs::read_to_string(dir.path().join("leadgate.log")).unwrap();
+    for secret in [
+        SOURCE_KEY,
+        PROXY_KEY,
+        TELPHIN_KEY,
+        ADMIN_TOKEN,
+        METRICS_TOKEN,
+        CALLBACK_SECRET,
+        CALLBACK_TOKEN,
+        OAUTH_SECRET,
+        "sandbox-long-lived-token",
+    ] {
+        assert!(!log.contains(secret), "«{secret}» is in the log:\n{log}");
+    }
+    let lines: Vec<serde_json::Value> =
+        log.lines().map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"))).collect();
+    let access = |route: &str| {
+        lines
+            .iter()
+            .filter(|line| line["target"] == "leadgate::access" && line["span"]["route"] == route)
+            .collect::<Vec<_>>()
+    };
+    let posted = access("/api/v1/leads");
+    assert_eq!(posted.len(), 1, "one line per request");
+    assert_eq!(posted[0]["fields"]["status"], 200);
+    assert_eq!(posted[0]["span"]["source"], "trendagent");
+    assert!(posted[0]["fields"]["duration_ms"].is_u64());
+    assert_eq!(access("/api/proxy/1.0/leads/add")[0]["span"]["source"], "site");
+    let events = access("/telephony/{source}/{key}");
+    assert!(!events.is_empty() && events.iter().all(|line| line["span"]["source"] == "pbx"), "{events:?}");
 }

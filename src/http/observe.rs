@@ -1,6 +1,8 @@
-//! `GET /metrics` for a Prometheus server behind `[admin] metrics_token`, and the count of every request by route.
+//! Every request counted and logged once, by route template, and `GET /metrics` for a Prometheus server behind `[admin] metrics_token`.
 
 use std::time::Instant;
+
+use tracing::Instrument;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
@@ -30,15 +32,25 @@ pub async fn render(State(state): State<AppState>, request: Request) -> Result<R
     Ok(([(header::CONTENT_TYPE, TEXT_FORMAT)], text).into_response())
 }
 
-/// Counts the request under its route's template (`/api/v1/leads/{id}`), so that neither ids
-/// nor keys in paths become labels.
-pub async fn count(request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().map(|path| path.as_str().to_owned());
+/// Counts the request and writes its access-log line under its route's template
+/// (`/api/v1/leads/{id}`): neither ids nor keys in paths and queries reach a label or a log.
+/// The line carries the source the request was for, once a handler has named it
+/// (`note_source`).
+pub async fn count_and_log(request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_owned();
     let method = request.method().clone();
+    let span = tracing::info_span!("request", %method, %route, source = tracing::field::Empty);
     let started = Instant::now();
-    let response = next.run(request).await;
-    if let Some(route) = route {
-        crate::metrics::http_request(&route, method.as_str(), response.status().as_u16(), started.elapsed());
-    }
+    let response = next.run(request).instrument(span.clone()).await;
+    let took = started.elapsed();
+    let status = response.status().as_u16();
+    crate::metrics::http_request(&route, method.as_str(), status, took);
+    let duration_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+    span.in_scope(|| tracing::info!(target: "leadgate::access", status, duration_ms, "answered"));
     response
+}
+
+/// Names the source the current request is for in its access-log line.
+pub fn note_source(source: &crate::domain::SourceId) {
+    tracing::Span::current().record("source", source.0.as_str());
 }
