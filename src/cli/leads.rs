@@ -29,15 +29,20 @@ pub enum LeadsAction {
         #[arg(long)]
         advertiser: String,
     },
-    /// Put dead leads back in the queue; a running `serve` picks them up within `[worker] interval`.
+    /// Send leads now: dead ones back into the queue, pending ones without waiting for their next
+    /// attempt; a running `serve` picks them up within `[worker] interval`.
     Retry {
-        /// The lead to re-send.
-        #[arg(required_unless_present = "dead", conflicts_with = "dead")]
+        /// The lead to send now (dead or pending).
+        #[arg(required_unless_present_any = ["dead", "all_waiting"], conflicts_with_all = ["dead", "all_waiting"])]
         id: Option<i64>,
-        /// Every dead lead (of `--source`, if given).
-        #[arg(long)]
+        /// Every dead lead.
+        #[arg(long, conflicts_with = "all_waiting")]
         dead: bool,
-        #[arg(long, requires = "dead")]
+        /// Every pending lead waiting for its next attempt, e.g. once the CRM is back after an outage.
+        #[arg(long)]
+        all_waiting: bool,
+        /// Only the leads of this source (its name in the configuration).
+        #[arg(long)]
         source: Option<String>,
     },
 }
@@ -89,17 +94,22 @@ pub async fn run(action: LeadsAction, config: &Config) -> anyhow::Result<ExitCod
         LeadsAction::Route { id, advertiser } => route(&store, LeadId(id), &advertiser).await,
         LeadsAction::Retry { id: Some(id), .. } => {
             let result = store.resend(LeadId(id), "cli").await?;
-            Ok(report(result, LeadId(id), "is queued again", "only dead leads are re-sent"))
+            Ok(report(result, LeadId(id), "is due now", "only dead and pending leads are sent again"))
         }
-        LeadsAction::Retry { id: None, source, .. } => {
+        LeadsAction::Retry { id: None, source, all_waiting, .. } => {
             let source = source.map(SourceId);
+            let (leads, what) = if all_waiting {
+                (store.waiting_leads(source.as_ref()).await?, "waiting lead(s) due now")
+            } else {
+                (store.dead_leads(source.as_ref()).await?, "dead lead(s) queued again")
+            };
             let mut queued = 0;
-            for id in store.dead_leads(source.as_ref()).await? {
+            for id in leads {
                 if store.resend(id, "cli").await? == Requeue::Queued {
                     queued += 1;
                 }
             }
-            println!("{queued} dead lead(s) queued again");
+            println!("{queued} {what}");
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -31,13 +31,14 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
-/// `POST /api/v1/leads/{id}/retry`: a dead lead back in the queue, due now.
+/// `POST /api/v1/leads/{id}/retry`: a dead lead back in the queue, or a pending one that waits
+/// for its next attempt, due now.
 pub async fn retry(State(state): State<AppState>, _: Admin, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let id = id.parse::<i64>().map(LeadId).map_err(|_| ApiError::NotFound)?;
     match state.store.resend(id, "api").await? {
         Requeue::Queued => Ok(Json(json!({ "id": id, "status": "pending" }))),
         Requeue::WrongStatus(status) => Err(ApiError::Conflict(format!(
-            "заявка {id} в статусе {}; повторно отправляются только dead",
+            "заявка {id} в статусе {}; повторно отправляются только dead и pending",
             status.as_str()
         ))),
         Requeue::NotFound => Err(ApiError::NotFound),

@@ -384,8 +384,8 @@ impl Store {
         }
     }
 
-    /// Puts a dead lead back in the queue, due now, keeping its journal so that finished CRM
-    /// steps are not repeated.
+    /// Puts a dead lead back in the queue, or makes a pending one waiting for its next attempt
+    /// due, now; its journal stays, so that finished CRM steps are not repeated.
     pub async fn resend(&self, id: LeadId, requested_by: &str) -> Result<Requeue, StoreError> {
         match self {
             Self::Sqlite(store) => store.resend(id, requested_by).await,
@@ -407,6 +407,14 @@ impl Store {
         match self {
             Self::Sqlite(store) => store.queue_deal_note(lead, payload).await,
             Self::Postgres(store) => store.queue_deal_note(lead, payload).await,
+        }
+    }
+
+    /// Pending leads whose next attempt is still to come (after a CRM outage, say).
+    pub async fn waiting_leads(&self, source: Option<&SourceId>) -> Result<Vec<LeadId>, StoreError> {
+        match self {
+            Self::Sqlite(store) => store.waiting_leads(source).await,
+            Self::Postgres(store) => store.waiting_leads(source).await,
         }
     }
 

@@ -348,9 +348,12 @@ macro_rules! shared_queries {
                 let now = to_millis(Utc::now());
                 let _turn = self.background_turn().await;
                 let mut tx = begin_write(self.writes()).await?;
+                // A dead lead starts its retry policy's count again; a pending one waiting for its
+                // next attempt keeps its count and is simply due now.
                 let requeued: Option<(String, bool)> = sqlx::query_as(
-                    "update leads set status = 'pending', run_at = $1, attempt = 0, updated_at = $1
-                     where id = $2 and status = 'dead'
+                    "update leads set run_at = $1, updated_at = $1,
+                         attempt = case when status = 'dead' then 0 else attempt end, status = 'pending'
+                     where id = $2 and status in ('dead', 'pending')
                      returning phone, progress is not null",
                 )
                 .bind(now)
@@ -398,6 +401,18 @@ macro_rules! shared_queries {
                 insert_history(&mut tx, id, std::slice::from_ref(&event)).await?;
                 tx.commit().await?;
                 Ok(Requeue::Queued)
+            }
+
+            pub async fn waiting_leads(&self, source: Option<&SourceId>) -> Result<Vec<LeadId>, StoreError> {
+                let ids: Vec<i64> = sqlx::query_scalar(
+                    "select id from leads where status = 'pending' and run_at > $1 and ($2 is null or source_id = $2)
+                     order by id",
+                )
+                .bind(to_millis(Utc::now()))
+                .bind(source.map(|source| source.0.as_str()))
+                .fetch_all(self.pool())
+                .await?;
+                Ok(ids.into_iter().map(LeadId).collect())
             }
 
             pub async fn dead_leads(&self, source: Option<&SourceId>) -> Result<Vec<LeadId>, StoreError> {

@@ -106,3 +106,46 @@ async fn a_re_sent_lead_decides_again_when_its_client_was_delivered_meanwhile() 
     assert_eq!(app.crm.emulator.leads_count(), 1, "no second deal for the client");
     app.stop().await;
 }
+
+/// Roistat's policy waits 30 minutes between attempts: once the CRM is back, an operator sends
+/// the waiting leads now, by API for one and from the command line for all.
+#[tokio::test]
+async fn leads_waiting_for_their_next_attempt_are_sent_now_by_api_and_from_the_command_line() {
+    let half_hourly = Setup {
+        retry: RetryPolicy {
+            schedule: RetrySchedule::Every(Duration::from_secs(1800)),
+            max_age: Duration::from_secs(48 * 3600),
+        },
+        ..Setup::default()
+    };
+    let app = spawn_app_with(half_hourly).await;
+    app.crm.emulator.inject_fault(Fault::new(503, FaultLimit::UntilCleared));
+    let first = app.accept(lead("Ада", "+79997000011")).await;
+    let second = app.accept(lead("Бор", "+79997000012")).await;
+    let third = app.accept(lead("Вера", "+79997000013")).await;
+    let all_failed_once = crate::helpers::poll_until(Duration::from_secs(10), || async {
+        let mut failed = true;
+        for id in [first, second, third] {
+            failed &= crate::helpers::history_kinds(&app.get_lead(id).await).contains(&"retry_scheduled".to_owned());
+        }
+        failed
+    });
+    assert!(all_failed_once.await, "each lead failed once and waits half an hour");
+    app.crm.emulator.clear_faults();
+
+    let retry = app.http.post(app.url(&format!("/api/v1/leads/{first}/retry"))).bearer_auth(ADMIN_TOKEN).send();
+    assert_eq!(retry.await.unwrap().status(), 200);
+    app.wait_for(first, &["approved"]).await;
+
+    let output = Command::new(TestProcess::BINARY)
+        .args(["leads", "retry", "--all-waiting", "--source", "trendagent"])
+        .env("LEADGATE_STORE__URL", &app.store_url)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("2 waiting lead(s) due now"));
+    app.wait_for(second, &["approved"]).await;
+    app.wait_for(third, &["approved"]).await;
+    assert_eq!(app.crm.emulator.contacts_count(), 3, "each client once");
+    app.stop().await;
+}
