@@ -271,7 +271,7 @@ impl App {
             () = overdue => {
                 // Nothing acknowledged is lost by stopping here: a lead is answered only once
                 // committed, and a delivery still running returns when its lease expires.
-                tracing::warn!(limit = ?SHUTDOWN_LIMIT, "shutdown is taking too long; stopping with requests or deliveries unfinished");
+                tracing::warn!(limit_seconds = SHUTDOWN_LIMIT.as_secs(), "shutdown is taking too long; stopping with requests or deliveries unfinished");
                 Ok(())
             }
         }

@@ -109,7 +109,7 @@ impl Worker {
                 found
             }
             Err(error) => {
-                tracing::error!(?error, "could not claim leads; retrying at the next tick");
+                tracing::error!(%error, "could not claim leads; retrying at the next tick");
                 false
             }
         }

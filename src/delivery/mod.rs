@@ -57,7 +57,7 @@ impl Deliverer {
                 tracing::warn!(lead.id = %id, "another worker took the lead over; stopping")
             }
             Err(error) => {
-                tracing::error!(?error, "could not record the attempt; the lead returns when its lease expires")
+                tracing::error!(%error, "could not record the attempt; the lead returns when its lease expires")
             }
         }
     }
@@ -139,7 +139,13 @@ impl Deliverer {
             HistoryEvent::now(outcome.decision.status().as_str(), serde_json::to_value(outcome).unwrap_or_default());
         events.push(decided);
         let deal = outcome.deal().map(|deal| &deal.record);
-        tracing::info!(decision = ?outcome.decision, deal = ?deal.map(|deal| &deal.id), "lead delivered");
+        // The decision as the API spells it (`new_client`), the deal's id bare.
+        let decision = serde_json::to_value(outcome.decision).ok();
+        let decision = decision.as_ref().and_then(serde_json::Value::as_str).unwrap_or_default();
+        match deal {
+            Some(deal) => tracing::info!(decision, deal = %deal.id, "lead delivered"),
+            None => tracing::info!(decision, "lead delivered"),
+        }
         let feedback = owed_feedback(&claim.lead, outcome, source);
         self.store.complete(&claim.lease, outcome, &events, &feedback).await?;
         let status = outcome.decision.status().as_str();

@@ -121,8 +121,8 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         match &self {
-            Self::Internal(error) => tracing::error!(?error, "request failed on our side"),
-            Self::Unavailable(error) => tracing::warn!(?error, "the database could not take the request; answered 503"),
+            Self::Internal(error) => tracing::error!(%error, "request failed on our side"),
+            Self::Unavailable(error) => tracing::warn!(%error, "the database could not take the request; answered 503"),
             Self::Page(error) => tracing::error!(%error, "could not render a form's page"),
             Self::Files(error) => tracing::error!(%error, "could not store a visitor's file"),
             Self::Pbx(error) => tracing::warn!(%error, "the PBX's API refused or failed"),

@@ -170,7 +170,8 @@ async fn accept(
     let honeypot_filled = submission.values.get(&settings.honeypot).is_some_and(|value| !value.trim().is_empty());
     if honeypot_filled {
         state.files.discard(submission.files).await;
-        tracing::info!(form = %source.id, ip = ?client_ip, "a submission filled the hidden field; dropped as spam");
+        // The visitor's address is personal data: counted by the per-address limit, never logged.
+        tracing::info!(form = %source.id, "a submission filled the hidden field; dropped as spam");
         return Ok(None);
     }
     submission.values.remove(&settings.honeypot);

@@ -74,7 +74,7 @@ pub async fn add_lead(
         Ok(Waited::Settled(lead)) => Some(lead),
         Ok(Waited::Failed { .. } | Waited::OnItsWay) => None,
         Err(error) => {
-            tracing::warn!(lead.id = %id, ?error, "could not read the lead while waiting for its number");
+            tracing::warn!(lead.id = %id, %error, "could not read the lead while waiting for its number");
             None
         }
     };

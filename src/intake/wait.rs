@@ -89,7 +89,7 @@ pub async fn visitor_number(store: &Store, id: LeadId, wait: &WaitForCrm) -> Opt
         Ok(Waited::Settled(lead)) => lead.outcome.as_ref().and_then(|outcome| outcome.deal_number()).map(str::to_owned),
         Ok(Waited::Failed { .. } | Waited::OnItsWay) => None,
         Err(error) => {
-            tracing::warn!(lead.id = %id, ?error, "could not read the lead while waiting for its number");
+            tracing::warn!(lead.id = %id, %error, "could not read the lead while waiting for its number");
             None
         }
     }

@@ -68,7 +68,7 @@ impl FeedbackWorker {
         Ok(count)
     }
 
-    #[tracing::instrument(skip_all, fields(lead.id = %claim.lead_id, kind = ?claim.kind))]
+    #[tracing::instrument(skip_all, fields(lead.id = %claim.lead_id, kind = claim.kind.as_str()))]
     async fn attempt(&self, claim: &FeedbackClaim) {
         let started = Instant::now();
         let result = match claim.kind {
@@ -111,7 +111,7 @@ impl FeedbackWorker {
             }
         };
         if let Err(error) = written {
-            tracing::error!(?error, "could not record a feedback attempt; it is retried when its lease expires");
+            tracing::error!(%error, "could not record a feedback attempt; it is retried when its lease expires");
         }
     }
 

@@ -86,12 +86,12 @@ async fn commit_batch(store: &Store, leads: &[NewLead]) -> Vec<Result<Inserted, 
         for lead in leads {
             let result = store.insert_leads(std::slice::from_ref(lead)).await.map(|mut inserted| inserted.remove(0));
             if let Err(error) = &result {
-                tracing::error!(?error, "could not commit a lead");
+                tracing::error!(%error, "could not commit a lead");
             }
             results.push(result.map_err(|error| error.for_each_lead()));
         }
         return results;
     }
-    tracing::error!(?error, leads = leads.len(), "could not commit a batch of leads");
+    tracing::error!(%error, leads = leads.len(), "could not commit a batch of leads");
     leads.iter().map(|_| Err(error.for_each_lead())).collect()
 }
