@@ -8,6 +8,7 @@ pub mod deal;
 pub mod document;
 pub mod email;
 pub mod lead;
+pub mod operator;
 pub mod phone;
 pub mod text;
 

@@ -5,6 +5,7 @@
 
 mod advertisers;
 pub mod calls;
+pub mod console;
 pub mod copy;
 mod error;
 pub mod files;
