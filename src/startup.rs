@@ -89,6 +89,7 @@ impl App {
             feedback: feedback_config,
             smtp,
             admin_token,
+            console,
             files_dir,
             mut destinations,
             mut sources,
@@ -132,6 +133,7 @@ impl App {
         let listener = TcpListener::bind(listen).await?;
         let address = listener.local_addr()?;
         // Links to website leads' files point here; without a public address, at the listener.
+        let console = crate::console::ConsoleSettings::new(console, public_url.as_ref());
         let files_url = match public_url {
             Some(url) => url,
             None => url::Url::parse(&format!("http://{address}/"))?,
@@ -146,7 +148,8 @@ impl App {
             guard.clone(),
             admin_token,
             files.clone(),
-        );
+        )
+        .with_console(console);
         let connectors = Arc::new(connectors);
         let deliverer = Deliverer {
             store: store.clone(),

@@ -57,10 +57,28 @@ pub struct Config {
     pub feedback: FeedbackConfig,
     pub smtp: Option<SmtpConfig>,
     pub admin_token: Option<SecretString>,
+    pub console: ConsoleConfig,
     /// Where files that come with website leads are kept.
     pub files_dir: PathBuf,
     pub destinations: BTreeMap<String, DestinationConfig>,
     pub sources: BTreeMap<SourceId, SourceConfig>,
+}
+
+/// The operator console: the language of its pages, how long a login lasts, when logins lock.
+#[derive(Debug, Clone)]
+pub struct ConsoleConfig {
+    pub language: ConsoleLanguage,
+    pub session_lifetime: Duration,
+    pub lockout_window: Duration,
+    pub max_failures_per_user: u32,
+    pub max_failures_per_address: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConsoleLanguage {
+    #[default]
+    Russian,
+    English,
 }
 
 /// Where callbacks may go: public addresses only, unless allowed here.

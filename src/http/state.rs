@@ -28,6 +28,7 @@ pub struct AppState {
     pub form_limits: FormLimits,
     /// Woken when call events are stored, so the call assembler looks at once.
     pub call_wake: Arc<Notify>,
+    pub console: Arc<crate::console::ConsoleSettings>,
 }
 
 impl FromRef<AppState> for SourceKeys {
@@ -49,6 +50,23 @@ impl AppState {
         let form_limits = FormLimits::new(&sources);
         let source_keys = SourceKeys(Arc::new(sources));
         let call_wake = Arc::new(Notify::new());
-        Self { store, writer, phone_region, source_keys, callback_guard, admin_token, files, form_limits, call_wake }
+        let console = Arc::default();
+        Self {
+            store,
+            writer,
+            phone_region,
+            source_keys,
+            callback_guard,
+            admin_token,
+            files,
+            form_limits,
+            call_wake,
+            console,
+        }
+    }
+
+    /// The operator console's settings, where the configuration has them.
+    pub fn with_console(self, console: crate::console::ConsoleSettings) -> Self {
+        Self { console: Arc::new(console), ..self }
     }
 }

@@ -1,0 +1,410 @@
+//! The operator console over HTTP: logging in and out, lock-out, sessions that expire, CSRF on
+//! every form, what a viewer may not do, re-sending, security headers, and no personal data in URLs.
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use amocrm_emulator::{Fault, FaultLimit};
+use leadgate::config::{Config, ConsoleConfig, ConsoleLanguage};
+use leadgate::domain::operator::{Password, Role, Username};
+use reqwest::StatusCode;
+use reqwest::cookie::{CookieStore, Jar};
+use reqwest::header::{HeaderMap, LOCATION};
+use secrecy::SecretString;
+use serde_json::json;
+
+use crate::helpers::{ADMIN_TOKEN, Setup, TestApp, TestProcess, poll_until, spawn_app_with};
+
+pub const ADMIN: &str = "anna";
+pub const VIEWER: &str = "boris";
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub fn console_config() -> ConsoleConfig {
+    Config::from_toml_str("").unwrap().console
+}
+
+/// A gateway whose leads die at once while the CRM fails (one attempt), with an admin and a viewer.
+pub async fn console_app(console: ConsoleConfig) -> TestApp {
+    let retry = leadgate::config::RetryPolicy {
+        schedule: leadgate::config::RetrySchedule::Every(Duration::from_millis(50)),
+        max_age: Duration::from_millis(1),
+    };
+    let app = spawn_app_with(Setup { console: Some(console), retry, ..Setup::default() }).await;
+    add_user(&app, ADMIN, Role::Admin).await;
+    add_user(&app, VIEWER, Role::Viewer).await;
+    app
+}
+
+pub async fn add_user(app: &TestApp, name: &str, role: Role) {
+    let hash = Password::parse(SecretString::from(PASSWORD)).unwrap().hash();
+    app.store.add_console_user(&Username::parse(name).unwrap(), &hash, role).await.unwrap().unwrap();
+}
+
+/// A browser stand-in: keeps cookies, does not follow redirects (the tests look at them).
+pub struct Visitor {
+    pub http: reqwest::Client,
+    pub base: String,
+    jar: Arc<Jar>,
+}
+
+impl Visitor {
+    pub fn new(app: &TestApp) -> Self {
+        let jar = Arc::new(Jar::default());
+        let http = reqwest::Client::builder()
+            .cookie_provider(Arc::clone(&jar))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Self { http, base: app.url(""), jar }
+    }
+
+    /// The `Cookie` header this visitor sends to the console.
+    pub fn cookies(&self) -> String {
+        let url = format!("{}/admin/leads", self.base).parse().unwrap();
+        self.jar.cookies(&url).map(|value| value.to_str().unwrap().to_owned()).unwrap_or_default()
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(format!("{}{path}", self.base)).send().await.unwrap()
+    }
+
+    pub async fn page(&self, path: &str) -> String {
+        let response = self.get(path).await;
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.text().await.unwrap()
+    }
+
+    pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.http.post(format!("{}{path}", self.base)).form(form).send().await.unwrap()
+    }
+
+    pub async fn log_in_with(&self, name: &str, password: &str) -> reqwest::Response {
+        let form = self.page("/admin/login").await;
+        let csrf = csrf_of(&form);
+        self.post("/admin/login", &[("csrf", &csrf), ("username", name), ("password", password)]).await
+    }
+
+    pub async fn log_in(&self, name: &str) -> String {
+        let response = self.log_in_with(name, PASSWORD).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{name} logs in");
+        assert_eq!(response.headers()[LOCATION], "/admin/leads");
+        csrf_of(&self.page("/admin/leads").await)
+    }
+}
+
+/// The CSRF token of the first form on the page.
+pub fn csrf_of(html: &str) -> String {
+    let start = html.find(r#"name="csrf" value=""#).expect("a form with a CSRF token") + r#"name="csrf" value=""#.len();
+    html[start..start + html[start..].find('"').unwrap()].to_owned()
+}
+
+/// Every address the page links to, posts to, or loads.
+pub fn addresses(html: &str) -> Vec<String> {
+    ["href=\"", "action=\"", "src=\""]
+        .iter()
+        .flat_map(|attribute| {
+            html.match_indices(attribute).map(move |(at, _)| {
+                let rest = &html[at + attribute.len()..];
+                rest[..rest.find('"').unwrap_or(0)].to_owned()
+            })
+        })
+        .collect()
+}
+
+async fn dead_lead(app: &TestApp, name: &str, phone: &str) -> i64 {
+    let id = app.accept(json!({ "name": name, "phone": phone, "email": "anna.petrova@example.ru" })).await;
+    app.wait_for(id, &["dead"]).await;
+    id
+}
+
+#[tokio::test]
+async fn an_admin_finds_a_lead_by_another_spelling_of_its_phone_and_logging_out_ends_the_session() {
+    let app = console_app(console_config()).await;
+    let id = app.accept(json!({ "name": "Анна Петрова", "phone": "+7 912 345-67-89" })).await;
+    let other = app.accept(json!({ "name": "Лев", "phone": "+7 999 000-11-22" })).await;
+    let visitor = Visitor::new(&app);
+    assert_eq!(visitor.get("/admin/leads").await.headers()[LOCATION], "/admin/login", "no session, no list");
+
+    let csrf = visitor.log_in(ADMIN).await;
+    let found = visitor.post("/admin/leads/search", &[("csrf", &csrf), ("q", "8 (912) 345 67 89")]).await;
+    assert_eq!(found.status(), StatusCode::SEE_OTHER);
+    let list = visitor.page("/admin/leads").await;
+    assert!(list.contains(&format!("id=\"lead-{id}\"")), "the lead is listed: {list}");
+    assert!(!list.contains(&format!("id=\"lead-{other}\"")), "only that client's lead");
+    let cookie = visitor.cookies();
+
+    let out = visitor.post("/admin/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(out.headers()[LOCATION], "/admin/login");
+    assert_eq!(visitor.get("/admin/leads").await.headers()[LOCATION], "/admin/login");
+    assert!(cookie.contains("leadgate_console="), "{cookie}");
+    let replayed = app.http.get(app.url("/admin/leads")).header("cookie", cookie).send().await.unwrap();
+    assert_eq!(replayed.url().path(), "/admin/login", "the old cookie opens nothing once logged out");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_viewer_cannot_resend_export_or_see_what_the_lead_carried() {
+    let app = console_app(console_config()).await;
+    app.crm.emulator.inject_fault(Fault::new(503, FaultLimit::UntilCleared));
+    let id = dead_lead(&app, "Дина", "+79997000002").await;
+    let visitor = Visitor::new(&app);
+    let csrf = visitor.log_in(VIEWER).await;
+
+    let page = visitor.page(&format!("/admin/leads/{id}")).await;
+    assert!(page.contains("Дина") && page.contains("+79997000002"), "the list's columns are shown");
+    assert!(!page.contains("anna.petrova@example.ru"), "the e-mail is not: {page}");
+    assert!(!page.contains("id=\"request\"") && !page.contains("id=\"resend\""));
+    assert_eq!(visitor.get(&format!("/admin/leads/{id}/resend")).await.status(), StatusCode::FORBIDDEN);
+    let resend = visitor.post(&format!("/admin/leads/{id}/resend"), &[("csrf", &csrf)]).await;
+    assert_eq!(resend.status(), StatusCode::FORBIDDEN);
+    assert_eq!(visitor.get("/admin/leads.csv").await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(visitor.get("/admin/audit").await.status(), StatusCode::FORBIDDEN);
+    let bulk = visitor.post("/admin/dead/resend", &[("csrf", &csrf), ("since", "2000-01-01T00:00")]).await;
+    assert_eq!(bulk.status(), StatusCode::FORBIDDEN);
+    let api = visitor.http.post(app.url(&format!("/api/v1/leads/{id}/retry"))).header("x-csrf-token", &csrf);
+    assert_eq!(api.send().await.unwrap().status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.get_lead(id).await["status"], "dead", "nothing was re-sent");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_form_without_the_session_csrf_token_changes_nothing() {
+    let app = console_app(console_config()).await;
+    app.crm.emulator.inject_fault(Fault::new(503, FaultLimit::UntilCleared));
+    let id = dead_lead(&app, "Павел", "+79997000001").await;
+    let visitor = Visitor::new(&app);
+    let csrf = visitor.log_in(ADMIN).await;
+
+    let path = format!("/admin/leads/{id}/resend");
+    assert_eq!(visitor.post(&path, &[]).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(visitor.post(&path, &[("csrf", "0123")]).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(visitor.post("/admin/logout", &[]).await.status(), StatusCode::FORBIDDEN);
+    let api = visitor.http.post(app.url(&format!("/api/v1/leads/{id}/retry")));
+    assert_eq!(api.send().await.unwrap().status(), StatusCode::FORBIDDEN, "the JSON API wants X-CSRF-Token");
+    let login = Visitor::new(&app).post("/admin/login", &[("username", ADMIN), ("password", PASSWORD)]).await;
+    assert_eq!(login.status(), StatusCode::FORBIDDEN, "the login form has its token too");
+    assert_eq!(app.get_lead(id).await["status"], "dead");
+
+    app.crm.emulator.clear_faults();
+    let resent = visitor.post(&path, &[("csrf", &csrf)]).await;
+    assert_eq!(resent.headers()[LOCATION], format!("/admin/leads/{id}?done=resent"));
+    app.wait_for(id, &["approved"]).await;
+    let audit = visitor.page("/admin/audit").await;
+    assert!(audit.contains("resend") && audit.contains(&format!("lead {id}")), "{audit}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn repeated_wrong_passwords_lock_the_user_name_and_then_the_address() {
+    let console = ConsoleConfig { max_failures_per_user: 3, max_failures_per_address: 5, ..console_config() };
+    let app = console_app(console).await;
+    let visitor = Visitor::new(&app);
+    for _ in 0..3 {
+        let wrong = visitor.log_in_with(ADMIN, "not the password at all").await;
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    }
+    let locked = visitor.log_in_with(ADMIN, PASSWORD).await;
+    assert_eq!(locked.status(), StatusCode::TOO_MANY_REQUESTS, "even the right password waits");
+    assert!(locked.text().await.unwrap().contains("Слишком много неудачных попыток"));
+
+    // Another name from the same address still gets in, until the address has failed five times.
+    assert_eq!(visitor.log_in_with(VIEWER, PASSWORD).await.status(), StatusCode::SEE_OTHER);
+    for _ in 0..2 {
+        assert_eq!(visitor.log_in_with("nobody", "not the password at all").await.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(visitor.log_in_with(VIEWER, PASSWORD).await.status(), StatusCode::TOO_MANY_REQUESTS);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_expired_session_is_sent_back_to_the_login_page() {
+    let console = ConsoleConfig { session_lifetime: Duration::from_secs(1), ..console_config() };
+    let app = console_app(console).await;
+    let visitor = Visitor::new(&app);
+    visitor.log_in(ADMIN).await;
+
+    let expired = poll_until(Duration::from_secs(5), || async {
+        visitor.get("/admin/leads").await.headers().get(LOCATION).is_some_and(|to| to == "/admin/login")
+    })
+    .await;
+    assert!(expired, "a session of one second is refused once it is over");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_admin_token_still_works_for_scripts_and_a_console_admin_uses_the_json_api_with_its_csrf_header() {
+    let app = console_app(console_config()).await;
+    app.crm.emulator.inject_fault(Fault::new(503, FaultLimit::UntilCleared));
+    let first = dead_lead(&app, "Дина", "+79997000002").await;
+    let second = dead_lead(&app, "Лев", "+79997000003").await;
+    app.crm.emulator.clear_faults();
+
+    let script = app.http.post(app.url(&format!("/api/v1/leads/{first}/retry"))).bearer_auth(ADMIN_TOKEN);
+    assert_eq!(script.send().await.unwrap().status(), 200);
+    let visitor = Visitor::new(&app);
+    let csrf = visitor.log_in(ADMIN).await;
+    let console = visitor.http.post(app.url(&format!("/api/v1/leads/{second}/retry"))).header("x-csrf-token", &csrf);
+    assert_eq!(console.send().await.unwrap().status(), 200);
+    let lead = app.wait_for(second, &["approved"]).await;
+    let by = lead["history"].as_array().unwrap().iter().find(|event| event["kind"] == "resend_requested").unwrap();
+    assert_eq!(by["detail"]["by"], format!("console:{ADMIN}"));
+    app.wait_for(first, &["approved"]).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn every_console_page_sends_the_security_headers_and_no_address_carries_a_phone_or_an_e_mail() {
+    let app = console_app(console_config()).await;
+    app.crm.emulator.inject_fault(Fault::new(503, FaultLimit::UntilCleared));
+    let id = dead_lead(&app, "Анна Петрова", "+7 912 345-67-89").await;
+    let visitor = Visitor::new(&app);
+    let login = visitor.get("/admin/login").await;
+    assert_security_headers(login.headers(), "/admin/login");
+    let csrf = visitor.log_in(ADMIN).await;
+
+    for search in ["+7 912 345-67-89", "anna.petrova@example.ru"] {
+        let searched = visitor.post("/admin/leads/search", &[("csrf", &csrf), ("q", search), ("status", "dead")]).await;
+        let location = searched.headers()[LOCATION].to_str().unwrap().to_owned();
+        assert_eq!(location, "/admin/leads?status=dead", "the search stays in the session");
+        for path in [
+            location.clone(),
+            format!("/admin/leads/{id}"),
+            format!("/admin/leads/{id}/resend"),
+            "/admin/dead".to_owned(),
+            "/admin/audit".to_owned(),
+        ] {
+            let response = visitor.get(&path).await;
+            assert_eq!(response.status(), 200, "{path}");
+            assert_security_headers(response.headers(), &path);
+            let html = response.text().await.unwrap();
+            for address in addresses(&html) {
+                for personal in ["9123456789", "912 345", "anna.petrova", "%40example"] {
+                    assert!(!address.contains(personal), "{path} links to {address}");
+                }
+            }
+        }
+        let list = visitor.page(&location).await;
+        assert!(list.contains(&format!("id=\"lead-{id}\"")), "found by «{search}»");
+    }
+    let error = visitor.get("/admin/leads/999999").await;
+    assert_eq!(error.status(), 404);
+    assert_security_headers(error.headers(), "a console 404");
+    app.stop().await;
+}
+
+fn assert_security_headers(headers: &HeaderMap, page: &str) {
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline"), "{page}: {csp}");
+    assert_eq!(headers["referrer-policy"], "no-referrer", "{page}");
+    assert_eq!(headers["x-content-type-options"], "nosniff", "{page}");
+}
+
+#[tokio::test]
+async fn bulk_resend_previews_the_count_and_requeues_only_that_sources_dead_leads() {
+    let app = console_app(console_config()).await;
+    app.crm.emulator.inject_fault(Fault::new(503, FaultLimit::UntilCleared));
+    let first = dead_lead(&app, "Дина", "+79997000002").await;
+    let second = dead_lead(&app, "Лев", "+79997000003").await;
+    let other = crate::helpers::accept_at(
+        &app.http,
+        &app.url(""),
+        crate::helpers::OTHER_SOURCE_KEY,
+        &json!({ "name": "Ира", "phone": "+79997000004" }),
+    )
+    .await;
+    crate::helpers::wait_for_status(&app.http, &app.url(""), crate::helpers::OTHER_SOURCE_KEY, other, &["dead"]).await;
+    app.crm.emulator.clear_faults();
+    let visitor = Visitor::new(&app);
+    let csrf = visitor.log_in(ADMIN).await;
+    let dead = visitor.page("/admin/dead").await;
+    assert!(dead.contains("trendagent") && dead.contains("503"), "grouped by source and cause: {dead}");
+
+    let form = [("csrf", csrf.as_str()), ("source", "trendagent"), ("since", "2000-01-01T00:00")];
+    let preview = visitor.post("/admin/dead/preview", &form).await.text().await.unwrap();
+    assert!(preview.contains("<strong id=\"bulk-count\">2</strong>"), "{preview}");
+    let done = visitor.post("/admin/dead/resend", &form).await;
+    assert_eq!(done.headers()[LOCATION], "/admin/dead?queued=2");
+    app.wait_for(first, &["approved"]).await;
+    app.wait_for(second, &["approved"]).await;
+    let lead = crate::helpers::get_lead(&app.http, &app.url(""), crate::helpers::OTHER_SOURCE_KEY, other).await;
+    assert_eq!(lead["status"], "dead", "the other source's lead was not part of it");
+    assert!(visitor.page("/admin/audit").await.contains("bulk_resend"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_admin_exports_the_filtered_list_as_csv() {
+    let app = console_app(console_config()).await;
+    let id = app.accept(json!({ "name": "=HYPERLINK(\"x\")", "phone": "+79997000005" })).await;
+    let visitor = Visitor::new(&app);
+    visitor.log_in(ADMIN).await;
+
+    let response = visitor.get("/admin/leads.csv?source=trendagent").await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    let csv = response.text().await.unwrap();
+    let mut lines = csv.lines();
+    assert!(lines.next().unwrap().starts_with("id,received_utc,source,name,phone"));
+    let row = lines.next().unwrap();
+    assert!(row.starts_with(&format!("{id},")) && row.contains("+79997000005"), "{row}");
+    assert!(row.contains("'=HYPERLINK"), "a formula is defused: {row}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_console_speaks_english_when_configured() {
+    let app = console_app(ConsoleConfig { language: ConsoleLanguage::English, ..console_config() }).await;
+    let visitor = Visitor::new(&app);
+    assert!(visitor.page("/admin/login").await.contains("Log in"));
+    visitor.log_in(ADMIN).await;
+    assert!(visitor.page("/admin/leads").await.contains("No leads found."));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn users_are_managed_from_the_command_line_with_passwords_on_stdin() {
+    let app = spawn_app_with(Setup::default()).await;
+    let users = |args: &[&str], stdin: &str| {
+        let mut child = Command::new(TestProcess::BINARY)
+            .arg("users")
+            .args(args)
+            .env("LEADGATE_STORE__URL", &app.store_url)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), stdin.as_bytes()).unwrap();
+        let output = child.wait_with_output().unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr),
+        )
+    };
+    let (code, said) = users(&["add", "vera", "--role", "admin"], "eleven char\n");
+    assert_eq!(code, Some(2), "{said}");
+    assert!(said.contains("at least 12"), "{said}");
+    assert_eq!(users(&["add", "vera", "--role", "admin"], &format!("{PASSWORD}\n")).0, Some(0));
+    assert_eq!(users(&["add", "vera"], &format!("{PASSWORD}\n")).0, Some(2), "names are unique");
+    let (_, listed) = users(&["list"], "");
+    assert!(listed.contains("vera") && listed.contains("admin") && listed.contains("enabled"), "{listed}");
+
+    let visitor = Visitor::new(&app);
+    let csrf = visitor.log_in("vera").await;
+    assert!(!csrf.is_empty());
+    assert_eq!(users(&["passwd", "vera"], "another long password\n").0, Some(0));
+    assert_eq!(visitor.get("/admin/leads").await.headers()[LOCATION], "/admin/login", "a new password ends sessions");
+    assert_eq!(visitor.log_in_with("vera", PASSWORD).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(visitor.log_in_with("vera", "another long password").await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(users(&["disable", "vera"], "").0, Some(0));
+    assert_eq!(visitor.get("/admin/leads").await.headers()[LOCATION], "/admin/login", "disabling ends sessions");
+    assert_eq!(visitor.log_in_with("vera", "another long password").await.status(), StatusCode::UNAUTHORIZED);
+    let audit = app.store.audit_log(20).await.unwrap();
+    let actions: Vec<&str> = audit.iter().map(|entry| entry.action.as_str()).collect();
+    for action in ["user_added", "password_changed", "user_disabled", "login", "login_failed"] {
+        assert!(actions.contains(&action), "{action} is audited: {actions:?}");
+    }
+    assert!(audit.iter().filter(|entry| entry.action == "user_added").all(|entry| entry.actor == "command line"));
+    app.stop().await;
+}
