@@ -131,9 +131,11 @@ fn check_console(raw: &RawConsole, found: &mut Found<'_>) -> Option<ConsoleConfi
             None
         }
     };
-    for (key, value) in
-        [("console.session_lifetime", raw.session_lifetime), ("console.lockout_window", raw.lockout_window)]
-    {
+    for (key, value) in [
+        ("console.session_lifetime", raw.session_lifetime),
+        ("console.lockout_window", raw.lockout_window),
+        ("console.stalled_after", raw.stalled_after),
+    ] {
         if value.is_zero() {
             found.problem(key, "must be longer than zero");
         }
@@ -152,6 +154,7 @@ fn check_console(raw: &RawConsole, found: &mut Found<'_>) -> Option<ConsoleConfi
         lockout_window: raw.lockout_window,
         max_failures_per_user: raw.max_failures_per_user,
         max_failures_per_address: raw.max_failures_per_address,
+        stalled_after: raw.stalled_after,
     })
 }
 

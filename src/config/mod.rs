@@ -72,6 +72,8 @@ pub struct ConsoleConfig {
     pub lockout_window: Duration,
     pub max_failures_per_user: u32,
     pub max_failures_per_address: u32,
+    /// A source whose leads wait while none reached the CRM for this long is shown as stalled.
+    pub stalled_after: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

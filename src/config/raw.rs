@@ -289,6 +289,8 @@ pub struct RawConsole {
     pub lockout_window: Duration,
     pub max_failures_per_user: u32,
     pub max_failures_per_address: u32,
+    #[serde(with = "humantime_serde")]
+    pub stalled_after: Duration,
 }
 
 #[derive(Debug, Deserialize)]

@@ -7,6 +7,7 @@ mod dead;
 mod leads;
 mod login;
 mod page;
+mod sources;
 mod texts;
 mod timeline;
 
@@ -55,6 +56,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/dead/preview", axum::routing::post(dead::preview))
         .route("/admin/dead/resend", axum::routing::post(dead::resend))
         .route("/admin/audit", get(dead::audit))
+        .route("/admin/sources", get(sources::page))
         .route("/admin/static/console.css", get(stylesheet));
     pages.layer(axum::middleware::map_response(security_headers))
 }

@@ -77,6 +77,16 @@ pub struct Texts {
     pub action: &'static str,
     pub detail: &'static str,
     pub times_in_utc: &'static str,
+    pub sources: &'static str,
+    pub stalled: &'static str,
+    pub today: &'static str,
+    pub week: &'static str,
+    pub outcomes: &'static str,
+    pub rejected_short: &'static str,
+    pub waiting: &'static str,
+    pub oldest_waiting: &'static str,
+    pub last_delivered: &'static str,
+    pub outcomes_explained: &'static str,
 }
 
 pub fn texts(language: ConsoleLanguage) -> &'static Texts {
@@ -124,10 +134,15 @@ impl Texts {
             ("routed", "Маршрут назначен", "Routed"),
             ("repeat_received", "Повторная заявка", "Repeat received"),
             ("note_skipped", "Примечание пропущено", "Note skipped"),
-            ("callback_sent", "Обратный вызов", "Callback"),
+            ("callback_delivered", "Обратный вызов доставлен", "Callback delivered"),
+            ("callback_attempt_failed", "Обратный вызов: попытка не удалась", "Callback attempt failed"),
             ("callback_failed", "Обратный вызов не доставлен", "Callback failed"),
-            ("email_sent", "Письмо", "E-mail"),
+            ("email_delivered", "Письмо отправлено", "E-mail delivered"),
+            ("email_attempt_failed", "Письмо: попытка не удалась", "E-mail attempt failed"),
             ("email_failed", "Письмо не доставлено", "E-mail failed"),
+            ("deal_note_delivered", "Примечание к сделке добавлено", "Deal note delivered"),
+            ("deal_note_attempt_failed", "Примечание: попытка не удалась", "Deal note attempt failed"),
+            ("deal_note_failed", "Примечание не добавлено", "Deal note failed"),
         ];
         known.iter().find(|(name, ..)| *name == kind).map_or(kind, |(_, ru, en)| if russian { ru } else { en })
     }
@@ -205,6 +220,16 @@ static RUSSIAN: Texts = Texts {
     action: "Действие",
     detail: "Подробности",
     times_in_utc: "Время везде в UTC.",
+    sources: "Источники",
+    stalled: "заявки принимаются, но не доставляются: в CRM ничего не ушло дольше порога",
+    today: "Сегодня",
+    week: "За 7 дней",
+    outcomes: "Итоги за 7 дней",
+    rejected_short: "клиент известен",
+    waiting: "Ждут отправки",
+    oldest_waiting: "Самая старая в очереди",
+    last_delivered: "Последняя доставка",
+    outcomes_explained: "✓ — новая сделка в CRM; «клиент известен» — клиент уже был в CRM; ✗ — не отправлена; … — в пути или не для CRM.",
 };
 
 static ENGLISH: Texts = Texts {
@@ -279,4 +304,14 @@ static ENGLISH: Texts = Texts {
     action: "Action",
     detail: "Detail",
     times_in_utc: "All times are UTC.",
+    sources: "Sources",
+    stalled: "accepting leads but not delivering them: nothing reached the CRM for longer than the threshold",
+    today: "Today",
+    week: "Last 7 days",
+    outcomes: "Outcomes, 7 days",
+    rejected_short: "known client",
+    waiting: "Waiting",
+    oldest_waiting: "Oldest waiting",
+    last_delivered: "Last delivered",
+    outcomes_explained: "✓ a new deal in the CRM; «known client» the client was in the CRM already; ✗ dead; … on its way or not for the CRM.",
 };

@@ -70,7 +70,38 @@ pub struct FailureGroup {
     pub latest: DateTime<Utc>,
 }
 
+/// How one source's leads are going: what came in, how it ended, what waits.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SourceActivity {
+    pub source: String,
+    /// Leads received since the start of today (UTC), and in the last seven days.
+    pub today: i64,
+    pub week: i64,
+    /// Of the week's leads: how each ended so far.
+    pub approved: i64,
+    pub rejected: i64,
+    pub dead: i64,
+    pub other: i64,
+    /// Leads waiting for the CRM now (pending or being sent), whenever received.
+    pub waiting: i64,
+    pub oldest_waiting: Option<DateTime<Utc>>,
+    /// The last time one of the week's leads reached the CRM (approved or rejected there).
+    pub last_delivered: Option<DateTime<Utc>>,
+}
+
 impl Store {
+    /// Per source: the week's leads and outcomes, and what waits now.
+    pub async fn source_activity(
+        &self,
+        today: DateTime<Utc>,
+        week: DateTime<Utc>,
+    ) -> Result<Vec<SourceActivity>, StoreError> {
+        match self {
+            Self::Sqlite(store) => store.source_activity(today, week).await,
+            Self::Postgres(store) => store.source_activity(today, week).await,
+        }
+    }
+
     /// Adds a user; `None` when the name is taken.
     pub async fn add_console_user(
         &self,
@@ -224,7 +255,9 @@ macro_rules! console_queries {
             use super::super::{begin_write, $store};
             use $crate::domain::operator::{ConsoleUser, Role, Username};
             use $crate::domain::{Lead, LeadId, SourceId};
-            use $crate::store::console::{AuditEntry, ConsoleSession, FailureGroup, LeadQuery, LeadSearch, NewSession};
+            use $crate::store::console::{
+                AuditEntry, ConsoleSession, FailureGroup, LeadQuery, LeadSearch, NewSession, SourceActivity,
+            };
             use $crate::store::rows::LeadRow;
             use $crate::store::{LEAD_COLUMNS, StoreError, from_millis, to_millis};
 
@@ -547,6 +580,56 @@ macro_rules! console_queries {
                             .collect()
                     };
                     Ok((group(dead), group(failed)))
+                }
+
+                pub async fn source_activity(
+                    &self,
+                    today: DateTime<Utc>,
+                    week: DateTime<Utc>,
+                ) -> Result<Vec<SourceActivity>, StoreError> {
+                    // The week through the created_at index; what waits through the status index.
+                    let recent: Vec<(String, i64, i64, i64, i64, i64, Option<i64>)> = sqlx::query_as(
+                        "select source_id,
+                                sum(case when created_at >= $1 then 1 else 0 end),
+                                count(*),
+                                sum(case when status = 'approved' then 1 else 0 end),
+                                sum(case when status = 'rejected' then 1 else 0 end),
+                                sum(case when status = 'dead' then 1 else 0 end),
+                                max(case when status in ('approved', 'rejected') then updated_at end)
+                         from leads where created_at >= $2 group by source_id",
+                    )
+                    .bind(to_millis(today))
+                    .bind(to_millis(week))
+                    .fetch_all(self.pool())
+                    .await?;
+                    let waiting: Vec<(String, i64, i64)> = sqlx::query_as(
+                        "select source_id, count(*), min(created_at) from leads
+                         where status in ('pending', 'processing') group by source_id",
+                    )
+                    .fetch_all(self.pool())
+                    .await?;
+                    let mut activity: std::collections::BTreeMap<String, SourceActivity> = Default::default();
+                    for (source, today, week, approved, rejected, dead, delivered) in recent {
+                        let entry = activity.entry(source.clone()).or_default();
+                        *entry = SourceActivity {
+                            source,
+                            today,
+                            week,
+                            approved,
+                            rejected,
+                            dead,
+                            other: week - approved - rejected - dead,
+                            last_delivered: delivered.map(from_millis),
+                            ..SourceActivity::default()
+                        };
+                    }
+                    for (source, count, oldest) in waiting {
+                        let entry = activity.entry(source.clone()).or_default();
+                        entry.source = source;
+                        entry.waiting = count;
+                        entry.oldest_waiting = Some(from_millis(oldest));
+                    }
+                    Ok(activity.into_values().collect())
                 }
 
                 pub async fn dead_since(

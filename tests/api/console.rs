@@ -273,6 +273,7 @@ async fn every_console_page_sends_the_security_headers_and_no_address_carries_a_
             format!("/admin/leads/{id}/resend"),
             "/admin/dead".to_owned(),
             "/admin/audit".to_owned(),
+            "/admin/sources".to_owned(),
         ] {
             let response = visitor.get(&path).await;
             assert_eq!(response.status(), 200, "{path}");
@@ -406,5 +407,39 @@ async fn users_are_managed_from_the_command_line_with_passwords_on_stdin() {
         assert!(actions.contains(&action), "{action} is audited: {actions:?}");
     }
     assert!(audit.iter().filter(|entry| entry.action == "user_added").all(|entry| entry.actor == "command line"));
+    app.stop().await;
+}
+
+/// A gateway whose leads keep retrying while the CRM is down, with an admin; a source counts as
+/// stalled after `stalled_after`.
+pub async fn retrying_app(stalled_after: Duration) -> TestApp {
+    let console = ConsoleConfig { stalled_after, ..console_config() };
+    let app = spawn_app_with(Setup { console: Some(console), ..Setup::default() }).await;
+    add_user(&app, ADMIN, Role::Admin).await;
+    app
+}
+
+#[tokio::test]
+async fn a_source_accepting_but_not_delivering_is_flagged_until_the_crm_recovers() {
+    let app = retrying_app(Duration::from_millis(300)).await;
+    let visitor = Visitor::new(&app);
+    visitor.log_in(ADMIN).await;
+    let delivered = app.accept(json!({ "name": "Анна", "phone": "+79997000010" })).await;
+    app.wait_for(delivered, &["approved"]).await;
+    assert!(!visitor.page("/admin/sources").await.contains("id=\"stalled-"), "all is well");
+
+    app.crm.emulator.inject_fault(Fault::new(503, FaultLimit::UntilCleared));
+    let waiting = app.accept(json!({ "name": "Лев", "phone": "+79997000011" })).await;
+    let flagged = poll_until(Duration::from_secs(10), || async {
+        visitor.page("/admin/sources").await.contains("id=\"stalled-trendagent\"")
+    })
+    .await;
+    assert!(flagged, "the banner appears once the lead waited and nothing was delivered for 300 ms");
+    let page = visitor.page("/admin/sources").await;
+    assert!(!page.contains("id=\"stalled-other\""), "a source with nothing waiting is not flagged");
+
+    app.crm.emulator.clear_faults();
+    app.wait_for(waiting, &["approved"]).await;
+    assert!(!visitor.page("/admin/sources").await.contains("id=\"stalled-"), "delivering again");
     app.stop().await;
 }

@@ -128,3 +128,27 @@ async fn an_operator_resends_every_dead_lead_of_a_source_after_a_preview() {
     browser.close().await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_operator_sees_the_accepting_but_not_delivering_banner_when_the_crm_goes_down() {
+    let app = crate::console::retrying_app(std::time::Duration::from_millis(500)).await;
+    let delivered = app.accept(json!({ "name": "Анна", "phone": "+79997000010" })).await;
+    app.wait_for(delivered, &["approved"]).await;
+    let browser = Browser::start().await;
+    log_in(&browser, &app).await;
+    browser.client().goto(&app.url("/admin/sources")).await.unwrap();
+    assert!(text_of(&browser, "#stalled-trendagent").await.is_empty(), "no banner while the CRM answers");
+
+    app.crm.emulator.inject_fault(Fault::new(503, FaultLimit::UntilCleared));
+    app.accept(json!({ "name": "Лев", "phone": "+79997000011" })).await;
+    browser
+        .wait_until(15, "the red banner", || async {
+            browser.client().refresh().await.is_ok()
+                && text_of(&browser, "#stalled-trendagent").await.contains("не доставляются")
+        })
+        .await;
+    browser.screenshot("console-sources-stalled").await;
+    app.crm.emulator.clear_faults();
+    browser.close().await;
+    app.stop().await;
+}
