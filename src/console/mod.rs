@@ -52,6 +52,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/leads.csv", get(leads::export))
         .route("/admin/leads/{id}", get(timeline::show))
         .route("/admin/leads/{id}/resend", get(timeline::confirm_resend).post(timeline::resend))
+        .route("/admin/leads/{id}/route", axum::routing::post(timeline::route))
         .route("/admin/dead", get(dead::page))
         .route("/admin/dead/preview", axum::routing::post(dead::preview))
         .route("/admin/dead/resend", axum::routing::post(dead::resend))

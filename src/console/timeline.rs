@@ -11,7 +11,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::page::{CsrfOnly, Frame, moment, render};
-use crate::domain::{HistoryEvent, Lead, LeadId, LeadStatus};
+use crate::domain::advertiser::AdvertiserId;
+use crate::domain::{HistoryEvent, Lead, LeadId, LeadStatus, Routing};
 use crate::http::AppState;
 use crate::http::admin::Operator;
 use crate::http::error::ConsoleError;
@@ -83,6 +84,8 @@ struct LeadPage {
     feedback: Vec<Feedback>,
     files: Vec<File>,
     can_resend: bool,
+    /// An unrouted portal lead, for an admin: the source's enabled advertisers to route it to.
+    advertisers: Option<Vec<(String, String)>>,
     flash: Option<&'static str>,
 }
 
@@ -154,9 +157,22 @@ pub async fn show(
             Vec::new()
         },
         can_resend: admin && lead.status == LeadStatus::Dead,
+        advertisers: if admin && lead.status == LeadStatus::Unrouted {
+            let advertisers = state.store.list_advertisers(Some(&fields.source), false).await?;
+            Some(
+                advertisers
+                    .into_iter()
+                    .map(|advertiser| (advertiser.id.as_str().to_owned(), advertiser.name))
+                    .collect(),
+            )
+        } else {
+            None
+        },
         flash: match flash.done.as_str() {
             "resent" => Some(t.resent),
             "not_dead" => Some(t.not_dead),
+            "routed" => Some(t.routed),
+            "not_unrouted" => Some(t.not_unrouted),
             _ => None,
         },
         frame,
@@ -205,6 +221,46 @@ pub async fn resend(
         Requeue::NotFound => return Err(ConsoleError::NotFound),
     };
     Ok(Redirect::to(&format!("/admin/leads/{id}?done={done}")))
+}
+
+#[derive(Deserialize)]
+pub struct RouteForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    advertiser: String,
+}
+
+/// `POST /admin/leads/{id}/route`: an unrouted portal lead gets the chosen advertiser's route and
+/// is queued, as `leadgate leads route` does it.
+pub async fn route(
+    State(state): State<AppState>,
+    operator: Operator,
+    Path(id): Path<String>,
+    Form(form): Form<RouteForm>,
+) -> Result<Redirect, ConsoleError> {
+    operator.require_admin()?;
+    operator.check_csrf(&form.csrf)?;
+    let lead = find(&state, &id).await?;
+    let advertiser = match AdvertiserId::parse(&form.advertiser) {
+        Ok(advertiser) => state.store.find_advertiser(&lead.fields.source, &advertiser).await?,
+        Err(_) => None,
+    };
+    let advertiser = advertiser
+        .filter(|advertiser| advertiser.enabled)
+        .ok_or_else(|| ConsoleError::Invalid(format!("«advertiser»: no enabled advertiser «{}»", form.advertiser)))?;
+    let chosen = advertiser.id.as_str().to_owned();
+    let actor = format!("console:{}", operator.username());
+    let done = match state.store.route_lead(lead.id, &Routing::from(advertiser), &actor).await? {
+        Requeue::Queued => {
+            let detail = format!("lead {} to advertiser {chosen}", lead.id);
+            state.store.audit(operator.username(), "route", Some(&detail)).await?;
+            "routed"
+        }
+        Requeue::WrongStatus(_) => "not_unrouted",
+        Requeue::NotFound => return Err(ConsoleError::NotFound),
+    };
+    Ok(Redirect::to(&format!("/admin/leads/{}?done={done}", lead.id)))
 }
 
 async fn find(state: &AppState, id: &str) -> Result<Lead, ConsoleError> {

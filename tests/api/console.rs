@@ -443,3 +443,55 @@ async fn a_source_accepting_but_not_delivering_is_flagged_until_the_crm_recovers
     assert!(!visitor.page("/admin/sources").await.contains("id=\"stalled-"), "delivering again");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_admin_routes_an_unrouted_portal_lead_to_an_advertiser_and_it_reaches_the_crm() {
+    use leadgate::domain::advertiser::{Advertiser, AdvertiserId, AdvertiserRoute};
+    use leadgate::domain::{LeadId, LeadStatus, SourceId};
+
+    let app = spawn_app_with(Setup { zap: true, console: Some(console_config()), ..Setup::default() }).await;
+    add_user(&app, ADMIN, Role::Admin).await;
+    add_user(&app, VIEWER, Role::Viewer).await;
+    let advertiser = |id: &str, enabled: bool| Advertiser {
+        source: SourceId("zap".to_owned()),
+        id: AdvertiserId::parse(id).unwrap(),
+        document: leadgate::domain::document::Document::parse("11222333000181").unwrap(),
+        name: format!("Imobiliária {id}"),
+        email: None,
+        send_lead_email: false,
+        route: AdvertiserRoute {
+            destination: None,
+            pipeline: Some("TrendAgent".to_owned()),
+            status: Some("Объект выбран".to_owned()),
+        },
+        listings: vec![format!("listing-{id}")],
+        enabled,
+    };
+    app.store.upsert_advertisers(&[advertiser("777", true), advertiser("gone", false)]).await.unwrap();
+    let sample = crate::zap::sample("x-7", "not-yet-listed", "999990007");
+    let accepted = crate::zap::post(&app, "/grupozap/lead", &sample, crate::zap::PORTAL).await;
+    let id = accepted.json::<serde_json::Value>().await.unwrap()["id"].as_i64().unwrap();
+    let status = || async { app.store.find_lead(LeadId(id)).await.unwrap().unwrap().status };
+    assert_eq!(status().await, LeadStatus::Unrouted);
+
+    let viewer = Visitor::new(&app);
+    let viewer_csrf = viewer.log_in(VIEWER).await;
+    assert!(!viewer.page(&format!("/admin/leads/{id}")).await.contains("id=\"route\""));
+    let refused =
+        viewer.post(&format!("/admin/leads/{id}/route"), &[("csrf", &viewer_csrf), ("advertiser", "777")]).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+
+    let admin = Visitor::new(&app);
+    let csrf = admin.log_in(ADMIN).await;
+    let page = admin.page(&format!("/admin/leads/{id}")).await;
+    assert!(page.contains("<option value=\"777\">") && !page.contains("value=\"gone\""), "enabled advertisers only");
+    let path = format!("/admin/leads/{id}/route");
+    assert_eq!(admin.post(&path, &[("csrf", &csrf), ("advertiser", "gone")]).await.status(), StatusCode::BAD_REQUEST);
+    let routed = admin.post(&path, &[("csrf", &csrf), ("advertiser", "777")]).await;
+    assert_eq!(routed.headers()[LOCATION], format!("/admin/leads/{id}?done=routed"));
+    let delivered = poll_until(Duration::from_secs(15), || async { status().await == LeadStatus::Approved }).await;
+    assert!(delivered, "the routed lead reaches the advertiser's pipeline");
+    assert!(app.crm.emulator.leads().iter().any(|deal| deal.pipeline == "TrendAgent"));
+    assert!(admin.page("/admin/audit").await.contains(&format!("lead {id} to advertiser 777")));
+    app.stop().await;
+}
