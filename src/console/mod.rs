@@ -3,6 +3,7 @@
 //! Every page needs a session (`http::admin::Operator`); every form carries the session's CSRF
 //! token; every answer carries the security headers below. Nothing here needs JavaScript.
 
+mod advertisers;
 mod dead;
 mod leads;
 mod login;
@@ -26,11 +27,14 @@ pub struct ConsoleSettings {
     pub config: ConsoleConfig,
     /// `public_url` is https: the session cookie is only ever sent over TLS.
     pub secure_cookies: bool,
+    /// The gateway's address for the outside world: the portal's batch file needs it.
+    pub public_url: Option<url::Url>,
 }
 
 impl ConsoleSettings {
     pub fn new(config: ConsoleConfig, public_url: Option<&url::Url>) -> Self {
-        Self { config, secure_cookies: public_url.is_some_and(|url| url.scheme() == "https") }
+        let secure_cookies = public_url.is_some_and(|url| url.scheme() == "https");
+        Self { config, secure_cookies, public_url: public_url.cloned() }
     }
 }
 
@@ -58,6 +62,9 @@ pub fn router() -> Router<AppState> {
         .route("/admin/dead/resend", axum::routing::post(dead::resend))
         .route("/admin/audit", get(dead::audit))
         .route("/admin/sources", get(sources::page))
+        .route("/admin/advertisers", get(advertisers::page))
+        .route("/admin/advertisers/enabled", axum::routing::post(advertisers::set_enabled))
+        .route("/admin/advertisers/export.csv", get(advertisers::export))
         .route("/admin/static/console.css", get(stylesheet));
     pages.layer(axum::middleware::map_response(security_headers))
 }

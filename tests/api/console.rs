@@ -446,28 +446,12 @@ async fn a_source_accepting_but_not_delivering_is_flagged_until_the_crm_recovers
 
 #[tokio::test]
 async fn an_admin_routes_an_unrouted_portal_lead_to_an_advertiser_and_it_reaches_the_crm() {
-    use leadgate::domain::advertiser::{Advertiser, AdvertiserId, AdvertiserRoute};
-    use leadgate::domain::{LeadId, LeadStatus, SourceId};
+    use leadgate::domain::{LeadId, LeadStatus};
 
     let app = spawn_app_with(Setup { zap: true, console: Some(console_config()), ..Setup::default() }).await;
     add_user(&app, ADMIN, Role::Admin).await;
     add_user(&app, VIEWER, Role::Viewer).await;
-    let advertiser = |id: &str, enabled: bool| Advertiser {
-        source: SourceId("zap".to_owned()),
-        id: AdvertiserId::parse(id).unwrap(),
-        document: leadgate::domain::document::Document::parse("11222333000181").unwrap(),
-        name: format!("Imobiliária {id}"),
-        email: None,
-        send_lead_email: false,
-        route: AdvertiserRoute {
-            destination: None,
-            pipeline: Some("TrendAgent".to_owned()),
-            status: Some("Объект выбран".to_owned()),
-        },
-        listings: vec![format!("listing-{id}")],
-        enabled,
-    };
-    app.store.upsert_advertisers(&[advertiser("777", true), advertiser("gone", false)]).await.unwrap();
+    app.store.upsert_advertisers(&[portal_advertiser("777", true), portal_advertiser("gone", false)]).await.unwrap();
     let sample = crate::zap::sample("x-7", "not-yet-listed", "999990007");
     let accepted = crate::zap::post(&app, "/grupozap/lead", &sample, crate::zap::PORTAL).await;
     let id = accepted.json::<serde_json::Value>().await.unwrap()["id"].as_i64().unwrap();
@@ -493,5 +477,68 @@ async fn an_admin_routes_an_unrouted_portal_lead_to_an_advertiser_and_it_reaches
     assert!(delivered, "the routed lead reaches the advertiser's pipeline");
     assert!(app.crm.emulator.leads().iter().any(|deal| deal.pipeline == "TrendAgent"));
     assert!(admin.page("/admin/audit").await.contains(&format!("lead {id} to advertiser 777")));
+    app.stop().await;
+}
+
+/// An advertiser of the portal source `zap`, routed to the TrendAgent pipeline.
+fn portal_advertiser(id: &str, enabled: bool) -> leadgate::domain::advertiser::Advertiser {
+    use leadgate::domain::advertiser::{Advertiser, AdvertiserId, AdvertiserRoute};
+    Advertiser {
+        source: leadgate::domain::SourceId("zap".to_owned()),
+        id: AdvertiserId::parse(id).unwrap(),
+        document: leadgate::domain::document::Document::parse("11222333000181").unwrap(),
+        name: format!("Imobiliária {id}"),
+        email: Some(leadgate::domain::Email::parse("corretor@example.com.br").unwrap()),
+        send_lead_email: false,
+        route: AdvertiserRoute {
+            destination: None,
+            pipeline: Some("TrendAgent".to_owned()),
+            status: Some("Объект выбран".to_owned()),
+        },
+        listings: vec![format!("listing-{id}")],
+        enabled,
+    }
+}
+
+#[tokio::test]
+async fn an_admin_disables_an_advertiser_whose_url_then_answers_404_and_exports_the_portal_file() {
+    let setup = Setup {
+        zap: true,
+        console: Some(console_config()),
+        public_url: Some("https://leads.example.com"),
+        ..Setup::default()
+    };
+    let app = spawn_app_with(setup).await;
+    add_user(&app, ADMIN, Role::Admin).await;
+    add_user(&app, VIEWER, Role::Viewer).await;
+    app.store.upsert_advertisers(&[portal_advertiser("777", true), portal_advertiser("888", true)]).await.unwrap();
+    let sample = || crate::zap::sample("x-8", "listing-777", "999990008");
+
+    let viewer = Visitor::new(&app);
+    let viewer_csrf = viewer.log_in(VIEWER).await;
+    let listed = viewer.page("/admin/advertisers").await;
+    assert!(listed.contains("Imobiliária 777") && !listed.contains("11222333000181"), "no CNPJ for viewers");
+    let form = [("csrf", viewer_csrf.as_str()), ("source", "zap"), ("id", "777"), ("enabled", "false")];
+    assert_eq!(viewer.post("/admin/advertisers/enabled", &form).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(viewer.get("/admin/advertisers/export.csv").await.status(), StatusCode::FORBIDDEN);
+
+    let admin = Visitor::new(&app);
+    let csrf = admin.log_in(ADMIN).await;
+    let form = [("csrf", csrf.as_str()), ("source", "zap"), ("id", "777"), ("enabled", "false")];
+    assert_eq!(admin.post("/admin/advertisers/enabled", &form).await.headers()[LOCATION], "/admin/advertisers");
+    let gone = crate::zap::post(&app, "/grupozap/lead/777", &sample(), crate::zap::PORTAL).await;
+    assert_eq!(gone.status(), 404, "the portal reads 404 as the integration removed");
+    let export = admin.get("/admin/advertisers/export.csv?source=zap").await;
+    assert_eq!(export.status(), 200);
+    let file = export.text().await.unwrap();
+    assert!(file.starts_with("DOCUMENT,URL,SEND_LEAD_EMAIL"), "{file}");
+    assert!(file.contains("https://leads.example.com/grupozap/lead/888") && !file.contains("/777"), "{file}");
+
+    let form = [("csrf", csrf.as_str()), ("source", "zap"), ("id", "777"), ("enabled", "true")];
+    admin.post("/admin/advertisers/enabled", &form).await;
+    let back = crate::zap::post(&app, "/grupozap/lead/777", &sample(), crate::zap::PORTAL).await;
+    assert_eq!(back.status(), 200);
+    let audit = admin.page("/admin/audit").await;
+    assert!(audit.contains("advertiser_disabled") && audit.contains("advertiser_enabled"), "{audit}");
     app.stop().await;
 }

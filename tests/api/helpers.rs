@@ -56,6 +56,8 @@ pub struct Setup {
     pub form: Option<FormSource>,
     /// The operator console's settings, where a test needs other than the defaults.
     pub console: Option<ConsoleConfig>,
+    /// `[server] public_url`, where a test needs one.
+    pub public_url: Option<&'static str>,
 }
 
 pub const ZAP_SECRET: &str = "zap-secret-key-0123";
@@ -122,6 +124,7 @@ impl Default for Setup {
             proxy: None,
             form: None,
             console: None,
+            public_url: None,
         }
     }
 }
@@ -162,6 +165,7 @@ pub async fn spawn_app_with(setup: Setup) -> TestApp {
     config.feedback.retry_max = Duration::from_millis(500);
     config.feedback.timeout = Duration::from_secs(2);
     config.admin_token = setup.admin_token.map(SecretString::from);
+    config.public_url = setup.public_url.map(|url| url.parse().unwrap());
     if let Some(console) = setup.console {
         config.console = console;
     }
