@@ -1,6 +1,7 @@
 //! The gateway's vocabulary: values parsed once at the edge and trusted everywhere inside.
 
 pub mod advertiser;
+pub mod advertiser_file;
 pub mod call;
 pub mod call_log;
 pub mod crm;
