@@ -4,14 +4,16 @@ use std::time::Instant;
 
 use askama::Template;
 use axum::Form;
-use axum::extract::{Query, State};
+use axum::extract::{Multipart, Query, State};
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::page::{Frame, render};
+use crate::config::SourceKind;
 use crate::domain::SourceId;
 use crate::domain::advertiser::AdvertiserId;
+use crate::domain::advertiser_file::{self, FileProblems};
 use crate::http::AppState;
 use crate::http::admin::Operator;
 use crate::http::error::ConsoleError;
@@ -34,7 +36,18 @@ struct AdvertisersPage {
     frame: Frame,
     rows: Vec<Row>,
     sources: Vec<String>,
+    /// Portal sources, where an admin may import a file.
+    portal_sources: Vec<String>,
     can_export: bool,
+    flash: Option<String>,
+    /// Why an uploaded file was refused, each line with its problem.
+    problems: Vec<String>,
+}
+
+#[derive(Deserialize)]
+pub struct Imported {
+    imported: Option<usize>,
+    new: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -56,10 +69,27 @@ pub struct ExportQuery {
 }
 
 /// `GET /admin/advertisers`
-pub async fn page(State(state): State<AppState>, operator: Operator) -> Result<Response, ConsoleError> {
+pub async fn page(
+    State(state): State<AppState>,
+    operator: Operator,
+    Query(imported): Query<Imported>,
+) -> Result<Response, ConsoleError> {
+    let flash = imported.imported.map(|count| {
+        let t = super::texts::texts(state.console.config.language);
+        format!("{} {count} ({} {})", t.imported, t.of_them_new, imported.new.unwrap_or_default())
+    });
+    list_page(&state, &operator, flash, Vec::new()).await
+}
+
+async fn list_page(
+    state: &AppState,
+    operator: &Operator,
+    flash: Option<String>,
+    problems: Vec<String>,
+) -> Result<Response, ConsoleError> {
     let started = Instant::now();
     let advertisers = state.store.list_advertisers(None, true).await?;
-    let frame = Frame::new(&state, &operator).timed(started.elapsed());
+    let frame = Frame::new(state, operator).timed(started.elapsed());
     let admin = operator.is_admin();
     let mut sources: Vec<String> = advertisers.iter().map(|advertiser| advertiser.source.0.clone()).collect();
     sources.dedup();
@@ -81,7 +111,70 @@ pub async fn page(State(state): State<AppState>, operator: Operator) -> Result<R
         })
         .collect();
     let can_export = admin && state.console.public_url.is_some();
-    render(&AdvertisersPage { frame, rows, sources, can_export })
+    let portal_sources = state
+        .source_keys
+        .0
+        .iter()
+        .filter(|source| admin && matches!(source.kind, SourceKind::Zap(_)))
+        .map(|source| source.id.0.clone())
+        .collect();
+    render(&AdvertisersPage { frame, rows, sources, portal_sources, can_export, flash, problems })
+}
+
+/// Rows of a refused file shown on the page; the rest are counted.
+const PROBLEMS_SHOWN: usize = 100;
+
+/// `POST /admin/advertisers/import` (multipart: `csrf`, `source`, `file`): the same checks as
+/// `leadgate advertisers import`; every row good, or nothing written and every bad row shown.
+pub async fn import(
+    State(state): State<AppState>,
+    operator: Operator,
+    mut multipart: Multipart,
+) -> Result<Response, ConsoleError> {
+    operator.require_admin()?;
+    let (mut csrf, mut source, mut file) = (String::new(), String::new(), Vec::new());
+    let unreadable = |error: axum::extract::multipart::MultipartError| ConsoleError::Invalid(error.body_text());
+    while let Some(field) = multipart.next_field().await.map_err(unreadable)? {
+        match field.name().unwrap_or_default() {
+            "csrf" => csrf = field.text().await.map_err(unreadable)?,
+            "source" => source = field.text().await.map_err(unreadable)?,
+            "file" => file = field.bytes().await.map_err(unreadable)?.to_vec(),
+            _ => {}
+        }
+    }
+    operator.check_csrf(&csrf)?;
+    let portal =
+        state.source_keys.0.iter().any(|known| known.id.0 == source && matches!(known.kind, SourceKind::Zap(_)));
+    if !portal {
+        return Err(ConsoleError::Invalid(format!("«source»: «{source}» is not a portal source")));
+    }
+    let source = SourceId(source);
+    let stored = state.store.list_advertisers(Some(&source), true).await?;
+    match advertiser_file::check(file.as_slice(), &source, stored, &mut |_| {}) {
+        Ok(checked) => {
+            state.store.upsert_advertisers(&checked.advertisers).await?;
+            let count = checked.advertisers.len();
+            let detail = format!("{count} advertisers of source {source} ({} new)", checked.new);
+            state.store.audit(operator.username(), "advertisers_imported", Some(&detail)).await?;
+            Ok(Redirect::to(&format!("/admin/advertisers?imported={count}&new={}", checked.new)).into_response())
+        }
+        Err(problems) => {
+            let mut shown = match problems {
+                FileProblems::Header(problem) => vec![problem],
+                FileProblems::Rows(rows) => {
+                    rows.into_iter().map(|(line, problem)| format!("{line}: {problem}")).collect()
+                }
+            };
+            let more = shown.len().saturating_sub(PROBLEMS_SHOWN);
+            shown.truncate(PROBLEMS_SHOWN);
+            if more > 0 {
+                shown.push(format!("… +{more}"));
+            }
+            let mut page = list_page(&state, &operator, None, shown).await?;
+            *page.status_mut() = axum::http::StatusCode::BAD_REQUEST;
+            Ok(page)
+        }
+    }
 }
 
 /// `POST /admin/advertisers/enabled`: a disabled advertiser's URL answers the portal 404 ("the

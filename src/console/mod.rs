@@ -65,6 +65,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/advertisers", get(advertisers::page))
         .route("/admin/advertisers/enabled", axum::routing::post(advertisers::set_enabled))
         .route("/admin/advertisers/export.csv", get(advertisers::export))
+        .route("/admin/advertisers/import", axum::routing::post(advertisers::import))
         .route("/admin/static/console.css", get(stylesheet));
     pages.layer(axum::middleware::map_response(security_headers))
 }

@@ -542,3 +542,45 @@ async fn an_admin_disables_an_advertiser_whose_url_then_answers_404_and_exports_
     assert!(audit.contains("advertiser_disabled") && audit.contains("advertiser_enabled"), "{audit}");
     app.stop().await;
 }
+
+pub const GOOD_ADVERTISERS: &str = "DOCUMENT,ID,SEND_LEAD_EMAIL,NAME,LISTINGS\n\
+    11222333000181,555,false,Imobiliária 555,l-555\n\
+    11222333000181,556,true,Imobiliária 556,l-556\n";
+
+async fn upload(visitor: &Visitor, csrf: &str, source: &str, file: &str) -> reqwest::Response {
+    let form = reqwest::multipart::Form::new()
+        .text("csrf", csrf.to_owned())
+        .text("source", source.to_owned())
+        .part("file", reqwest::multipart::Part::text(file.to_owned()).file_name("advertisers.csv"));
+    visitor.http.post(format!("{}/admin/advertisers/import", visitor.base)).multipart(form).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn an_admin_imports_an_advertisers_csv_checked_as_the_command_line_checks_it() {
+    let app = spawn_app_with(Setup { zap: true, console: Some(console_config()), ..Setup::default() }).await;
+    add_user(&app, ADMIN, Role::Admin).await;
+    add_user(&app, VIEWER, Role::Viewer).await;
+    let zap = leadgate::domain::SourceId("zap".to_owned());
+
+    let viewer = Visitor::new(&app);
+    let viewer_csrf = viewer.log_in(VIEWER).await;
+    assert_eq!(upload(&viewer, &viewer_csrf, "zap", GOOD_ADVERTISERS).await.status(), StatusCode::FORBIDDEN);
+    let admin = Visitor::new(&app);
+    let csrf = admin.log_in(ADMIN).await;
+    assert_eq!(upload(&admin, "", "zap", GOOD_ADVERTISERS).await.status(), StatusCode::FORBIDDEN, "CSRF");
+
+    let bad = "DOCUMENT,ID,SEND_LEAD_EMAIL\n11222333000181,557,false\n123,558,false\n11222333000181,559,maybe\n";
+    let refused = upload(&admin, &csrf, "zap", bad).await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let page = refused.text().await.unwrap();
+    assert!(page.contains("3: DOCUMENT") && page.contains("4: SEND_LEAD_EMAIL"), "every bad line: {page}");
+    assert!(app.store.list_advertisers(Some(&zap), true).await.unwrap().is_empty(), "nothing was written");
+    assert_eq!(upload(&admin, &csrf, "trendagent", GOOD_ADVERTISERS).await.status(), StatusCode::BAD_REQUEST);
+
+    let imported = upload(&admin, &csrf, "zap", GOOD_ADVERTISERS).await;
+    assert_eq!(imported.headers()[LOCATION], "/admin/advertisers?imported=2&new=2");
+    let stored = app.store.list_advertisers(Some(&zap), true).await.unwrap();
+    assert_eq!(stored.iter().map(|advertiser| advertiser.id.as_str()).collect::<Vec<_>>(), ["555", "556"]);
+    assert!(admin.page("/admin/audit").await.contains("2 advertisers of source zap (2 new)"));
+    app.stop().await;
+}

@@ -152,3 +152,25 @@ async fn an_operator_sees_the_accepting_but_not_delivering_banner_when_the_crm_g
     browser.close().await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_operator_imports_an_advertisers_csv_and_sees_them_listed() {
+    use crate::helpers::{Setup, spawn_app_with};
+    let app = spawn_app_with(Setup { zap: true, console: Some(console_config()), ..Setup::default() }).await;
+    crate::console::add_user(&app, ADMIN, leadgate::domain::operator::Role::Admin).await;
+    let folder = tempfile::tempdir().unwrap();
+    let file = folder.path().join("advertisers.csv");
+    std::fs::write(&file, crate::console::GOOD_ADVERTISERS).unwrap();
+    let browser = Browser::start().await;
+    log_in(&browser, &app).await;
+
+    browser.client().goto(&app.url("/admin/advertisers")).await.unwrap();
+    browser.find("#import-file").await.send_keys(file.to_str().unwrap()).await.unwrap();
+    browser.find("#import-button").await.click().await.unwrap();
+    browser.wait_until(10, "the import's result", || async { text_of(&browser, "#flash").await.contains('2') }).await;
+    let listed = text_of(&browser, "#advertisers").await;
+    assert!(listed.contains("Imobiliária 555") && listed.contains("Imobiliária 556"), "{listed}");
+    browser.screenshot("console-advertisers-imported").await;
+    browser.close().await;
+    app.stop().await;
+}
