@@ -65,6 +65,26 @@ impl Filters {
         }
         query.finish()
     }
+
+    /// Only what the form's controls can hold: a configured source and destination, a status,
+    /// dates. Anything else typed into a posted form is dropped, so it never reaches a URL.
+    fn known_only(self, state: &AppState) -> Self {
+        let sources = &state.source_keys.0;
+        let keep = |value: String, known: bool| if known { value } else { String::new() };
+        let source_known = sources.iter().any(|source| source.id.0 == self.source);
+        let destination_known = sources.iter().any(|source| source.route.destination == self.destination);
+        let status_known = LeadStatus::parse(&self.status).is_some();
+        let from_known = day_start(&self.from, 0).is_some();
+        let to_known = day_start(&self.to, 0).is_some();
+        Self {
+            source: keep(self.source, source_known),
+            status: keep(self.status, status_known),
+            destination: keep(self.destination, destination_known),
+            from: keep(self.from, from_known),
+            to: keep(self.to, to_known),
+            before: String::new(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -173,7 +193,7 @@ pub async fn search(
     operator.check_csrf(&form.csrf)?;
     let text: String = form.q.trim().chars().take(200).collect();
     state.store.set_console_search(&operator.token_hash, (!text.is_empty()).then_some(text.as_str())).await?;
-    let query = form.filters.query_string();
+    let query = form.filters.known_only(&state).query_string();
     Ok(Redirect::to(&if query.is_empty() { "/admin/leads".to_owned() } else { format!("/admin/leads?{query}") }))
 }
 
