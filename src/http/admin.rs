@@ -13,7 +13,7 @@ use subtle::ConstantTimeEq;
 
 use super::AppState;
 use super::error::{ApiError, ConsoleError};
-use super::source_auth::authorization;
+use super::source_auth::{AuthenticatedSource, authorization};
 use crate::domain::LeadId;
 use crate::domain::operator::Role;
 use crate::store::Requeue;
@@ -54,6 +54,30 @@ impl FromRequestParts<AppState> for Admin {
             return Err(ApiError::Forbidden("Ошибка! Нет CSRF-токена сессии (X-CSRF-Token)".to_owned()));
         }
         Ok(Self { actor: format!("console:{}", session.user.username) })
+    }
+}
+
+/// Who may read a lead's report (`GET /api/v1/leads/{id}`): the lead's own source by its key, or
+/// an operator as `Admin` admits them (the admin token, or a console admin's session).
+pub enum LeadReader {
+    Source(crate::domain::SourceId),
+    Operator,
+}
+
+impl FromRequestParts<AppState> for LeadReader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let source_refused = match AuthenticatedSource::from_request_parts(parts, state).await {
+            Ok(AuthenticatedSource(source)) => return Ok(Self::Source(source.id)),
+            Err(refused) => refused,
+        };
+        match Admin::from_request_parts(parts, state).await {
+            Ok(_) => Ok(Self::Operator),
+            // A console viewer is told so; anyone else keeps the partner contract's 401.
+            Err(forbidden @ ApiError::Forbidden(_)) => Err(forbidden),
+            Err(_) => Err(source_refused),
+        }
     }
 }
 

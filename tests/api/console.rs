@@ -250,6 +250,20 @@ async fn the_admin_token_still_works_for_scripts_and_a_console_admin_uses_the_js
     let by = lead["history"].as_array().unwrap().iter().find(|event| event["kind"] == "resend_requested").unwrap();
     assert_eq!(by["detail"]["by"], format!("console:{ADMIN}"));
     app.wait_for(first, &["approved"]).await;
+
+    // The lead's JSON report: its source's key as before, and now operators too, for any source.
+    let report = |id: i64| visitor.http.get(app.url(&format!("/api/v1/leads/{id}")));
+    let read = report(second).send().await.unwrap();
+    assert_eq!(read.status(), 200, "a console admin reads the report");
+    assert_eq!(read.json::<serde_json::Value>().await.unwrap()["status"], "approved");
+    let scripted = app.http.get(app.url(&format!("/api/v1/leads/{first}"))).bearer_auth(ADMIN_TOKEN);
+    assert_eq!(scripted.send().await.unwrap().status(), 200, "and so does the admin token");
+    let other = app.http.get(app.url(&format!("/api/v1/leads/{first}"))).bearer_auth(crate::helpers::OTHER_SOURCE_KEY);
+    assert_eq!(other.send().await.unwrap().status(), 404, "another source still sees nothing");
+    let viewer = Visitor::new(&app);
+    viewer.log_in(VIEWER).await;
+    let refused = viewer.http.get(app.url(&format!("/api/v1/leads/{first}"))).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN, "a viewer does not get the payload through the API");
     app.stop().await;
 }
 
