@@ -16,7 +16,7 @@ use crate::http::AppState;
 use crate::http::admin::Operator;
 use crate::http::error::ConsoleError;
 use crate::store::Requeue;
-use crate::store::console::FailureGroup;
+use crate::store::overview::FailureGroup;
 
 /// How many audit entries the audit page shows.
 const AUDIT_PAGE: usize = 200;

@@ -16,7 +16,7 @@ use crate::domain::{Lead, LeadId, LeadStatus, Phone, SourceId};
 use crate::http::AppState;
 use crate::http::admin::Operator;
 use crate::http::error::ConsoleError;
-use crate::store::console::{LeadQuery, LeadSearch};
+use crate::store::overview::{LeadQuery, LeadSearch};
 
 const PAGE_SIZE: usize = 50;
 /// A CSV export stops here; narrower filters export the rest.

@@ -12,7 +12,7 @@ use super::page::{Frame, moment, render};
 use crate::http::AppState;
 use crate::http::admin::Operator;
 use crate::http::error::ConsoleError;
-use crate::store::console::SourceActivity;
+use crate::store::overview::SourceActivity;
 
 pub struct SourceRow {
     pub source: String,

@@ -10,6 +10,7 @@ pub mod copy;
 mod error;
 pub mod files;
 mod group_commit;
+pub mod overview;
 mod postgres;
 mod postgres_budget;
 mod queries;
