@@ -3,6 +3,8 @@
 pub mod cli;
 pub mod config;
 pub mod connectors;
+/// The operator console at /admin: users, sessions, the lead list, timelines, re-sends.
+pub mod console;
 pub mod delivery;
 pub mod domain;
 pub mod http;

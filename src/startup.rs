@@ -98,6 +98,7 @@ impl App {
             smtp,
             admin_token,
             metrics_token,
+            console,
             files_dir,
             mut destinations,
             mut sources,
@@ -155,6 +156,7 @@ impl App {
         let listener = TcpListener::bind(listen).await?;
         let address = listener.local_addr()?;
         // Links to website leads' files point here; without a public address, at the listener.
+        let console = crate::console::ConsoleSettings::new(console, public_url.as_ref());
         let files_url = match public_url {
             Some(url) => url,
             None => url::Url::parse(&format!("http://{address}/"))?,
@@ -172,7 +174,8 @@ impl App {
             admin_token,
             files.clone(),
             recording_links.clone(),
-        );
+        )
+        .with_console(console);
         state.metrics_token = metrics_token;
         let connectors = Arc::new(connectors);
         let deliverer = Deliverer {

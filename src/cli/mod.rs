@@ -1,8 +1,9 @@
-//! The command line: `serve`, `config check`, `migrate`, `leads`, `advertisers`, `store copy`, `sandbox-crm`, `sandbox-pbx`.
+//! The command line: `serve`, `config check`, `migrate`, `leads`, `users`, `advertisers`, `store copy`, `sandbox-crm`, `sandbox-pbx`.
 
 mod advertisers;
 mod leads;
 mod store;
+mod users;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -45,6 +46,11 @@ enum Command {
     Leads {
         #[command(subcommand)]
         action: leads::LeadsAction,
+    },
+    /// Manage the operator console's users (passwords are asked for, never taken as arguments).
+    Users {
+        #[command(subcommand)]
+        action: users::UsersAction,
     },
     /// Manage a portal source's advertisers; write the portal's batch file.
     Advertisers {
@@ -113,6 +119,10 @@ pub fn run() -> ExitCode {
             Command::Migrate => migrate(cli.config).await,
             Command::Leads { action } => match load(cli.config) {
                 Ok(config) => leads::run(action, &config).await,
+                Err(code) => Ok(code),
+            },
+            Command::Users { action } => match load(cli.config) {
+                Ok(config) => users::run(action, &config).await,
                 Err(code) => Ok(code),
             },
             Command::Advertisers { action } => match load(cli.config) {

@@ -8,7 +8,9 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use super::found::{Found, check_base_url};
-use super::raw::{RawDestination, RawEmailTemplates, RawFeedback, RawRetry, RawSettings, RawSmtp, RawSource};
+use super::raw::{
+    RawConsole, RawDestination, RawEmailTemplates, RawFeedback, RawRetry, RawSettings, RawSmtp, RawSource,
+};
 use super::*;
 use crate::domain::{Email, PhoneRegion, SourceId};
 use crate::notify::templates::EmailTemplates;
@@ -64,6 +66,7 @@ pub(super) fn check(raw: RawSettings, problems: &mut Vec<Problem>) -> Option<Con
             found.problem(key, "shorter than 16 characters");
         }
     }
+    let console = check_console(&raw.console, &mut found);
     let destination_kinds: BTreeMap<String, Option<String>> =
         raw.destinations.iter().map(|(name, destination)| (name.clone(), destination.kind.clone())).collect();
     let destinations: BTreeMap<_, _> = raw
@@ -124,9 +127,46 @@ pub(super) fn check(raw: RawSettings, problems: &mut Vec<Problem>) -> Option<Con
         smtp,
         admin_token,
         metrics_token,
+        console: console?,
         files_dir: raw.files.dir.into(),
         destinations,
         sources,
+    })
+}
+
+fn check_console(raw: &RawConsole, found: &mut Found<'_>) -> Option<ConsoleConfig> {
+    let language = match raw.language.as_str() {
+        "ru" => Some(ConsoleLanguage::Russian),
+        "en" => Some(ConsoleLanguage::English),
+        other => {
+            found.problem("console.language", format!("«{other}» must be \"ru\" or \"en\""));
+            None
+        }
+    };
+    for (key, value) in [
+        ("console.session_lifetime", raw.session_lifetime),
+        ("console.lockout_window", raw.lockout_window),
+        ("console.stalled_after", raw.stalled_after),
+    ] {
+        if value.is_zero() {
+            found.problem(key, "must be longer than zero");
+        }
+    }
+    for (key, value) in [
+        ("console.max_failures_per_user", raw.max_failures_per_user),
+        ("console.max_failures_per_address", raw.max_failures_per_address),
+    ] {
+        if value == 0 {
+            found.problem(key, "must be at least 1");
+        }
+    }
+    Some(ConsoleConfig {
+        language: language?,
+        session_lifetime: raw.session_lifetime,
+        lockout_window: raw.lockout_window,
+        max_failures_per_user: raw.max_failures_per_user,
+        max_failures_per_address: raw.max_failures_per_address,
+        stalled_after: raw.stalled_after,
     })
 }
 

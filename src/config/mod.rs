@@ -61,6 +61,7 @@ pub struct Config {
     pub admin_token: Option<SecretString>,
     /// Lets a scraper read `GET /metrics`; without it, there are no metrics over HTTP.
     pub metrics_token: Option<SecretString>,
+    pub console: ConsoleConfig,
     /// Where files that come with website leads are kept.
     pub files_dir: PathBuf,
     pub destinations: BTreeMap<String, DestinationConfig>,
@@ -73,6 +74,25 @@ pub enum LogFormat {
     #[default]
     Text,
     Json,
+}
+
+/// The operator console: the language of its pages, how long a login lasts, when logins lock.
+#[derive(Debug, Clone)]
+pub struct ConsoleConfig {
+    pub language: ConsoleLanguage,
+    pub session_lifetime: Duration,
+    pub lockout_window: Duration,
+    pub max_failures_per_user: u32,
+    pub max_failures_per_address: u32,
+    /// A source whose leads wait while none reached the CRM for this long is shown as stalled.
+    pub stalled_after: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConsoleLanguage {
+    #[default]
+    Russian,
+    English,
 }
 
 /// Where callbacks may go: public addresses only, unless allowed here.

@@ -18,6 +18,7 @@ pub struct RawSettings {
     pub smtp: Option<RawSmtp>,
     pub admin: Option<RawAdmin>,
     pub files: RawFiles,
+    pub console: RawConsole,
     #[serde(default)]
     pub destinations: BTreeMap<String, RawDestination>,
     #[serde(default)]
@@ -286,6 +287,20 @@ pub struct RawSmtp {
     pub password: Option<SecretString>,
     #[serde(default, with = "humantime_serde")]
     pub timeout: Option<Duration>,
+}
+
+/// `[console]`: the operator console's language, sessions and lock-out.
+#[derive(Debug, Deserialize)]
+pub struct RawConsole {
+    pub language: String,
+    #[serde(with = "humantime_serde")]
+    pub session_lifetime: Duration,
+    #[serde(with = "humantime_serde")]
+    pub lockout_window: Duration,
+    pub max_failures_per_user: u32,
+    pub max_failures_per_address: u32,
+    #[serde(with = "humantime_serde")]
+    pub stalled_after: Duration,
 }
 
 #[derive(Debug, Deserialize)]

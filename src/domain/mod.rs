@@ -1,6 +1,7 @@
 //! The gateway's vocabulary: values parsed once at the edge and trusted everywhere inside.
 
 pub mod advertiser;
+pub mod advertiser_file;
 pub mod call;
 pub mod call_log;
 pub mod crm;
@@ -8,6 +9,7 @@ pub mod deal;
 pub mod document;
 pub mod email;
 pub mod lead;
+pub mod operator;
 pub mod phone;
 pub mod text;
 

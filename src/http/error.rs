@@ -181,3 +181,82 @@ pub async fn json_errors(method: Method, response: Response) -> Response {
     let body = serde_json::to_vec(&json!({ "error": message })).unwrap_or_default();
     Response::from_parts(parts, axum::body::Body::from(body))
 }
+
+/// The console's errors: its pages are HTML for people, so its answers are pages too (in both
+/// languages, since an error may come before the console knows whose it is).
+#[derive(Debug, thiserror::Error)]
+pub enum ConsoleError {
+    /// No session, or one that expired or was ended: the login page.
+    #[error("sign in required")]
+    SignInRequired,
+    /// A viewer asked for what only admins may do.
+    #[error("admins only")]
+    Forbidden,
+    /// A form came without this session's CSRF token (or with another's).
+    #[error("the form's CSRF token is missing or wrong")]
+    CsrfRejected,
+    #[error("not found")]
+    NotFound,
+    /// A form value that cannot be read; the text names the field.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("a console page could not be rendered")]
+    Page(#[from] askama::Error),
+    #[error("{INTERNAL_ERROR}")]
+    Internal(StoreError),
+    #[error("the database is unavailable")]
+    Unavailable(StoreError),
+}
+
+impl From<StoreError> for ConsoleError {
+    fn from(error: StoreError) -> Self {
+        if error.is_unavailable() { Self::Unavailable(error) } else { Self::Internal(error) }
+    }
+}
+
+#[derive(askama::Template)]
+#[template(path = "console/error.html")]
+struct ConsoleErrorPage<'a> {
+    status: u16,
+    russian: &'a str,
+    english: &'a str,
+}
+
+impl IntoResponse for ConsoleError {
+    fn into_response(self) -> Response {
+        let (status, russian, english) = match &self {
+            Self::SignInRequired => {
+                return (StatusCode::SEE_OTHER, [(axum::http::header::LOCATION, "/admin/login")]).into_response();
+            }
+            Self::Forbidden => (StatusCode::FORBIDDEN, "Это доступно только администраторам.", "Admins only."),
+            Self::CsrfRejected => (
+                StatusCode::FORBIDDEN,
+                "Форма устарела или пришла не со страницы консоли. Откройте страницу заново.",
+                "The form is stale or did not come from a console page. Open the page again.",
+            ),
+            Self::NotFound => (StatusCode::NOT_FOUND, "Не найдено.", "Not found."),
+            Self::Invalid(message) => (StatusCode::BAD_REQUEST, message.as_str(), message.as_str()),
+            Self::Page(error) => {
+                tracing::error!(%error, "could not render a console page");
+                (StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_ERROR, "Internal error.")
+            }
+            Self::Internal(error) => {
+                tracing::error!(?error, "a console request failed on our side");
+                (StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_ERROR, "Internal error.")
+            }
+            Self::Unavailable(error) => {
+                tracing::warn!(?error, "the database could not take a console request; answered 503");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "База данных недоступна, повторите позже.",
+                    "The database is unavailable; try again later.",
+                )
+            }
+        };
+        let page = ConsoleErrorPage { status: status.as_u16(), russian, english };
+        match askama::Template::render(&page) {
+            Ok(html) => (status, axum::response::Html(html)).into_response(),
+            Err(_) => status.into_response(),
+        }
+    }
+}

@@ -1,6 +1,6 @@
 //! The HTTP surface: routes, shared state, and the request limits every endpoint shares.
 
-mod admin;
+pub mod admin;
 mod calls;
 mod drain;
 pub mod error;
@@ -48,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         .route("/telephony/{source}/events/{*kind}", post(intake::telephony::mango))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .merge(forms)
+        .merge(crate::console::router())
         .route_layer(axum::middleware::from_fn(observe::count_and_log))
         .with_state(state)
         .layer(axum::middleware::map_response(error::json_errors))

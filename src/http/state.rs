@@ -38,6 +38,7 @@ pub struct AppState {
     pub recording_links: RecordingLinks,
     /// The calls in progress, for `GET /api/v1/calls/live`.
     pub live_calls: LiveCalls,
+    pub console: Arc<crate::console::ConsoleSettings>,
 }
 
 impl FromRef<AppState> for SourceKeys {
@@ -62,6 +63,7 @@ impl AppState {
         let pbx = crate::pbx::clients(&sources);
         let source_keys = SourceKeys(Arc::new(sources));
         let call_wake = Arc::new(Notify::new());
+        let console = Arc::default();
         Self {
             store,
             writer,
@@ -76,6 +78,12 @@ impl AppState {
             pbx,
             recording_links,
             live_calls: LiveCalls::default(),
+            console,
         }
+    }
+
+    /// The operator console's settings, where the configuration has them.
+    pub fn with_console(self, console: crate::console::ConsoleSettings) -> Self {
+        Self { console: Arc::new(console), ..self }
     }
 }

@@ -5,10 +5,12 @@
 
 mod advertisers;
 pub mod calls;
+pub mod console;
 pub mod copy;
 mod error;
 pub mod files;
 mod group_commit;
+pub mod overview;
 mod postgres;
 mod postgres_budget;
 mod queries;

@@ -13,6 +13,8 @@ macro_rules! shared_queries {
             $crate::store::queue::queue_queries!($store, $db);
             $crate::store::calls::call_queries!($store, $db);
             $crate::store::stats::stats_queries!($store, $db);
+            $crate::store::console::console_queries!($store, $db);
+            $crate::store::overview::overview_queries!($store, $db);
 
             use std::collections::HashMap;
             use std::time::Duration;

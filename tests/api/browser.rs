@@ -32,14 +32,14 @@ fn program(variable: &str, default: &str) -> PathBuf {
 }
 
 /// chromedriver (and, through it, Chromium) for one test; the whole process group is killed on drop.
-struct Browser {
+pub struct Browser {
     client: Option<Client>,
     driver: Child,
     _profile: tempfile::TempDir,
 }
 
 impl Browser {
-    async fn start() -> Self {
+    pub async fn start() -> Self {
         let chromium = program("CHROMIUM", DEFAULT_CHROMIUM);
         let chromedriver = program("CHROMEDRIVER", DEFAULT_CHROMEDRIVER);
         let port = free_port();
@@ -77,6 +77,7 @@ impl Browser {
                 "--disable-component-update",
                 "--disable-sync",
                 "--no-first-run",
+                "--window-size=1280,1000",
                 format!("--user-data-dir={}", profile.path().display()),
             ],
         });
@@ -91,26 +92,26 @@ impl Browser {
         browser
     }
 
-    fn client(&self) -> &Client {
+    pub fn client(&self) -> &Client {
         self.client.as_ref().expect("connected in start")
     }
 
-    async fn find(&self, css: &str) -> Element {
+    pub async fn find(&self, css: &str) -> Element {
         self.client().find(Locator::Css(css)).await.unwrap_or_else(|error| panic!("no {css} on the page: {error}"))
     }
 
-    async fn type_into(&self, css: &str, text: &str) {
+    pub async fn type_into(&self, css: &str, text: &str) {
         self.find(css).await.send_keys(text).await.unwrap();
     }
 
     /// Whether the element is on the page, displayed, and shows exactly `text`.
-    async fn shows(&self, css: &str, text: &str) -> bool {
+    pub async fn shows(&self, css: &str, text: &str) -> bool {
         let Ok(element) = self.client().find(Locator::Css(css)).await else { return false };
         element.is_displayed().await.unwrap_or(false) && element.text().await.is_ok_and(|shown| shown.trim() == text)
     }
 
     /// Waits up to `seconds` for `check`, then fails saying what was expected.
-    async fn wait_until<F, Fut>(&self, seconds: u64, what: &str, check: F)
+    pub async fn wait_until<F, Fut>(&self, seconds: u64, what: &str, check: F)
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = bool>,
@@ -121,8 +122,16 @@ impl Browser {
         }
     }
 
+    /// Saves what the browser shows to `target/screenshots/<name>.png`, for people to look at.
+    pub async fn screenshot(&self, name: &str) {
+        let folder = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).with_file_name("screenshots");
+        std::fs::create_dir_all(&folder).unwrap();
+        let png = self.client().screenshot().await.unwrap();
+        std::fs::write(folder.join(format!("{name}.png")), png).unwrap();
+    }
+
     /// Ends the browser session, so Chromium exits before its driver is killed.
-    async fn close(mut self) {
+    pub async fn close(mut self) {
         if let Some(client) = self.client.take() {
             client.close().await.unwrap();
         }

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use amocrm_emulator::{EmulatorConfig, RunningEmulator};
 use leadgate::config::{
-    AmoCrmAuth, AmoCrmConfig, Config, DestinationConfig, FormSource, OAuthConfig, ProxySource, RetryPolicy, Route,
-    SmtpConfig, SourceConfig, SourceFeedback, SourceKind, ZapSource,
+    AmoCrmAuth, AmoCrmConfig, Config, ConsoleConfig, DestinationConfig, FormSource, OAuthConfig, ProxySource,
+    RetryPolicy, Route, SmtpConfig, SourceConfig, SourceFeedback, SourceKind, ZapSource,
 };
 use leadgate::domain::CrmField;
 use leadgate::domain::Email;
@@ -54,6 +54,10 @@ pub struct Setup {
     pub proxy: Option<ProxySource>,
     /// Adds the form source `feedback`, routed to the zap pipeline.
     pub form: Option<FormSource>,
+    /// The operator console's settings, where a test needs other than the defaults.
+    pub console: Option<ConsoleConfig>,
+    /// `[server] public_url`, where a test needs one.
+    pub public_url: Option<&'static str>,
 }
 
 pub const ZAP_SECRET: &str = "zap-secret-key-0123";
@@ -119,6 +123,8 @@ impl Default for Setup {
             zap: false,
             proxy: None,
             form: None,
+            console: None,
+            public_url: None,
         }
     }
 }
@@ -159,6 +165,10 @@ pub async fn spawn_app_with(setup: Setup) -> TestApp {
     config.feedback.retry_max = Duration::from_millis(500);
     config.feedback.timeout = Duration::from_secs(2);
     config.admin_token = setup.admin_token.map(SecretString::from);
+    config.public_url = setup.public_url.map(|url| url.parse().unwrap());
+    if let Some(console) = setup.console {
+        config.console = console;
+    }
     config.smtp = setup.smtp_url.map(|url| SmtpConfig {
         url: url.parse().unwrap(),
         from: "leadgate@example.ru".to_owned(),

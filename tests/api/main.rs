@@ -5,6 +5,8 @@ mod browser;
 mod callback_receiver;
 mod config_check;
 mod conformance;
+mod console;
+mod console_browser;
 mod crash;
 mod decision;
 mod email;

@@ -13,6 +13,10 @@ mod callback_receiver;
 mod config_check;
 #[path = "../api/conformance.rs"]
 mod conformance;
+#[path = "../api/console.rs"]
+mod console;
+#[path = "../api/console_browser.rs"]
+mod console_browser;
 #[path = "../api/crash.rs"]
 mod crash;
 #[path = "../api/decision.rs"]

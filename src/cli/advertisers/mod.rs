@@ -13,6 +13,7 @@ use url::Url;
 
 use crate::config::Config;
 use crate::domain::advertiser::{AdvertiserChange, AdvertiserId, parse_listings};
+use crate::domain::advertiser_file::{blank_to_none, parse_flag, parse_optional_email};
 use crate::domain::document::Document;
 use crate::domain::{Email, SourceId};
 use crate::store::Store;
@@ -214,26 +215,6 @@ async fn export_zap(
     writer.flush().with_context(|| format!("writing {}", file.display()))?;
     println!("{} enabled advertiser(s) written to {}", advertisers.len(), file.display());
     Ok(ExitCode::SUCCESS)
-}
-
-pub(super) fn parse_flag(text: &str) -> Result<bool, String> {
-    match text.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" => Ok(true),
-        "false" | "0" | "no" => Ok(false),
-        _ => Err(format!("«{text}» is not a boolean (true/false, 1/0, yes/no)")),
-    }
-}
-
-pub(super) fn parse_optional_email(text: &str) -> Result<Option<Email>, String> {
-    if text.trim().is_empty() {
-        return Ok(None);
-    }
-    Email::parse(text).map(Some).map_err(|error| error.to_string())
-}
-
-pub(super) fn blank_to_none(text: &str) -> Option<String> {
-    let trimmed = text.trim();
-    (!trimmed.is_empty()).then(|| trimmed.to_owned())
 }
 
 /// Reports a problem with what the operator gave; exit code 2 as for a bad configuration.

@@ -1,0 +1,101 @@
+//! The operator console at `/admin`: server-rendered pages over the store, for people.
+//!
+//! Every page needs a session (`http::admin::Operator`); every form carries the session's CSRF
+//! token; every answer carries the security headers below. Nothing here needs JavaScript.
+
+mod advertisers;
+mod dead;
+mod leads;
+mod login;
+mod page;
+mod sources;
+mod texts;
+mod timeline;
+
+use axum::Router;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::{HeaderName, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::config::ConsoleConfig;
+use crate::http::AppState;
+
+/// What the console needs besides the store: its configuration, and whether cookies are `Secure`.
+#[derive(Debug, Clone)]
+pub struct ConsoleSettings {
+    pub config: ConsoleConfig,
+    /// `public_url` is https: the session cookie is only ever sent over TLS.
+    pub secure_cookies: bool,
+    /// The gateway's address for the outside world: the portal's batch file needs it.
+    pub public_url: Option<url::Url>,
+}
+
+impl ConsoleSettings {
+    pub fn new(config: ConsoleConfig, public_url: Option<&url::Url>) -> Self {
+        let secure_cookies = public_url.is_some_and(|url| url.scheme() == "https");
+        Self { config, secure_cookies, public_url: public_url.cloned() }
+    }
+}
+
+impl Default for ConsoleSettings {
+    /// The embedded defaults, for a state built without a configuration (benchmarks).
+    fn default() -> Self {
+        let config = crate::config::Config::from_toml_str("").expect("the embedded defaults are valid").console;
+        Self::new(config, None)
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    let pages = Router::new()
+        .route("/admin", get(|| async { axum::response::Redirect::to("/admin/leads") }))
+        .route("/admin/login", get(login::page).post(login::submit))
+        .route("/admin/logout", axum::routing::post(login::logout))
+        .route("/admin/leads", get(leads::list))
+        .route("/admin/leads/search", axum::routing::post(leads::search))
+        .route("/admin/leads.csv", get(leads::export))
+        .route("/admin/leads/{id}", get(timeline::show))
+        .route("/admin/leads/{id}/resend", get(timeline::confirm_resend).post(timeline::resend))
+        .route("/admin/leads/{id}/route", axum::routing::post(timeline::route))
+        .route("/admin/dead", get(dead::page))
+        .route("/admin/dead/preview", axum::routing::post(dead::preview))
+        .route("/admin/dead/resend", axum::routing::post(dead::resend))
+        .route("/admin/audit", get(dead::audit))
+        .route("/admin/sources", get(sources::page))
+        .route("/admin/advertisers", get(advertisers::page))
+        .route("/admin/advertisers/enabled", axum::routing::post(advertisers::set_enabled))
+        .route("/admin/advertisers/export.csv", get(advertisers::export))
+        .route("/admin/advertisers/import", axum::routing::post(advertisers::import))
+        .route("/admin/static/console.css", get(stylesheet));
+    pages.layer(axum::middleware::map_response(security_headers))
+}
+
+/// The CSS is part of the binary: the console works without internet, and the CSP allows no
+/// inline style.
+async fn stylesheet() -> Response {
+    let headers = [(CONTENT_TYPE, "text/css; charset=utf-8"), (CACHE_CONTROL, "max-age=3600")];
+    (headers, include_str!("../../assets/console/console.css")).into_response()
+}
+
+/// No inline script or style may run, no other site may frame a page, no address leaves with a
+/// click, and pages with personal data are not cached.
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    let set = [
+        (
+            "content-security-policy",
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        ),
+        ("referrer-policy", "no-referrer"),
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+    ];
+    for (name, value) in set {
+        headers.insert(HeaderName::from_static(name), HeaderValue::from_static(value));
+    }
+    if !headers.contains_key(CACHE_CONTROL) {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}

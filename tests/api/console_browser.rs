@@ -1,0 +1,176 @@
+//! The operator console in headless Chromium: log in, find a lead by another spelling of its
+//! phone, read its timeline, re-send a dead lead once the CRM is back, re-send in bulk.
+//! Each test saves screenshots to `target/screenshots/console-*.png`.
+
+use amocrm_emulator::{Fault, FaultLimit};
+use fantoccini::Locator;
+use serde_json::json;
+
+use crate::browser::Browser;
+use crate::console::{ADMIN, PASSWORD, console_app, console_config};
+use crate::helpers::TestApp;
+
+async fn log_in(browser: &Browser, app: &TestApp) {
+    browser.client().goto(&app.url("/admin/login")).await.unwrap();
+    browser.type_into("#username", ADMIN).await;
+    browser.type_into("#password", PASSWORD).await;
+    browser.find("#login").await.click().await.unwrap();
+    browser
+        .wait_until(10, "the lead list", || async { browser.client().find(Locator::Css("#filters")).await.is_ok() })
+        .await;
+}
+
+async fn text_of(browser: &Browser, css: &str) -> String {
+    match browser.client().find(Locator::Css(css)).await {
+        Ok(element) => element.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+#[tokio::test]
+async fn an_operator_finds_a_lead_by_another_spelling_of_its_phone_and_reads_its_timeline() {
+    let app = console_app(console_config()).await;
+    let id = app
+        .accept(json!({ "name": "Анна Петрова", "phone": "+7 912 345-67-89", "comment": "Перезвонить после 18:00" }))
+        .await;
+    app.accept(json!({ "name": "Лев Смирнов", "phone": "+7 999 000-11-22" })).await;
+    app.wait_for(id, &["approved"]).await;
+    let browser = Browser::start().await;
+    log_in(&browser, &app).await;
+
+    browser.type_into("#q", "8 (912) 345 67 89").await;
+    browser.find("#find").await.click().await.unwrap();
+    let row = format!("#lead-{id}");
+    browser.wait_until(10, "the lead found by its phone", || async { !text_of(&browser, &row).await.is_empty() }).await;
+    assert!(text_of(&browser, "#leads").await.contains("Анна Петрова"));
+    assert!(!text_of(&browser, "#leads").await.contains("Лев Смирнов"), "only the searched client");
+    assert!(!browser.client().current_url().await.unwrap().as_str().contains("912"), "no phone in the address");
+    browser.screenshot("console-leads-found-by-phone").await;
+
+    browser.find(&format!("{row} a")).await.click().await.unwrap();
+    browser.wait_until(10, "the timeline", || async { text_of(&browser, "#timeline").await.contains("POST") }).await;
+    let timeline = text_of(&browser, "#timeline").await;
+    assert!(timeline.contains("Получена") && timeline.contains("Доставлена"), "{timeline}");
+    assert!(text_of(&browser, "#deal").await.trim().parse::<i64>().is_ok(), "the deal's number is shown");
+    browser.screenshot("console-timeline").await;
+
+    browser.client().set_window_size(390, 844).await.unwrap();
+    browser.client().goto(&app.url("/admin/leads")).await.unwrap();
+    browser.screenshot("console-leads-phone-width").await;
+    browser.close().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_operator_resends_a_dead_lead_after_the_crm_recovers_and_sees_it_delivered() {
+    let app = console_app(console_config()).await;
+    app.crm.emulator.inject_fault(Fault::new(503, FaultLimit::UntilCleared));
+    let id = app.accept(json!({ "name": "Дина Орлова", "phone": "+79997000002" })).await;
+    app.wait_for(id, &["dead"]).await;
+    let browser = Browser::start().await;
+    log_in(&browser, &app).await;
+
+    browser.client().goto(&app.url(&format!("/admin/leads/{id}"))).await.unwrap();
+    assert!(text_of(&browser, ".summary .error").await.contains("503"));
+    app.crm.emulator.clear_faults();
+    browser.find("#resend").await.click().await.unwrap();
+    browser
+        .wait_until(10, "the confirmation", || async { !text_of(&browser, "#resend-effect").await.is_empty() })
+        .await;
+    browser.screenshot("console-resend-confirmation").await;
+    browser.find("#confirm").await.click().await.unwrap();
+
+    browser
+        .wait_until(15, "the lead delivered", || async {
+            browser.client().refresh().await.is_ok() && text_of(&browser, "#lead-status").await == "в CRM"
+        })
+        .await;
+    assert!(!text_of(&browser, "#deal").await.is_empty(), "the deal's number appears");
+    browser.screenshot("console-resent-and-delivered").await;
+    browser.close().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_operator_resends_every_dead_lead_of_a_source_after_a_preview() {
+    let app = console_app(console_config()).await;
+    app.crm.emulator.inject_fault(Fault::new(503, FaultLimit::UntilCleared));
+    let ids = [
+        app.accept(json!({ "name": "Дина", "phone": "+79997000002" })).await,
+        app.accept(json!({ "name": "Лев", "phone": "+79997000003" })).await,
+    ];
+    for id in ids {
+        app.wait_for(id, &["dead"]).await;
+    }
+    app.crm.emulator.clear_faults();
+    let browser = Browser::start().await;
+    log_in(&browser, &app).await;
+
+    browser.client().goto(&app.url("/admin/dead")).await.unwrap();
+    assert!(text_of(&browser, "#dead").await.contains("503"));
+    browser.screenshot("console-dead-and-failed").await;
+    browser.find("#bulk-source option[value=trendagent]").await.click().await.unwrap();
+    // How a datetime-local input takes typed digits depends on the browser's locale; the value
+    // is what the form posts either way.
+    let set_since = "document.getElementById('since').value = '2000-01-01T00:00';";
+    browser.client().execute(set_since, Vec::new()).await.unwrap();
+    browser.find("#preview").await.click().await.unwrap();
+    browser.wait_until(10, "the preview count", || async { text_of(&browser, "#bulk-count").await == "2" }).await;
+    browser.screenshot("console-bulk-preview").await;
+    browser.find("#confirm").await.click().await.unwrap();
+    browser.wait_until(10, "the bulk result", || async { text_of(&browser, "#flash").await.ends_with(" 2") }).await;
+    for id in ids {
+        app.wait_for(id, &["approved"]).await;
+    }
+    browser.client().refresh().await.unwrap();
+    assert!(browser.client().find(Locator::Css("#no-dead")).await.is_ok(), "nothing is dead any more");
+    browser.screenshot("console-bulk-done").await;
+    browser.close().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_operator_sees_the_accepting_but_not_delivering_banner_when_the_crm_goes_down() {
+    let app = crate::console::retrying_app(std::time::Duration::from_millis(500)).await;
+    let delivered = app.accept(json!({ "name": "Анна", "phone": "+79997000010" })).await;
+    app.wait_for(delivered, &["approved"]).await;
+    let browser = Browser::start().await;
+    log_in(&browser, &app).await;
+    browser.client().goto(&app.url("/admin/sources")).await.unwrap();
+    assert!(text_of(&browser, "#stalled-trendagent").await.is_empty(), "no banner while the CRM answers");
+
+    app.crm.emulator.inject_fault(Fault::new(503, FaultLimit::UntilCleared));
+    app.accept(json!({ "name": "Лев", "phone": "+79997000011" })).await;
+    browser
+        .wait_until(15, "the red banner", || async {
+            browser.client().refresh().await.is_ok()
+                && text_of(&browser, "#stalled-trendagent").await.contains("не доставляются")
+        })
+        .await;
+    browser.screenshot("console-sources-stalled").await;
+    app.crm.emulator.clear_faults();
+    browser.close().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_operator_imports_an_advertisers_csv_and_sees_them_listed() {
+    use crate::helpers::{Setup, spawn_app_with};
+    let app = spawn_app_with(Setup { zap: true, console: Some(console_config()), ..Setup::default() }).await;
+    crate::console::add_user(&app, ADMIN, leadgate::domain::operator::Role::Admin).await;
+    let folder = tempfile::tempdir().unwrap();
+    let file = folder.path().join("advertisers.csv");
+    std::fs::write(&file, crate::console::GOOD_ADVERTISERS).unwrap();
+    let browser = Browser::start().await;
+    log_in(&browser, &app).await;
+
+    browser.client().goto(&app.url("/admin/advertisers")).await.unwrap();
+    browser.find("#import-file").await.send_keys(file.to_str().unwrap()).await.unwrap();
+    browser.find("#import-button").await.click().await.unwrap();
+    browser.wait_until(10, "the import's result", || async { text_of(&browser, "#flash").await.contains('2') }).await;
+    let listed = text_of(&browser, "#advertisers").await;
+    assert!(listed.contains("Imobiliária 555") && listed.contains("Imobiliária 556"), "{listed}");
+    browser.screenshot("console-advertisers-imported").await;
+    browser.close().await;
+    app.stop().await;
+}
