@@ -160,7 +160,20 @@ fn check_console(raw: &RawConsole, found: &mut Found<'_>) -> Option<ConsoleConfi
             found.problem(key, "must be at least 1");
         }
     }
+    let mut extensions = BTreeMap::new();
+    for (user, extension) in &raw.extensions {
+        let extension = extension.trim();
+        if extension.is_empty() || !extension.bytes().all(|byte| byte.is_ascii_digit()) {
+            found.problem(
+                format!("console.extensions.{user}"),
+                format!("«{extension}» is not an extension (its digits)"),
+            );
+        } else {
+            extensions.insert(user.clone(), extension.to_owned());
+        }
+    }
     Some(ConsoleConfig {
+        extensions,
         language: language?,
         session_lifetime: raw.session_lifetime,
         lockout_window: raw.lockout_window,

@@ -86,6 +86,8 @@ pub struct ConsoleConfig {
     pub max_failures_per_address: u32,
     /// A source whose leads wait while none reached the CRM for this long is shown as stalled.
     pub stalled_after: Duration,
+    /// Console user name → their PBX extension: whose phone rings, who a click-to-call rings.
+    pub extensions: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

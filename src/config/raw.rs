@@ -293,6 +293,9 @@ pub struct RawSmtp {
 #[derive(Debug, Deserialize)]
 pub struct RawConsole {
     pub language: String,
+    /// Console user → the PBX extension on their desk, for the live call card and click-to-call.
+    #[serde(default)]
+    pub extensions: BTreeMap<String, String>,
     #[serde(with = "humantime_serde")]
     pub session_lifetime: Duration,
     #[serde(with = "humantime_serde")]

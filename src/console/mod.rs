@@ -4,6 +4,7 @@
 //! token; every answer carries the security headers below. Nothing here needs JavaScript.
 
 mod advertisers;
+mod calls;
 mod dead;
 mod leads;
 mod login;
@@ -62,11 +63,13 @@ pub fn router() -> Router<AppState> {
         .route("/admin/dead/resend", axum::routing::post(dead::resend))
         .route("/admin/audit", get(dead::audit))
         .route("/admin/sources", get(sources::page))
+        .route("/admin/calls", get(calls::page))
         .route("/admin/advertisers", get(advertisers::page))
         .route("/admin/advertisers/enabled", axum::routing::post(advertisers::set_enabled))
         .route("/admin/advertisers/export.csv", get(advertisers::export))
         .route("/admin/advertisers/import", axum::routing::post(advertisers::import))
-        .route("/admin/static/console.css", get(stylesheet));
+        .route("/admin/static/console.css", get(stylesheet))
+        .route("/admin/static/console.js", get(script));
     pages.layer(axum::middleware::map_response(security_headers))
 }
 
@@ -77,6 +80,12 @@ async fn stylesheet() -> Response {
     (headers, include_str!("../../assets/console/console.css")).into_response()
 }
 
+/// The console's one script: the live call card and the call buttons; pages work without it.
+async fn script() -> Response {
+    let headers = [(CONTENT_TYPE, "text/javascript; charset=utf-8"), (CACHE_CONTROL, "max-age=3600")];
+    (headers, include_str!("../../assets/console/console.js")).into_response()
+}
+
 /// No inline script or style may run, no other site may frame a page, no address leaves with a
 /// click, and pages with personal data are not cached.
 async fn security_headers(mut response: Response) -> Response {
@@ -84,8 +93,8 @@ async fn security_headers(mut response: Response) -> Response {
     let set = [
         (
             "content-security-policy",
-            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
-             frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
         ("referrer-policy", "no-referrer"),
         ("x-content-type-options", "nosniff"),

@@ -17,17 +17,25 @@ pub struct Frame {
     pub username: String,
     pub is_admin: bool,
     pub csrf: String,
+    /// The user's PBX extension: their call card pops up, and phone numbers get a call button.
+    pub extension: Option<String>,
+    /// Whether the call buttons may start calls: an admin with an extension (starting a call is
+    /// an admin's request of the API).
+    pub can_call: bool,
     /// Shown in the footer of debug builds: how long the page's main query took.
     pub query_time: Option<String>,
 }
 
 impl Frame {
     pub fn new(state: &AppState, operator: &Operator) -> Self {
+        let extension = state.console.config.extensions.get(operator.username()).cloned();
         Self {
             t: texts(state.console.config.language),
             username: operator.username().to_owned(),
             is_admin: operator.is_admin(),
             csrf: operator.session.csrf_token.clone(),
+            can_call: operator.is_admin() && extension.is_some() && !state.pbx.is_empty(),
+            extension,
             query_time: None,
         }
     }

@@ -57,6 +57,22 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
+/// Who may watch the calls in progress (`GET /api/v1/calls/live`): a script with the
+/// `[admin] token`, or any console user, viewers included: the person whose phone rings needs
+/// the card, and it shows no more than the lead list does.
+pub struct CallWatcher;
+
+impl FromRequestParts<AppState> for CallWatcher {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if authorization(&parts.headers, "Bearer")?.is_some() {
+            return Admin::from_request_parts(parts, state).await.map(|_| Self);
+        }
+        session_of(&parts.headers, state).await?.map(|_| Self).ok_or(ApiError::AdminUnauthorized)
+    }
+}
+
 /// Who may read a lead's report (`GET /api/v1/leads/{id}`): the lead's own source by its key, or
 /// an operator as `Admin` admits them (the admin token, or a console admin's session).
 pub enum LeadReader {

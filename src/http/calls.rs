@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::admin::Admin;
+use super::admin::{Admin, CallWatcher};
 use super::error::ApiError;
 use super::lead_status::report;
 use crate::config::{SourceConfig, SourceKind};
@@ -59,7 +59,7 @@ pub async fn by_phone(
 /// `GET /api/v1/calls/live`: Server-Sent Events, one `call` event with a call's card each time
 /// it appears or changes (ringing, answered, the caller found in the CRM), and `ended` with its
 /// `id` when it is over. A new watcher first gets every call in progress.
-pub async fn live(State(state): State<AppState>, _: Admin) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+pub async fn live(State(state): State<AppState>, _: CallWatcher) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let board = state.live_calls.subscribe();
     let start = (board, Arc::new(Board::new()), true);
     let changes = futures::stream::unfold(start, |(mut board, shown, first)| async move {

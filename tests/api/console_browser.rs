@@ -174,3 +174,103 @@ async fn an_operator_imports_an_advertisers_csv_and_sees_them_listed() {
     browser.close().await;
     app.stop().await;
 }
+
+/// The live call card: an admin whose extension is 101 keeps the console open; a known client
+/// calls, 101 rings, and the card pops up with the caller's contact from the CRM; it goes when
+/// the call ends. Then the call button beside a phone number asks the PBX to ring 101.
+#[tokio::test]
+async fn the_call_card_pops_up_while_the_operator_s_extension_rings_and_the_call_button_starts_a_call() {
+    use pbx_emulator::{PbxConfig, PlayOptions, ProviderKind, RenderedCall, Scenario, render};
+    let crm = crate::helpers::spawn_emulator(100).await;
+    let known = amocrm_emulator::SeedContact {
+        name: "Известный клиент".to_owned(),
+        phones: vec![format!("+{}", pbx_emulator::KNOWN_CLIENT)],
+        emails: Vec::new(),
+        leads: Vec::new(),
+    };
+    crm.emulator.seed_contact(&known).unwrap();
+    let pbx = pbx_emulator::spawn(PbxConfig::sandbox(ProviderKind::Telphin)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key = "telphin-key-for-the-console-0123";
+    let config = crate::helpers::config_file(
+        &crm.base_url(),
+        &format!(
+            "[console]\nextensions = {{ \"{ADMIN}\" = \"101\" }}\n\
+             [sources.pbx]\nkind = \"telephony\"\nprovider = \"telphin\"\nkey = \"{key}\"\n\
+             client_id = \"sandbox-telphin-app\"\nclient_secret = \"sandbox-telphin-secret\"\napi_url = \"{}\"\n\
+             destination = \"main\"\npipeline = \"{}\"\nstatus = \"{}\"\n\
+             users = {{ \"101\" = \"Анна Смирнова\" }}\nfinish_after = \"1s\"\n",
+            pbx.base_url(),
+            crate::helpers::PIPELINE,
+            crate::helpers::STAGE
+        ),
+    );
+    let gateway = crate::helpers::TestProcess::serve(dir.path(), &config).await;
+    let base = format!("http://{}", gateway.address);
+    let mut users = std::process::Command::new(crate::helpers::TestProcess::BINARY)
+        .args(["users", "add", ADMIN, "--role", "admin"])
+        .env("LEADGATE_STORE__URL", crate::helpers::store_url(dir.path()))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(users.stdin.as_mut().unwrap(), format!("{PASSWORD}\n").as_bytes()).unwrap();
+    assert!(users.wait().unwrap().success());
+
+    let browser = Browser::start().await;
+    browser.client().goto(&format!("{base}/admin/login")).await.unwrap();
+    browser.type_into("#username", ADMIN).await;
+    browser.type_into("#password", PASSWORD).await;
+    browser.find("#login").await.click().await.unwrap();
+    browser
+        .wait_until(10, "the lead list", || async { browser.client().find(Locator::Css("#filters")).await.is_ok() })
+        .await;
+    browser.client().goto(&format!("{base}/admin/calls")).await.unwrap();
+    assert_eq!(text_of(&browser, "#my-extension").await, "101");
+
+    // The call up to 101 ringing (5 s in the IVR, then 12 s of ringing before the answer).
+    let script = Scenario::find("incoming-known-answered").unwrap().script();
+    let rendered = render(&script, pbx.pbx.provider()).unwrap();
+    let until = rendered.requests[0].at + std::time::Duration::from_secs(10);
+    let (ringing, rest): (Vec<_>, Vec<_>) = rendered.requests.iter().cloned().partition(|request| request.at <= until);
+    let part = |requests| RenderedCall { requests, ..rendered.clone() };
+    let target: url::Url = format!("{base}/telephony/pbx/{key}").parse().unwrap();
+    assert!(pbx_emulator::deliver(&part(ringing), &target, &PlayOptions::default()).await.unwrap().all_accepted());
+    browser
+        .wait_until(15, "the call card with the caller's contact", || async {
+            text_of(&browser, "#call-popup").await.contains("Известный клиент")
+        })
+        .await;
+    let card = text_of(&browser, "#call-popup").await;
+    assert!(card.contains(&format!("+{}", pbx_emulator::KNOWN_CLIENT)) && card.contains("101"), "{card}");
+    assert!(text_of(&browser, "#live-calls").await.contains("Известный клиент"), "the calls page lists it too");
+    browser.screenshot("console-call-card").await;
+
+    assert!(pbx_emulator::deliver(&part(rest), &target, &PlayOptions::default()).await.unwrap().all_accepted());
+    browser
+        .wait_until(15, "the card gone once the call ended", || async {
+            !browser.find("#call-popup").await.is_displayed().await.unwrap_or(true)
+        })
+        .await;
+
+    // The call, logged, is a lead whose timeline has the call button for the client's number.
+    let lead = crate::helpers::poll_until(std::time::Duration::from_secs(20), || async {
+        browser.client().goto(&format!("{base}/admin/leads")).await.unwrap();
+        browser.client().find(Locator::Css("#leads tbody tr a")).await.is_ok()
+    });
+    assert!(lead.await, "the call became a lead");
+    browser.find("#leads tbody tr a").await.click().await.unwrap();
+    browser.wait_until(10, "the call button", || async { browser.shows("button.call", "Позвонить").await }).await;
+    browser.find("button.call").await.click().await.unwrap();
+    browser
+        .wait_until(10, "the call started", || async {
+            browser.shows("button.call", "Звоним: поднимите трубку").await
+        })
+        .await;
+    browser.screenshot("console-call-button").await;
+    let callbacks = pbx.pbx.callbacks();
+    assert_eq!(callbacks.len(), 1, "{callbacks:?}");
+    assert_eq!(callbacks[0].destination, pbx_emulator::KNOWN_CLIENT);
+    assert_eq!(callbacks[0].extension, "469101", "101 rings first");
+    browser.close().await;
+}
