@@ -184,18 +184,8 @@ async fn a_whole_run_logs_every_request_once_as_json_and_no_secret_ever() {
     scrape(&http, &base).await;
     // The callback's first attempt has failed once its failure is in the lead's history.
     let failed = poll_until(Duration::from_secs(20), || async {
-        let lead: serde_json::Value = http
-            .get(format!("{base}/api/v1/leads/{id}"))
-            .bearer_auth(SOURCE_KEY)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        lead["history"]
-            .as_array()
-            .is_some_and(|events| events.iter().any(|event| event["kind"] == "callback_attempt_failed"))
+        let lead = crate::helpers::get_lead(&http, &base, SOURCE_KEY, id).await;
+        crate::helpers::history_kinds(&lead).contains(&"callback_attempt_failed".to_owned())
     });
     assert!(failed.await, "the callback was attempted");
     assert!(gateway.terminate(Duration::from_secs(20)).is_some_and(|status| status.success()));
