@@ -156,7 +156,7 @@ impl App {
         let listener = TcpListener::bind(listen).await?;
         let address = listener.local_addr()?;
         // Links to website leads' files point here; without a public address, at the listener.
-        let console = crate::console::ConsoleSettings::new(console, public_url.as_ref());
+        let console = crate::http::state::ConsoleSettings::new(console, public_url.as_ref());
         let files_url = match public_url {
             Some(url) => url,
             None => url::Url::parse(&format!("http://{address}/"))?,

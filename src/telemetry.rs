@@ -18,3 +18,9 @@ pub fn init(format: LogFormat) {
         LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).try_init(),
     };
 }
+
+/// Names the source the current request is for, in its access-log line (the `request` span
+/// that `http::observe` opens around every request).
+pub fn note_source(source: &crate::domain::SourceId) {
+    tracing::Span::current().record("source", source.0.as_str());
+}

@@ -14,9 +14,9 @@ use crate::config::SourceKind;
 use crate::domain::SourceId;
 use crate::domain::advertiser::AdvertiserId;
 use crate::domain::advertiser_file::{self, FileProblems};
-use crate::http::AppState;
 use crate::http::admin::Operator;
 use crate::http::error::ConsoleError;
+use crate::http::state::AppState;
 
 pub struct Row {
     pub source: String,

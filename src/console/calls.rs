@@ -5,9 +5,9 @@ use axum::extract::State;
 use axum::response::Response;
 
 use super::page::{Frame, render};
-use crate::http::AppState;
 use crate::http::admin::Operator;
 use crate::http::error::ConsoleError;
+use crate::http::state::AppState;
 
 #[derive(Template)]
 #[template(path = "console/calls.html")]

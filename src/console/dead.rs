@@ -12,9 +12,9 @@ use serde::Deserialize;
 
 use super::page::{Frame, moment, render};
 use crate::domain::SourceId;
-use crate::http::AppState;
 use crate::http::admin::Operator;
 use crate::http::error::ConsoleError;
+use crate::http::state::AppState;
 use crate::store::Requeue;
 use crate::store::overview::FailureGroup;
 

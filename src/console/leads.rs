@@ -13,9 +13,9 @@ use serde::Deserialize;
 
 use super::page::{Frame, moment, render};
 use crate::domain::{Lead, LeadId, LeadStatus, Phone, SourceId};
-use crate::http::AppState;
 use crate::http::admin::Operator;
 use crate::http::error::ConsoleError;
+use crate::http::state::AppState;
 use crate::store::overview::{LeadQuery, LeadSearch};
 
 const PAGE_SIZE: usize = 50;

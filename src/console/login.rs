@@ -17,9 +17,9 @@ use subtle::ConstantTimeEq;
 use super::page::{CsrfOnly, render};
 use super::texts::{Texts, texts};
 use crate::domain::operator::{Username, decoy_hash, password_matches};
-use crate::http::AppState;
 use crate::http::admin::{Operator, SESSION_COOKIE, hash_token};
 use crate::http::error::ConsoleError;
+use crate::http::state::AppState;
 use crate::store::console::NewSession;
 
 /// The login form's CSRF token, until there is a session to hold one.

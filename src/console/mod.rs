@@ -19,33 +19,7 @@ use axum::http::{HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::config::ConsoleConfig;
-use crate::http::AppState;
-
-/// What the console needs besides the store: its configuration, and whether cookies are `Secure`.
-#[derive(Debug, Clone)]
-pub struct ConsoleSettings {
-    pub config: ConsoleConfig,
-    /// `public_url` is https: the session cookie is only ever sent over TLS.
-    pub secure_cookies: bool,
-    /// The gateway's address for the outside world: the portal's batch file needs it.
-    pub public_url: Option<url::Url>,
-}
-
-impl ConsoleSettings {
-    pub fn new(config: ConsoleConfig, public_url: Option<&url::Url>) -> Self {
-        let secure_cookies = public_url.is_some_and(|url| url.scheme() == "https");
-        Self { config, secure_cookies, public_url: public_url.cloned() }
-    }
-}
-
-impl Default for ConsoleSettings {
-    /// The embedded defaults, for a state built without a configuration (benchmarks).
-    fn default() -> Self {
-        let config = crate::config::Config::from_toml_str("").expect("the embedded defaults are valid").console;
-        Self::new(config, None)
-    }
-}
+use crate::http::state::AppState;
 
 pub fn router() -> Router<AppState> {
     let pages = Router::new()

@@ -7,9 +7,9 @@ use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, Utc};
 
 use super::texts::{Texts, texts};
-use crate::http::AppState;
 use crate::http::admin::Operator;
 use crate::http::error::ConsoleError;
+use crate::http::state::AppState;
 
 /// The frame around a page: who is logged in, their CSRF token for the logout form, the texts.
 pub struct Frame {

@@ -9,9 +9,9 @@ use axum::response::Response;
 use chrono::{DateTime, Duration, Utc};
 
 use super::page::{Frame, moment, render};
-use crate::http::AppState;
 use crate::http::admin::Operator;
 use crate::http::error::ConsoleError;
+use crate::http::state::AppState;
 use crate::store::overview::SourceActivity;
 
 pub struct SourceRow {

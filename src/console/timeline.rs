@@ -13,9 +13,9 @@ use serde_json::Value;
 use super::page::{CsrfOnly, Frame, moment, render};
 use crate::domain::advertiser::AdvertiserId;
 use crate::domain::{HistoryEvent, Lead, LeadId, LeadStatus, Routing};
-use crate::http::AppState;
 use crate::http::admin::Operator;
 use crate::http::error::ConsoleError;
+use crate::http::state::AppState;
 use crate::store::Requeue;
 
 /// Keys whose values are secrets wherever they appear in a payload or an event.

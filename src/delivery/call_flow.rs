@@ -14,8 +14,8 @@ use super::journal::{Found, Journal, Progress, Step};
 use crate::config::{AutoCreate, Route, TelephonySource};
 use crate::connectors::{ClientFound, Connector, DeliveryError, Search};
 use crate::domain::{
-    AutoContact, AutoContactKind, AutoDeal, Call, CallNote, CallResult, CrmRef, Decision, Direction, Entity,
-    HistoryEvent, Lead, Outcome,
+    AutoContact, AutoContactKind, AutoDeal, Call, CallNote, CallResult, CallStatus, CrmRef, Decision, Direction,
+    Entity, HistoryEvent, Lead, Outcome,
 };
 
 /// How often a parked call looks for its contact again.
@@ -197,7 +197,7 @@ impl CallDelivery<'_, '_> {
             uniq: call.call_id.clone(),
             phone: call.client.clone(),
             duration_seconds: if answered { call.talk_seconds } else { call.wait_seconds },
-            call_status: call.result.call_status(),
+            call_status: CallStatus::of(call.result),
             responsible,
             link: self.recording_link.clone(),
         }

@@ -4,7 +4,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::Phone;
-use super::call_log::CallStatus;
 
 /// The cloud PBX a call came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -109,20 +108,6 @@ pub enum CallResult {
     Failed,
 }
 
-impl CallResult {
-    /// amoCRM's `call_status` for a call note: conversation, wrong number, not reached, busy,
-    /// undefined.
-    pub fn call_status(self) -> CallStatus {
-        match self {
-            Self::Answered => CallStatus::Answered,
-            Self::WrongNumber => CallStatus::WrongNumber,
-            Self::NoAnswer | Self::Cancelled => CallStatus::NotReached,
-            Self::Busy => CallStatus::Busy,
-            Self::Failed => CallStatus::Undefined,
-        }
-    }
-}
-
 impl LegEvent {
     /// A leg is an extension's part of the call: the provider's leg id, else the extension.
     pub fn leg_key(&self) -> Option<&str> {
@@ -165,21 +150,6 @@ pub struct Call {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn call_results_map_to_the_amocrm_call_statuses_of_the_facts_table() {
-        let table = [
-            (CallResult::Answered, 4),
-            (CallResult::WrongNumber, 5),
-            (CallResult::NoAnswer, 6),
-            (CallResult::Cancelled, 6),
-            (CallResult::Busy, 7),
-            (CallResult::Failed, 8),
-        ];
-        for (result, status) in table {
-            assert_eq!(result.call_status().code(), status, "{result:?}");
-        }
-    }
 
     #[test]
     fn a_leg_event_survives_a_round_trip_through_json() {

@@ -5,7 +5,7 @@
 
 use url::Url;
 
-use super::call::Direction;
+use super::call::{CallResult, Direction};
 use super::{CrmRef, Phone};
 
 impl Direction {
@@ -20,7 +20,7 @@ impl Direction {
 }
 
 /// What became of a call, as amoCRM's `call_status` codes say it (1–8, the codes of its PHP
-/// client's `CallInterface`). The gateway writes 4 to 8, as `CallResult::call_status` maps a
+/// client's `CallInterface`). The gateway writes 4 to 8, as `CallStatus::of` maps a
 /// call's result; 1 to 3 complete amoCRM's list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
@@ -40,6 +40,18 @@ pub enum CallStatus {
 impl CallStatus {
     pub fn code(self) -> u8 {
         self as u8
+    }
+
+    /// A call's result as amoCRM's `call_status` of its note: conversation, wrong number, not
+    /// reached, busy, undefined.
+    pub fn of(result: CallResult) -> Self {
+        match result {
+            CallResult::Answered => Self::Answered,
+            CallResult::WrongNumber => Self::WrongNumber,
+            CallResult::NoAnswer | CallResult::Cancelled => Self::NotReached,
+            CallResult::Busy => Self::Busy,
+            CallResult::Failed => Self::Undefined,
+        }
     }
 }
 
@@ -125,6 +137,21 @@ mod tests {
 
     fn phone(text: &str) -> Phone {
         Phone::parse(text, PhoneRegion::RUSSIA).expect("a valid phone")
+    }
+
+    #[test]
+    fn call_results_map_to_the_amocrm_call_statuses_of_the_facts_table() {
+        let table = [
+            (CallResult::Answered, 4),
+            (CallResult::WrongNumber, 5),
+            (CallResult::NoAnswer, 6),
+            (CallResult::Cancelled, 6),
+            (CallResult::Busy, 7),
+            (CallResult::Failed, 8),
+        ];
+        for (result, status) in table {
+            assert_eq!(CallStatus::of(result).code(), status, "{result:?}");
+        }
     }
 
     #[test]

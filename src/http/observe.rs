@@ -35,7 +35,7 @@ pub async fn render(State(state): State<AppState>, request: Request) -> Result<R
 /// Counts the request and writes its access-log line under its route's template
 /// (`/api/v1/leads/{id}`): neither ids nor keys in paths and queries reach a label or a log.
 /// The line carries the source the request was for, once a handler has named it
-/// (`note_source`).
+/// (`telemetry::note_source`).
 pub async fn count_and_log(request: Request, next: Next) -> Response {
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_owned();
     let method = request.method().clone();
@@ -48,9 +48,4 @@ pub async fn count_and_log(request: Request, next: Next) -> Response {
     let duration_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
     span.in_scope(|| tracing::info!(target: "leadgate::access", status, duration_ms, "answered"));
     response
-}
-
-/// Names the source the current request is for in its access-log line.
-pub fn note_source(source: &crate::domain::SourceId) {
-    tracing::Span::current().record("source", source.0.as_str());
 }

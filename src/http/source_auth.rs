@@ -77,7 +77,7 @@ where
         let keys = SourceKeys::from_ref(state);
         let matched = keys.matching(&presented, SourceConfig::partner_key);
         let matched = matched.cloned().ok_or(ApiError::Unauthorized)?;
-        super::observe::note_source(&matched.id);
+        crate::telemetry::note_source(&matched.id);
         Ok(AuthenticatedSource(matched))
     }
 }

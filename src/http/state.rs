@@ -38,7 +38,7 @@ pub struct AppState {
     pub recording_links: RecordingLinks,
     /// The calls in progress, for `GET /api/v1/calls/live`.
     pub live_calls: LiveCalls,
-    pub console: Arc<crate::console::ConsoleSettings>,
+    pub console: Arc<ConsoleSettings>,
 }
 
 impl FromRef<AppState> for SourceKeys {
@@ -83,7 +83,32 @@ impl AppState {
     }
 
     /// The operator console's settings, where the configuration has them.
-    pub fn with_console(self, console: crate::console::ConsoleSettings) -> Self {
+    pub fn with_console(self, console: ConsoleSettings) -> Self {
         Self { console: Arc::new(console), ..self }
+    }
+}
+
+/// What the console needs besides the store: its configuration, and whether cookies are `Secure`.
+#[derive(Debug, Clone)]
+pub struct ConsoleSettings {
+    pub config: crate::config::ConsoleConfig,
+    /// `public_url` is https: the session cookie is only ever sent over TLS.
+    pub secure_cookies: bool,
+    /// The gateway's address for the outside world: the portal's batch file needs it.
+    pub public_url: Option<url::Url>,
+}
+
+impl ConsoleSettings {
+    pub fn new(config: crate::config::ConsoleConfig, public_url: Option<&url::Url>) -> Self {
+        let secure_cookies = public_url.is_some_and(|url| url.scheme() == "https");
+        Self { config, secure_cookies, public_url: public_url.cloned() }
+    }
+}
+
+impl Default for ConsoleSettings {
+    /// The embedded defaults, for a state built without a configuration (benchmarks).
+    fn default() -> Self {
+        let config = crate::config::Config::from_toml_str("").expect("the embedded defaults are valid").console;
+        Self::new(config, None)
     }
 }

@@ -442,7 +442,7 @@ fn find_form<'a>(sources: &'a [SourceConfig], form: &str) -> Option<(&'a SourceC
         _ => None,
     });
     if let Some((source, _)) = found {
-        crate::http::observe::note_source(&source.id);
+        crate::telemetry::note_source(&source.id);
     }
     found
 }

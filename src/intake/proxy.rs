@@ -130,7 +130,7 @@ fn authenticate<'a>(
     let presented = parameters.get("key").ok_or(ApiError::Unauthorized)?;
     let source = state.source_keys.matching(presented, |source| proxy_of(source).map(|proxy| &proxy.key));
     let (source, proxy) = source.and_then(|source| Some((source, proxy_of(source)?))).ok_or(ApiError::Unauthorized)?;
-    crate::http::observe::note_source(&source.id);
+    crate::telemetry::note_source(&source.id);
     Ok((source, proxy))
 }
 

@@ -91,7 +91,7 @@ pub async fn mango(
 fn telephony_source<'a>(state: &'a AppState, name: &str) -> Result<(&'a SourceConfig, &'a TelephonySource), ApiError> {
     let source = state.source_keys.0.iter().find(|source| source.id == SourceId(name.to_owned()));
     if let Some(source) = source {
-        crate::http::observe::note_source(&source.id);
+        crate::telemetry::note_source(&source.id);
     }
     match source.map(|source| (source, &source.kind)) {
         Some((source, SourceKind::Telephony(telephony))) => Ok((source, telephony)),

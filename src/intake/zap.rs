@@ -114,7 +114,7 @@ async fn authenticate<'a>(
         };
         let expected = own_secret.as_ref().unwrap_or(&zap.secret_key);
         if bool::from(expected.expose_secret().as_bytes().ct_eq(password.as_bytes())) {
-            crate::http::observe::note_source(&source.id);
+            crate::telemetry::note_source(&source.id);
             return Ok((source, zap));
         }
     }

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::{CLIENT, CLIENT_E164, DID, DID_E164, complete, pairs, resent, reversed, run};
-use crate::domain::{CallResult, Direction, LegEvent, Provider};
+use crate::domain::{CallResult, CallStatus, Direction, LegEvent, Provider};
 use crate::telephony::mango::{self, MangoAccount};
 use crate::telephony::{Assembly, IgnoredBecause};
 
@@ -143,7 +143,7 @@ fn an_incoming_call_nobody_answered_is_missed_with_the_waiting_time() {
     ]
     .concat();
     let call = complete(run(Provider::Mango, &events, at(30)));
-    assert_eq!((call.result, call.result.call_status().code()), (CallResult::Cancelled, 6));
+    assert_eq!((call.result, CallStatus::of(call.result).code()), (CallResult::Cancelled, 6));
     assert_eq!((call.answered_by, call.talk_seconds, call.wait_seconds), (None, 0, 30));
     assert_eq!(call.extensions, ["101", "102"]);
 }

@@ -3,7 +3,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::{CLIENT, CLIENT_E164, DID, DID_E164, complete, resent, reversed, run};
-use crate::domain::{CallResult, Direction, LegEvent, PhoneRegion, Provider};
+use crate::domain::{CallResult, CallStatus, Direction, LegEvent, PhoneRegion, Provider};
 use crate::telephony::live::live_call;
 use crate::telephony::{Assembly, IgnoredBecause, telphin};
 
@@ -127,7 +127,7 @@ fn an_incoming_call_nobody_answered_is_missed_with_the_waiting_time() {
     ]);
     let call = complete(run(Provider::Telphin, &events, at(31)));
     assert_eq!(call.result, CallResult::NoAnswer, "a phone that rang out outweighs a busy one");
-    assert_eq!(call.result.call_status().code(), 6);
+    assert_eq!(CallStatus::of(call.result).code(), 6);
     assert_eq!((call.answered_by, call.talk_seconds, call.wait_seconds), (None, 0, 30));
     assert_eq!(call.extensions, ["101", "102"]);
 }
@@ -157,7 +157,7 @@ fn an_unanswered_outgoing_call_takes_its_result_from_the_hangup_status() {
             outgoing("hangup", "101", CLIENT, 20, &with(&hangup(status, "0"))),
         ]);
         let call = complete(run(Provider::Telphin, &events, at(60)));
-        assert_eq!((call.result, call.result.call_status().code()), (result, amocrm), "{status}");
+        assert_eq!((call.result, CallStatus::of(call.result).code()), (result, amocrm), "{status}");
         assert_eq!((call.answered_by, call.talk_seconds, call.wait_seconds), (None, 0, 20));
         assert_eq!(call.extensions, ["101"]);
     }

@@ -7,7 +7,7 @@ use hmac::{Hmac, Mac};
 use sha1::Sha1;
 
 use super::{CLIENT, CLIENT_E164, DID, DID_E164, complete, pairs, resent, reversed, run};
-use crate::domain::{CallResult, Direction, LegEvent, Provider};
+use crate::domain::{CallResult, CallStatus, Direction, LegEvent, Provider};
 use crate::telephony::zadarma::{self, ZadarmaAccount};
 use crate::telephony::{Assembly, IgnoredBecause};
 
@@ -167,7 +167,7 @@ fn an_incoming_call_answered_by_one_of_two_ringing_phones_completes_on_notify_en
 fn an_incoming_call_nobody_answered_is_missed_with_the_waiting_time() {
     let events = [start(0), internal(1, "101"), internal(1, "102"), end(30, "102", "cancel", "0", None)].concat();
     let call = complete(run(Provider::Zadarma, &events, at(30)));
-    assert_eq!((call.result, call.result.call_status().code()), (CallResult::Cancelled, 6));
+    assert_eq!((call.result, CallStatus::of(call.result).code()), (CallResult::Cancelled, 6));
     assert_eq!((call.answered_by, call.talk_seconds, call.wait_seconds), (None, 0, 30));
     assert_eq!(call.extensions, ["101", "102"]);
 }
@@ -187,7 +187,7 @@ fn an_unanswered_outgoing_call_takes_its_result_from_the_disposition() {
         assert_eq!((call.result, call.answered_by, call.talk_seconds), (result, None, 0), "{disposition}");
     }
     let call = complete(run(Provider::Zadarma, &outgoing(CLIENT, "unallocated number", "0", 2), at(2)));
-    assert_eq!(call.result.call_status().code(), 5);
+    assert_eq!(CallStatus::of(call.result).code(), 5);
 }
 
 #[test]
