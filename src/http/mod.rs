@@ -20,7 +20,9 @@ use axum::routing::{get, post};
 use crate::intake;
 pub use state::{AppState, MAX_BODY_BYTES};
 
-pub fn router(state: AppState) -> Router {
+/// Every route of a node that accepts requests; `health` (`/healthz`, `/readyz`) comes with its
+/// own state. Errors of the router itself (no such route, a wrong method) get the JSON shape.
+pub fn router(state: AppState, health: Router) -> Router {
     let sources = Arc::clone(&state.source_keys.0);
     let forms = Router::new()
         .route("/forms/{form}", get(intake::form::page).post(intake::form::submit))
@@ -51,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::console::router())
         .route_layer(axum::middleware::from_fn(observe::count_and_log))
         .with_state(state)
+        .merge(health)
         .layer(axum::middleware::map_response(error::json_errors))
         .layer(axum::middleware::from_fn(drain::drain_unread_body))
 }
