@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt};
@@ -107,44 +107,27 @@ pub async fn recording(
     }
     let lead = state.store.find_lead(id).await?.ok_or(ApiError::NotFound)?;
     let call = lead.fields.call.as_ref().ok_or(ApiError::NotFound)?;
-    // A recording may be announced after the call was logged (Zadarma's NOTIFY_RECORD, Mango's
-    // record/added): the events kept since have it.
-    let recording_id = match &call.recording {
-        Some(recording) => recording.clone(),
-        None => state
-            .store
-            .call_events_of_lead(id)
-            .await?
-            .into_iter()
-            .rev()
-            .find_map(|stored| stored.event.recording)
-            .ok_or(ApiError::RecordingNotFound)?,
-    };
+    // Links are made only for calls whose recording was known when they were logged.
+    let recording_id = call.recording.as_deref().ok_or(ApiError::RecordingNotFound)?;
     let pbx =
         state.pbx.get(&lead.fields.source).ok_or_else(|| ApiError::PbxApiMissing(lead.fields.source.0.clone()))?;
-    let audio = pbx.recording(RecordingOf { call_id: &call.call_id, recording_id: &recording_id }).await?;
+    let audio = pbx.recording(RecordingOf { call_id: &call.call_id, recording_id }).await?;
     let content_type = audio
         .headers()
         .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .filter(|value| value.starts_with("audio/"))
-        .unwrap_or("audio/mpeg")
-        .to_owned();
-    let mut headers = vec![
-        (header::CONTENT_TYPE, content_type),
-        (header::CONTENT_DISPOSITION, format!("inline; filename=\"call-{id}.mp3\"")),
-        (header::CACHE_CONTROL, "private, max-age=3600".to_owned()),
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
-    ];
-    if let Some(length) = audio.content_length() {
-        headers.push((header::CONTENT_LENGTH, length.to_string()));
-    }
-    let headers: Vec<(header::HeaderName, String)> = headers;
+        .filter(|value| value.as_bytes().starts_with(b"audio/"))
+        .cloned()
+        .unwrap_or(HeaderValue::from_static("audio/mpeg"));
+    let length = audio.content_length();
     let mut response = Body::from_stream(audio.bytes_stream()).into_response();
-    for (name, value) in headers {
-        if let Ok(value) = value.parse() {
-            response.headers_mut().insert(name, value);
-        }
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, content_type);
+    let disposition = format!("inline; filename=\"call-{id}.mp3\"");
+    headers.insert(header::CONTENT_DISPOSITION, HeaderValue::from_str(&disposition).expect("an id is ASCII digits"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=3600"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    if let Some(length) = length {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     }
     Ok(response)
 }
