@@ -139,7 +139,7 @@ impl IntakeServer {
         // The router arrives with its state already applied, so the extra route gets the
         // source keys the authentication extractor needs on its own.
         let source_keys = state.source_keys.clone();
-        let router = leadgate::http::router(state, axum::Router::new())
+        let router = leadgate::http::router(state, Default::default())
             .route("/bench/noop", post(accept_without_storing).with_state(source_keys));
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
         let address = listener.local_addr()?;

@@ -249,7 +249,7 @@ impl App {
         if role.accepts() {
             tasks.push(tokio::spawn(live_board.run(shutdown.clone())));
         }
-        let router = if role.accepts() { http::router(state, health) } else { health };
+        let router = if role.accepts() { http::router(state, health) } else { health.into() };
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
         let server = axum::serve(listener, service).with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let stopped = async {

@@ -160,6 +160,14 @@ fn same_secret(presented: &str, expected: &str) -> bool {
 
 /// `POST /api/v1/leads/{id}/retry`: a dead lead back in the queue, or a pending one that waits
 /// for its next attempt, due now.
+#[utoipa::path(post, path = "/api/v1/leads/{id}/retry", tag = "operators", security(("admin_token" = [])),
+    params(("id" = i64, Path)),
+    responses(
+        (status = 200, description = "`{id, status: \"pending\"}`: queued to be sent now"),
+        (status = 401, description = "No admin token", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No lead of that id", body = crate::http::openapi::ErrorBody),
+        (status = 409, description = "The lead is neither dead nor waiting", body = crate::http::openapi::ErrorBody),
+    ))]
 pub async fn retry(
     State(state): State<AppState>,
     admin: Admin,

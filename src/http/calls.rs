@@ -27,6 +27,13 @@ const LIMIT: usize = 100;
 
 /// `GET /api/v1/calls/{id}`: the call (a telephony source's lead) with its decision, CRM calls,
 /// history, and the PBX's events as they arrived.
+#[utoipa::path(get, path = "/api/v1/calls/{id}", tag = "operators", security(("admin_token" = [])),
+    params(("id" = i64, Path, description = "The call's lead id")),
+    responses(
+        (status = 200, description = "The call, its decision, CRM calls, history and the PBX's events"),
+        (status = 401, description = "No admin token", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No call of that id", body = crate::http::openapi::ErrorBody),
+    ))]
 pub async fn show(State(state): State<AppState>, _: Admin, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let id = id.parse::<i64>().map(LeadId).map_err(|_| ApiError::NotFound)?;
     let lead = state.store.find_lead(id).await?.filter(|lead| lead.fields.call.is_some()).ok_or(ApiError::NotFound)?;
@@ -44,6 +51,13 @@ pub struct ByPhone {
 }
 
 /// `GET /api/v1/calls?phone=…`: the client's calls, newest first; the number in any spelling.
+#[utoipa::path(get, path = "/api/v1/calls", tag = "operators", security(("admin_token" = [])),
+    params(("phone" = String, Query, description = "The client's number, in any usual spelling")),
+    responses(
+        (status = 200, description = "`{phone, calls}`: the newest 100 calls"),
+        (status = 400, description = "Not a phone number", body = crate::http::openapi::ErrorBody),
+        (status = 401, description = "No admin token", body = crate::http::openapi::ErrorBody),
+    ))]
 pub async fn by_phone(
     State(state): State<AppState>,
     _: Admin,
@@ -59,6 +73,11 @@ pub async fn by_phone(
 /// `GET /api/v1/calls/live`: Server-Sent Events, one `call` event with a call's card each time
 /// it appears or changes (ringing, answered, the caller found in the CRM), and `ended` with its
 /// `id` when it is over. A new watcher first gets every call in progress.
+#[utoipa::path(get, path = "/api/v1/calls/live", tag = "operators", security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Server-Sent Events: `call` with a card, `ended` with its id", content_type = "text/event-stream"),
+        (status = 401, description = "No admin token or console session", body = crate::http::openapi::ErrorBody),
+    ))]
 pub async fn live(State(state): State<AppState>, _: CallWatcher) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let board = state.live_calls.subscribe();
     let start = (board, Arc::new(Board::new()), true);
@@ -96,6 +115,14 @@ pub struct SignedLink {
 /// `GET /calls/{id}/recording?sig=…`: the call's recording, fetched from its PBX while it is
 /// played, so the link in the CRM outlives the PBX's own expiring one. A link this gateway did
 /// not sign finds nothing.
+#[utoipa::path(get, path = "/calls/{id}/recording", tag = "telephony",
+    params(("id" = i64, Path, description = "The call's lead id"), ("sig" = String, Query, description = "The link's signature")),
+    responses(
+        (status = 200, description = "The recording, streamed from the PBX", content_type = "audio/mpeg"),
+        (status = 404, description = "No recording under that link", body = crate::http::openapi::ErrorBody),
+        (status = 502, description = "The PBX refused", body = crate::http::openapi::ErrorBody),
+        (status = 504, description = "The PBX did not answer", body = crate::http::openapi::ErrorBody),
+    ))]
 pub async fn recording(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -132,10 +159,12 @@ pub async fn recording(
     Ok(response)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartCall {
+    /// The operator's extension, its digits.
     extension: String,
+    /// The client's number, in any usual spelling.
     phone: String,
     /// Needed only when several telephony sources have the extension.
     source: Option<String>,
@@ -144,6 +173,16 @@ pub struct StartCall {
 /// `POST /api/v1/calls` `{"extension": "101", "phone": "+7…"}`: asks the PBX to ring the
 /// extension and then the client. Answers 202 once the PBX has taken the request; the call
 /// itself arrives later as events, like any other.
+#[utoipa::path(post, path = "/api/v1/calls", tag = "operators", security(("admin_token" = [])), request_body = StartCall,
+    responses(
+        (status = 202, description = "The PBX took the request"),
+        (status = 400, description = "A bad extension or phone, or an extension of several sources", body = crate::http::openapi::ErrorBody),
+        (status = 401, description = "No admin token", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such source, or the PBX has no such extension", body = crate::http::openapi::ErrorBody),
+        (status = 409, description = "The source has no API credentials", body = crate::http::openapi::ErrorBody),
+        (status = 502, description = "The PBX refused", body = crate::http::openapi::ErrorBody),
+        (status = 504, description = "The PBX did not answer", body = crate::http::openapi::ErrorBody),
+    ))]
 pub async fn start(
     State(state): State<AppState>,
     _: Admin,

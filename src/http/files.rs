@@ -10,6 +10,12 @@ use super::AppState;
 use super::error::ApiError;
 
 /// Always a download, never rendered: a visitor's HTML must not run under this gateway's origin.
+#[utoipa::path(get, path = "/files/{sha256}/{token}/{name}", tag = "forms",
+    params(("sha256" = String, Path), ("token" = String, Path, description = "The link's signature"), ("name" = String, Path, description = "The file's name, as sent")),
+    responses(
+        (status = 200, description = "The file, as an attachment", content_type = "application/octet-stream"),
+        (status = 404, description = "No file under that link", body = crate::http::openapi::ErrorBody),
+    ))]
 pub async fn download(
     State(state): State<AppState>,
     Path((sha256, token, name)): Path<(String, String, String)>,

@@ -2,12 +2,13 @@
 
 use std::time::Duration;
 
-use axum::Router;
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, response::IntoResponse};
+use axum::response::IntoResponse;
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::store::Store;
 use crate::worker::Heartbeat;
@@ -20,11 +21,22 @@ pub struct Readiness {
     pub worker: Option<(Heartbeat, Duration)>,
 }
 
-pub fn routes(readiness: Readiness) -> Router {
-    Router::new().route("/healthz", get(|| async { "ok" })).route("/readyz", get(ready)).with_state(readiness)
+pub fn routes(readiness: Readiness) -> OpenApiRouter {
+    OpenApiRouter::new().routes(routes!(alive)).routes(routes!(ready)).with_state(readiness)
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "monitoring", responses((status = 200, description = "`ok`", content_type = "text/plain")))]
+async fn alive() -> &'static str {
+    "ok"
 }
 
 /// `200 {"status": "ready", …}`, or `503` with each problem named.
+#[utoipa::path(get, path = "/readyz", tag = "monitoring",
+    responses(
+        (status = 200, description = "`{status: \"ready\", database, worker}`"),
+        (status = 503, description = "`{status: \"not ready\", …}` naming each problem"),
+    ))]
 async fn ready(State(readiness): State<Readiness>) -> impl IntoResponse {
     let database = readiness.store.readiness().await;
     let worker = match &readiness.worker {

@@ -9,6 +9,15 @@ use super::admin::LeadReader;
 use super::error::ApiError;
 use crate::domain::{HistoryEvent, Lead, LeadId, LeadStatus};
 
+/// A lead's status, outcome and history, for the source that sent it or an operator.
+#[utoipa::path(get, path = "/api/v1/leads/{id}", tag = "partner",
+    security(("source_key" = []), ("source_key_header" = []), ("source_key_query" = []), ("admin_token" = [])),
+    params(("id" = i64, Path)),
+    responses(
+        (status = 200, description = "Fields, status, outcome and the full history"),
+        (status = 401, description = "No key", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No lead of that id for this caller", body = crate::http::openapi::ErrorBody),
+    ))]
 pub async fn show(
     State(state): State<AppState>,
     reader: LeadReader,

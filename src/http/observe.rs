@@ -19,6 +19,12 @@ use super::source_auth::authorization;
 const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Everything counted so far, with the queue and the outbox counted now.
+#[utoipa::path(get, path = "/metrics", tag = "monitoring", security(("metrics_token" = [])),
+    responses(
+        (status = 200, description = "The Prometheus text format", content_type = "text/plain"),
+        (status = 401, description = "No metrics token, or a wrong one", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "Metrics are off: no `[admin] metrics_token`", body = crate::http::openapi::ErrorBody),
+    ))]
 pub async fn render(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
     let expected = state.metrics_token.as_ref().ok_or(ApiError::MetricsOff)?;
     let presented = authorization(request.headers(), "Bearer")?.ok_or(ApiError::MetricsUnauthorized)?;

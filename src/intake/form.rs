@@ -62,6 +62,12 @@ pub struct PageQuery {
 }
 
 /// `GET /forms/{form}`.
+#[utoipa::path(get, path = "/forms/{form}", tag = "forms",
+    params(("form" = String, Path, description = "The form source's name"), ("embed" = Option<String>, Query, description = "Present: the page for a frame on the site")),
+    responses(
+        (status = 200, description = "The form's page", content_type = "text/html"),
+        (status = 404, description = "No such form", body = crate::http::openapi::ErrorBody),
+    ))]
 pub async fn page(
     State(state): State<AppState>,
     Path(form): Path<String>,
@@ -83,6 +89,11 @@ fn frame_ancestors(settings: &FormSource) -> String {
 }
 
 /// `GET /forms/{form}/embed.js`.
+#[utoipa::path(get, path = "/forms/{form}/embed.js", tag = "forms", params(("form" = String, Path, description = "The form source's name")),
+    responses(
+        (status = 200, description = "The script a site includes to show the form", content_type = "text/javascript"),
+        (status = 404, description = "No such form", body = crate::http::openapi::ErrorBody),
+    ))]
 pub async fn embed_script(State(state): State<AppState>, Path(form): Path<String>) -> Result<Response, ApiError> {
     let (source, _) = find_form(&state.source_keys.0, &form).ok_or(ApiError::FormNotFound)?;
     let script = form_page::embed_script(&source.id.0);
@@ -91,6 +102,15 @@ pub async fn embed_script(State(state): State<AppState>, Path(form): Path<String
 
 /// `POST /forms/{form}`. A browser without JavaScript gets an HTML page; the page's script, JSON.
 /// With `wait_for_crm`, the answer gives the CRM's number for the request when it comes in time.
+#[utoipa::path(post, path = "/forms/{form}", tag = "forms", params(("form" = String, Path, description = "The form source's name")),
+    request_body(content_type = "multipart/form-data", description = "The form's fields and files; also `application/x-www-form-urlencoded`"),
+    responses(
+        (status = 200, description = "Stored: JSON `{status, message}` for the page's script, an HTML page for a browser without it"),
+        (status = 400, description = "A field is missing or malformed: `errors.<field>` names each"),
+        (status = 404, description = "No such form", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "Too large: a file or the whole request"),
+        (status = 429, description = "Too many submissions from this address"),
+    ))]
 pub async fn submit(
     State(state): State<AppState>,
     Path(form): Path<String>,

@@ -20,6 +20,18 @@ const MAX_IDEMPOTENCY_KEY_LENGTH: usize = 255;
 
 /// Commits the lead as `pending`, then answers `{"id": …}`; a repeated `Idempotency-Key`
 /// answers with the first lead's id and stores nothing.
+#[utoipa::path(post, path = "/api/v1/leads", tag = "partner",
+    security(("source_key" = []), ("source_key_header" = []), ("source_key_query" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "The partner's id of the lead; a repeat stores nothing")),
+    request_body(content = crate::http::openapi::PartnerLead),
+    responses(
+        (status = 200, description = "Stored (or already stored under this key)", body = crate::http::openapi::Accepted),
+        (status = 400, description = "A field is missing or malformed; the message names it", body = crate::http::openapi::ErrorBody),
+        (status = 401, description = "No key, or an unknown one", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "The body is too large", body = crate::http::openapi::ErrorBody),
+        (status = 422, description = "The Idempotency-Key was used for another lead", body = crate::http::openapi::ErrorBody),
+        (status = 503, description = "The database cannot take it now; nothing was stored", body = crate::http::openapi::ErrorBody),
+    ))]
 pub async fn accept(
     State(state): State<AppState>,
     AuthenticatedSource(source): AuthenticatedSource,

@@ -32,6 +32,19 @@ const TEXT_LIMIT: usize = 4096;
 const EXTRA_FIELDS_LIMIT: usize = 8000;
 
 /// `GET` or `POST /api/proxy/1.0/leads/add`.
+#[utoipa::path(method(get, post), path = "/api/proxy/1.0/leads/add", tag = "proxy",
+    security(("source_key_query" = [])),
+    request_body(content_type = "application/x-www-form-urlencoded", description = "The same parameters as the query: a form body, or JSON"),
+    params(
+        ("name" = Option<String>, Query), ("phone" = Option<String>, Query), ("email" = Option<String>, Query),
+        ("comment" = Option<String>, Query), ("title" = Option<String>, Query), ("roistat" = Option<String>, Query, description = "The visit's number"),
+        ("sync" = Option<String>, Query, description = "`1`: wait for the CRM and answer with its deal"),
+    ),
+    responses(
+        (status = 200, description = "`{\"status\": \"success\", \"id\": …}`, with the deal's number when it was awaited"),
+        (status = 400, description = "A parameter is malformed; the message names it", body = crate::http::openapi::ErrorBody),
+        (status = 401, description = "No key, or an unknown one", body = crate::http::openapi::ErrorBody),
+    ))]
 pub async fn add_lead(
     State(state): State<AppState>,
     ClientIp(client_ip): ClientIp,
@@ -86,6 +99,15 @@ pub async fn add_lead(
 
 /// `GET` or `POST /api/proxy/1.0/leads/messages/add`: a note for the lead's CRM deal, sent now if
 /// the deal exists, else as soon as the lead is delivered.
+#[utoipa::path(method(get, post), path = "/api/proxy/1.0/leads/messages/add", tag = "proxy",
+    security(("source_key_query" = [])),
+    request_body(content_type = "application/x-www-form-urlencoded", description = "The same parameters as the query: a form body, or JSON"),
+    params(("id" = i64, Query, description = "The lead's id"), ("message" = String, Query), ("title" = Option<String>, Query)),
+    responses(
+        (status = 200, description = "`{\"status\": \"success\"}`: sent, or kept for when the lead is delivered"),
+        (status = 400, description = "A parameter is malformed; the message names it", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "This source has no lead of that id", body = crate::http::openapi::ErrorBody),
+    ))]
 pub async fn add_message(
     State(state): State<AppState>,
     headers: HeaderMap,

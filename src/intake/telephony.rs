@@ -18,6 +18,15 @@ use secrecy::ExposeSecret;
 
 /// `POST` (or `GET`) `/telephony/{source}/{key}`: Telphin, which signs nothing, so the key in
 /// the URL is what proves the event is the PBX's.
+#[utoipa::path(method(get, post), path = "/telephony/{source}/{key}", tag = "telephony",
+    params(("source" = String, Path, description = "The telephony source's name"), ("key" = String, Path, description = "The source's key: Telphin signs nothing")),
+    request_body(content_type = "application/x-www-form-urlencoded", description = "Telphin's event, as a form or in the query"),
+    responses(
+        (status = 200, description = "Kept"),
+        (status = 400, description = "Not an event Telphin sends; the message names what is wrong", body = crate::http::openapi::ErrorBody),
+        (status = 401, description = "A wrong key", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No Telphin source of that name", body = crate::http::openapi::ErrorBody),
+    ))]
 pub async fn telphin(
     State(state): State<AppState>,
     Path((source, key)): Path<(String, String)>,
@@ -38,6 +47,12 @@ pub async fn telphin(
 }
 
 /// `GET /telephony/{source}?zd_echo=…`: Zadarma's check of the URL, which must echo the value.
+#[utoipa::path(get, path = "/telephony/{source}", tag = "telephony",
+    params(("source" = String, Path, description = "The telephony source's name"), ("zd_echo" = Option<String>, Query, description = "Echoed back as plain text")),
+    responses(
+        (status = 200, description = "The value of `zd_echo`", content_type = "text/plain"),
+        (status = 404, description = "No Zadarma source of that name", body = crate::http::openapi::ErrorBody),
+    ))]
 pub async fn zadarma_echo(
     State(state): State<AppState>,
     Path(source): Path<String>,
@@ -55,6 +70,15 @@ pub async fn zadarma_echo(
 
 /// `POST /telephony/{source}`: Zadarma's notifications, signed in `Signature`; also Mango's
 /// "check connection", an empty request to the base URL.
+#[utoipa::path(post, path = "/telephony/{source}", tag = "telephony",
+    params(("source" = String, Path, description = "The telephony source's name"), ("Signature" = Option<String>, Header, description = "Zadarma's signature of the notification")),
+    request_body(content_type = "application/x-www-form-urlencoded", description = "A Zadarma notification; empty for Mango's check"),
+    responses(
+        (status = 200, description = "Kept"),
+        (status = 400, description = "Not a notification Zadarma sends", body = crate::http::openapi::ErrorBody),
+        (status = 401, description = "A wrong signature", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No Zadarma or Mango source of that name", body = crate::http::openapi::ErrorBody),
+    ))]
 pub async fn zadarma_or_check(
     State(state): State<AppState>,
     Path(source): Path<String>,
@@ -75,6 +99,15 @@ pub async fn zadarma_or_check(
 }
 
 /// `POST /telephony/{source}/events/{kind}`: Mango Office, signed with `sign`.
+#[utoipa::path(post, path = "/telephony/{source}/events/{*kind}", tag = "telephony",
+    params(("source" = String, Path, description = "The telephony source's name"), ("kind" = String, Path, description = "Mango's event: `call`, `summary`, `record/added`, …")),
+    request_body(content_type = "application/x-www-form-urlencoded", description = "`vpbx_api_key`, `sign` and `json`"),
+    responses(
+        (status = 200, description = "Kept"),
+        (status = 400, description = "Not an event Mango sends", body = crate::http::openapi::ErrorBody),
+        (status = 401, description = "A wrong signature", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No Mango source of that name", body = crate::http::openapi::ErrorBody),
+    ))]
 pub async fn mango(
     State(state): State<AppState>,
     Path((source, kind)): Path<(String, String)>,

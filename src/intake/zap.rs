@@ -27,6 +27,15 @@ use crate::http::state::AppState;
 use crate::store::Inserted;
 
 /// `POST /grupozap/lead/{advertiser}`.
+#[utoipa::path(post, path = "/grupozap/lead/{advertiser}", tag = "portal", security(("portal_basic" = [])),
+    params(("advertiser" = String, Path, description = "The advertiser's id")),
+    request_body(content = crate::http::openapi::PortalLead),
+    responses(
+        (status = 200, description = "Stored", body = crate::http::openapi::Accepted),
+        (status = 400, description = "The body is not a lead", body = crate::http::openapi::ErrorBody),
+        (status = 401, description = "Wrong Basic credentials", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "The advertiser is unknown or disabled (the portal stops sending)", body = crate::http::openapi::ErrorBody),
+    ))]
 pub async fn accept_for_advertiser(
     State(state): State<AppState>,
     Path(advertiser): Path<String>,
@@ -37,6 +46,13 @@ pub async fn accept_for_advertiser(
 }
 
 /// `POST /grupozap/lead`: the advertiser is found by the lead's `clientListingId`.
+#[utoipa::path(post, path = "/grupozap/lead", tag = "portal", security(("portal_basic" = [])),
+    request_body(content = crate::http::openapi::PortalLead),
+    responses(
+        (status = 200, description = "Stored; routed to the listing's advertiser, or kept unrouted", body = crate::http::openapi::Accepted),
+        (status = 400, description = "The body is not a lead", body = crate::http::openapi::ErrorBody),
+        (status = 401, description = "Wrong Basic credentials", body = crate::http::openapi::ErrorBody),
+    ))]
 pub async fn accept_by_listing(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -18,6 +18,7 @@ mod helpers;
 mod hostile;
 mod intake;
 mod observability;
+mod openapi;
 mod pbx_api;
 mod proxy;
 mod queue;
