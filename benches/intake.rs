@@ -172,7 +172,7 @@ async fn accept_without_storing(_source: AuthenticatedSource, body: Bytes) -> Re
 fn bench_source() -> SourceConfig {
     SourceConfig {
         id: SourceId("bench".to_owned()),
-        kind: SourceKind::Partner { key: SecretString::from(SOURCE_KEY) },
+        kind: SourceKind::Partner { keys: SecretString::from(SOURCE_KEY).into() },
         route: Route {
             destination: "bench".to_owned(),
             pipeline: "TrendAgent".to_owned(),
@@ -181,6 +181,7 @@ fn bench_source() -> SourceConfig {
         },
         retry: RetryPolicy::default(),
         feedback: SourceFeedback::default(),
+        requests_per_minute: None,
     }
 }
 

@@ -150,6 +150,7 @@ fn portal_source() -> SourceConfig {
         },
         retry: RetryPolicy::default(),
         feedback: SourceFeedback::default(),
+        requests_per_minute: None,
     }
 }
 

@@ -90,6 +90,7 @@ impl App {
             listen,
             log_format: _,
             public_url,
+            trusted_proxies,
             store: store_config,
             worker: worker_config,
             phone_region,
@@ -116,10 +117,11 @@ impl App {
                 let id = SourceId(DEMO_SOURCE.to_owned());
                 let demo = SourceConfig {
                     id: id.clone(),
-                    kind: SourceKind::Partner { key: SecretString::from(key.clone()) },
+                    kind: SourceKind::Partner { keys: SecretString::from(key.clone()).into() },
                     route: Sandbox::demo_route(),
                     retry: RetryPolicy::default(),
                     feedback: SourceFeedback::default(),
+                    requests_per_minute: None,
                 };
                 sources.insert(id, demo);
                 demo_key = Some(key);
@@ -131,6 +133,7 @@ impl App {
                     route: Sandbox::demo_route(),
                     retry: RetryPolicy::default(),
                     feedback: SourceFeedback::default(),
+                    requests_per_minute: None,
                 };
                 sources.insert(id, demo_pbx);
                 demo_pbx_key = Some(pbx_key);
@@ -177,6 +180,7 @@ impl App {
         )
         .with_console(console);
         state.metrics_token = metrics_token;
+        state.trusted_proxies = trusted_proxies.into();
         let connectors = Arc::new(connectors);
         let deliverer = Deliverer {
             store: store.clone(),

@@ -15,11 +15,43 @@ use super::*;
 use crate::domain::{Email, PhoneRegion, SourceId};
 use crate::notify::templates::EmailTemplates;
 
+/// `127.0.0.1:8080`, `[::1]:8080`, or a host name and port such as `localhost:8080`, resolved
+/// now (to its first address) since the listener binds one address.
+fn listen_address(written: &str) -> Result<SocketAddr, Problem> {
+    if let Ok(address) = written.parse::<SocketAddr>() {
+        return Ok(address);
+    }
+    let unusable = || {
+        Problem::new("server.listen", format!("«{written}» is not an address such as 127.0.0.1:8080 or localhost:8080"))
+    };
+    let (host, port) = written.rsplit_once(':').ok_or_else(unusable)?;
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return Err(unusable());
+    }
+    std::net::ToSocketAddrs::to_socket_addrs(written)
+        .ok()
+        .and_then(|mut addresses| addresses.next())
+        .ok_or_else(|| Problem::new("server.listen", format!("«{host}» in «{written}» does not resolve to an address")))
+}
+
 pub(super) fn check(raw: RawSettings, problems: &mut Vec<Problem>) -> Option<Config> {
     let mut found = Found(problems);
-    let listen = found.keep(raw.server.listen.parse::<SocketAddr>().map_err(|_| {
-        Problem::new("server.listen", format!("«{}» is not an address such as 127.0.0.1:8080", raw.server.listen))
-    }));
+    let listen = found.keep(listen_address(&raw.server.listen));
+    let trusted_proxies: Vec<ipnet::IpNet> = raw
+        .server
+        .trusted_proxies
+        .iter()
+        .filter_map(|entry| {
+            let parsed =
+                entry.parse::<ipnet::IpNet>().or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+            found.keep(parsed.map_err(|_| {
+                Problem::new(
+                    "server.trusted_proxies",
+                    format!("«{entry}» is neither an address nor a network such as 10.0.0.0/8"),
+                )
+            }))
+        })
+        .collect();
     let durability = found.keep(match raw.store.synchronous.as_str() {
         "normal" => Ok(Durability::ProcessCrash),
         "full" => Ok(Durability::PowerLoss),
@@ -104,6 +136,7 @@ pub(super) fn check(raw: RawSettings, problems: &mut Vec<Problem>) -> Option<Con
         listen: listen?,
         log_format: log_format?,
         public_url,
+        trusted_proxies,
         store: StoreConfig { url: store_url?, durability: durability?, max_connections: raw.store.max_connections },
         worker: WorkerConfig {
             interval: worker.interval,
@@ -380,26 +413,17 @@ fn check_source(
     reject_keys_of_other_kinds_of_source(&raw, &key, found);
     let wait_for_crm = super::wait::check_wait_for_crm(&mut raw, smtp_configured, &key, found);
     let kind = match raw.kind.take().as_deref() {
-        Some("partner") => {
-            let source_key = raw.key.take().filter(|secret| secret.expose_secret().len() >= 16);
-            if source_key.is_none() {
-                found.problem(key("key"), "missing or shorter than 16 characters");
-            }
-            source_key.map(|key| SourceKind::Partner { key })
-        }
+        Some("partner") => source_keys(&mut raw, &key, found).map(|keys| SourceKind::Partner { keys }),
         Some("zap") => check_zap(raw.username.take(), raw.secret_key.take(), raw.timezone.as_deref(), &key, found),
         Some("proxy") => {
-            let source_key = raw.key.take().filter(|secret| secret.expose_secret().len() >= 16);
-            if source_key.is_none() {
-                found.problem(key("key"), "missing or shorter than 16 characters");
-            }
+            let source_key = source_keys(&mut raw, &key, found);
             let sync_timeout = raw.sync_timeout.unwrap_or(Duration::from_secs(30));
             if sync_timeout.is_zero() || sync_timeout > Duration::from_secs(120) {
                 found.problem(key("sync_timeout"), "must be between 1s and 120s: a site's request waits that long");
             }
-            source_key.map(|key| {
+            source_key.map(|keys| {
                 SourceKind::Proxy(ProxySource {
-                    key,
+                    keys,
                     duplicate_window: raw.duplicate_window.unwrap_or(Duration::from_secs(24 * 3600)),
                     sync_timeout,
                     wait_for_crm,
@@ -458,6 +482,25 @@ fn check_source(
     if let Err(error) = email.check() {
         found.problem(key("email"), error.to_string());
     }
+    let callback_secrets = match (raw.callback_secret.take(), raw.callback_secrets.take()) {
+        (Some(_), Some(_)) => {
+            found.problem(key("callback_secrets"), "give either callback_secret or callback_secrets, not both");
+            Vec::new()
+        }
+        (Some(secret), None) => vec![secret],
+        (None, Some(secrets)) if secrets.is_empty() => {
+            found.problem(key("callback_secrets"), "is empty: leave it out to send callbacks unsigned");
+            Vec::new()
+        }
+        (None, secrets) => secrets.unwrap_or_default(),
+    };
+    let requests_per_minute = raw.requests_per_minute.and_then(|limit| {
+        let limit = std::num::NonZeroU32::new(limit);
+        if limit.is_none() {
+            found.problem(key("requests_per_minute"), "must be at least 1 (leave it out for no limit)");
+        }
+        limit
+    });
     if found.0.len() > before {
         return None;
     }
@@ -473,8 +516,36 @@ fn check_source(
             subject,
         },
         retry: retry.ok()?,
-        feedback: SourceFeedback { callback_secret: raw.callback_secret, notify, messages, email },
+        feedback: SourceFeedback { callback_secrets, notify, messages, email },
+        requests_per_minute,
     })
+}
+
+/// `key = "…"`, or `keys = ["new", "old"]` during a change of key: each at least 16 characters.
+fn source_keys(raw: &mut RawSource, key: &dyn Fn(&str) -> String, found: &mut Found<'_>) -> Option<Keys> {
+    let long_enough = |secret: &SecretString| secret.expose_secret().len() >= 16;
+    match (raw.key.take(), raw.keys.take()) {
+        (Some(_), Some(_)) => {
+            found.problem(key("keys"), "give either key or keys, not both");
+            None
+        }
+        (Some(single), None) if long_enough(&single) => Some(Keys::from(single)),
+        (None, Some(several)) if !several.is_empty() && several.iter().all(long_enough) => {
+            let distinct: std::collections::BTreeSet<&str> = several.iter().map(|key| key.expose_secret()).collect();
+            if distinct.len() < several.len() {
+                found.problem(key("keys"), "lists the same key twice");
+            }
+            Some(Keys(several))
+        }
+        (None, Some(several)) if !several.is_empty() => {
+            found.problem(key("keys"), "each key must be at least 16 characters");
+            None
+        }
+        _ => {
+            found.problem(key("key"), "missing or shorter than 16 characters");
+            None
+        }
+    }
 }
 
 /// A key that belongs to another kind of source would be silently ignored; it is named instead.

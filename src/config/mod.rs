@@ -52,6 +52,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// This gateway's address as the outside world reaches it (for the portal's batch file).
     pub public_url: Option<Url>,
+    /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` name the visitor.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub store: StoreConfig,
     pub worker: WorkerConfig,
     pub phone_region: PhoneRegion,
@@ -315,13 +317,15 @@ pub struct SourceConfig {
     pub route: Route,
     pub retry: RetryPolicy,
     pub feedback: SourceFeedback,
+    /// The most requests a minute its endpoints take from all senders together; `None`: no limit.
+    pub requests_per_minute: Option<std::num::NonZeroU32>,
 }
 
 /// The channel a source receives leads on, with its credentials.
 #[derive(Debug, Clone)]
 pub enum SourceKind {
     /// `POST /api/v1/leads` (the TrendAgent flow), authenticated by `key`.
-    Partner { key: SecretString },
+    Partner { keys: Keys },
     /// Grupo ZAP's lead contract: `POST /grupozap/lead[/{advertiser}]` with HTTP Basic auth.
     Zap(ZapSource),
     /// Roistat's proxy-lead API: `/api/proxy/1.0/leads/add` and `/messages/add`, authenticated by `key`.
@@ -332,9 +336,35 @@ pub enum SourceKind {
     Telephony(Box<TelephonySource>),
 }
 
+/// A source's keys: one, or several while its senders change over from an old key to a new one.
+#[derive(Debug, Clone)]
+pub struct Keys(Vec<SecretString>);
+
+impl Keys {
+    /// Whether `presented` is one of the keys. Each is compared in constant time and all are
+    /// compared, so timing tells nothing about which came close.
+    pub fn matches(&self, presented: &str) -> bool {
+        use secrecy::ExposeSecret;
+        use subtle::ConstantTimeEq;
+        let each = self.0.iter().map(|key| bool::from(key.expose_secret().as_bytes().ct_eq(presented.as_bytes())));
+        each.fold(false, |matched, this| matched | this)
+    }
+
+    /// The key to show where one is shown (the sandbox's banner): the first, the newest.
+    pub fn newest(&self) -> &SecretString {
+        &self.0[0]
+    }
+}
+
+impl From<SecretString> for Keys {
+    fn from(key: SecretString) -> Self {
+        Self(vec![key])
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ProxySource {
-    pub key: SecretString,
+    pub keys: Keys,
     /// How long after delivery a repeat of the client's lead still counts as a duplicate.
     pub duplicate_window: Duration,
     /// The longest a `sync=1` request waits for the CRM.
@@ -418,10 +448,10 @@ impl SourceConfig {
         }
     }
 
-    /// The key of a partner source; portal sources authenticate otherwise.
-    pub fn partner_key(&self) -> Option<&SecretString> {
+    /// The keys of a partner source; portal sources authenticate otherwise.
+    pub fn partner_keys(&self) -> Option<&Keys> {
         match &self.kind {
-            SourceKind::Partner { key } => Some(key),
+            SourceKind::Partner { keys } => Some(keys),
             SourceKind::Zap(_) | SourceKind::Proxy(_) | SourceKind::Form(_) | SourceKind::Telephony(_) => None,
         }
     }
@@ -458,7 +488,8 @@ impl RetryPolicy {
 /// What a source's outcomes owe: a callback (signed when a secret is set) and e-mails.
 #[derive(Debug, Clone, Default)]
 pub struct SourceFeedback {
-    pub callback_secret: Option<SecretString>,
+    /// Each signs every callback: several while the receiver changes over to a new secret.
+    pub callback_secrets: Vec<SecretString>,
     pub notify: Vec<Email>,
     pub messages: CallbackMessages,
     pub email: EmailTemplates,

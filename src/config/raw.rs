@@ -34,6 +34,8 @@ pub struct RawLog {
 pub struct RawServer {
     pub listen: String,
     pub public_url: Option<String>,
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -160,6 +162,8 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
 pub struct RawSource {
     pub kind: Option<String>,
     pub key: Option<SecretString>,
+    /// Several keys at once, while senders change over to a new one.
+    pub keys: Option<Vec<SecretString>>,
     pub username: Option<String>,
     pub secret_key: Option<SecretString>,
     pub timezone: Option<String>,
@@ -170,6 +174,7 @@ pub struct RawSource {
     pub service: Option<String>,
     pub subject: Option<String>,
     pub callback_secret: Option<SecretString>,
+    pub callback_secrets: Option<Vec<SecretString>>,
     #[serde(default)]
     pub notify: Vec<String>,
     pub retry: Option<RawRetry>,
@@ -203,6 +208,7 @@ pub struct RawSource {
     pub allowed_sites: Vec<String>,
     pub honeypot: Option<String>,
     pub per_ip_per_minute: Option<u32>,
+    pub requests_per_minute: Option<u32>,
     pub success_message: Option<String>,
     /// Telephony: the PBX and its credentials (Telphin's is `key`).
     pub provider: Option<String>,

@@ -1,10 +1,9 @@
 //! Logging in and out of the console: passwords, lock-out, the session cookie.
 
-use std::net::SocketAddr;
-
+use crate::http::visitor::ClientIp;
 use askama::Template;
 use axum::Form;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
@@ -63,7 +62,7 @@ fn login_page(
 /// `POST /admin/login`: a session for the right password, unless the name or the address is locked.
 pub async fn submit(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(visitor): ClientIp,
     jar: CookieJar,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, ConsoleError> {
@@ -74,7 +73,7 @@ pub async fn submit(
     let config = &state.console.config;
     let t = texts(config.language);
     let typed_name: String = form.username.trim().to_lowercase().chars().take(64).collect();
-    let address = peer.ip().to_string();
+    let address = visitor.map(|address| address.to_string()).unwrap_or_default();
     let window = chrono::Duration::from_std(config.lockout_window).unwrap_or(chrono::Duration::MAX);
     let since = Utc::now() - window;
     let (by_user, by_address) = state.store.login_failures(&typed_name, &address, since).await?;

@@ -19,7 +19,7 @@ use crate::http::state::AppState;
 use crate::store::Requeue;
 
 /// Keys whose values are secrets wherever they appear in a payload or an event.
-const SECRET_KEYS: [&str; 14] = [
+const SECRET_KEYS: [&str; 15] = [
     "password",
     "access_token",
     "refresh_token",
@@ -30,6 +30,7 @@ const SECRET_KEYS: [&str; 14] = [
     "secret",
     "secret_key",
     "callback_secret",
+    "callback_secrets",
     "token",
     "authorization",
     "cookie",

@@ -46,8 +46,9 @@ pub enum ApiError {
     /// A form posted from a site it does not accept.
     #[error("{0}")]
     Forbidden(String),
-    #[error("{0}")]
-    TooManyRequests(String),
+    #[error("{message}")]
+    /// Answered with `Retry-After`, in whole seconds.
+    TooManyRequests { message: String, retry_after: std::time::Duration },
     /// A form's files are larger than any form here accepts.
     #[error("{0}")]
     FormTooLarge(String),
@@ -106,7 +107,7 @@ impl ApiError {
             Self::FormTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::PortalUnauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::RecordingNotFound | Self::Pbx(PbxApiError::NotFound(_)) => StatusCode::NOT_FOUND,
             Self::PbxApiMissing(_) => StatusCode::CONFLICT,
             Self::Pbx(PbxApiError::Unauthorized(_) | PbxApiError::Refused(_)) => StatusCode::BAD_GATEWAY,
@@ -135,7 +136,7 @@ impl IntoResponse for ApiError {
                     errors.iter().map(|(field, problem)| (field.clone(), json!(problem))).collect();
                 json!({ "status": "error", "message": message, "errors": errors })
             }
-            Self::Forbidden(message) | Self::TooManyRequests(message) | Self::FormTooLarge(message) => {
+            Self::Forbidden(message) | Self::TooManyRequests { message, .. } | Self::FormTooLarge(message) => {
                 json!({ "status": "error", "error": message, "message": message })
             }
             _ => json!({ "error": self.to_string() }),
@@ -148,6 +149,9 @@ impl IntoResponse for ApiError {
         };
         if let Some(challenge) = challenge {
             response.headers_mut().insert("www-authenticate", axum::http::HeaderValue::from_static(challenge));
+        }
+        if let Self::TooManyRequests { retry_after, .. } = &self {
+            response.headers_mut().insert("retry-after", axum::http::HeaderValue::from(retry_after.as_secs()));
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert("retry-after", axum::http::HeaderValue::from(RETRY_AFTER_SECONDS));

@@ -11,6 +11,7 @@ pub mod observe;
 pub mod openapi;
 pub mod source_auth;
 pub mod state;
+pub mod visitor;
 
 use std::sync::Arc;
 
@@ -27,6 +28,7 @@ pub use state::{AppState, MAX_BODY_BYTES};
 /// own state. Errors of the router itself (no such route, a wrong method) get the JSON shape.
 pub fn router(state: AppState, health: OpenApiRouter) -> Router {
     let sources = Arc::clone(&state.source_keys.0);
+    let trusted_proxies = Arc::clone(&state.trusted_proxies);
     let forms = OpenApiRouter::new()
         .routes(routes!(intake::form::page, intake::form::submit))
         .routes(routes!(intake::form::embed_script))
@@ -64,5 +66,6 @@ pub fn router(state: AppState, health: OpenApiRouter) -> Router {
         .merge(openapi_route.with_state(rendered))
         .merge(health)
         .layer(axum::middleware::map_response(error::json_errors))
+        .layer(axum::middleware::from_fn_with_state(trusted_proxies, visitor::resolve))
         .layer(axum::middleware::from_fn(drain::drain_unread_body))
 }

@@ -6,11 +6,9 @@ use axum::extract::{FromRef, FromRequestParts, Query};
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use secrecy::{ExposeSecret, SecretString};
-use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
-use crate::config::SourceConfig;
+use crate::config::{Keys, SourceConfig};
 
 /// The configured sources, for matching keys.
 #[derive(Clone)]
@@ -19,15 +17,11 @@ pub struct SourceKeys(pub Arc<Vec<SourceConfig>>);
 impl SourceKeys {
     /// The source whose key, as `key_of` reads it, is `presented`. Every key is compared, each in
     /// constant time, so timing tells nothing about which source came close.
-    pub fn matching(
-        &self,
-        presented: &str,
-        key_of: impl Fn(&SourceConfig) -> Option<&SecretString>,
-    ) -> Option<&SourceConfig> {
+    pub fn matching(&self, presented: &str, keys_of: impl Fn(&SourceConfig) -> Option<&Keys>) -> Option<&SourceConfig> {
         let mut matched = None;
         for source in self.0.iter() {
-            let Some(key) = key_of(source) else { continue };
-            if bool::from(key.expose_secret().as_bytes().ct_eq(presented.as_bytes())) {
+            let Some(keys) = keys_of(source) else { continue };
+            if keys.matches(presented) {
                 matched = Some(source);
             }
         }
@@ -75,7 +69,7 @@ where
             .or_else(from_query)
             .ok_or(ApiError::Unauthorized)?;
         let keys = SourceKeys::from_ref(state);
-        let matched = keys.matching(&presented, SourceConfig::partner_key);
+        let matched = keys.matching(&presented, SourceConfig::partner_keys);
         let matched = matched.cloned().ok_or(ApiError::Unauthorized)?;
         crate::telemetry::note_source(&matched.id);
         Ok(AuthenticatedSource(matched))

@@ -9,7 +9,7 @@ use tokio::sync::Notify;
 use super::source_auth::SourceKeys;
 use crate::config::SourceConfig;
 use crate::domain::PhoneRegion;
-use crate::intake::form_limits::FormLimits;
+use crate::intake::limits::IntakeLimits;
 use crate::notify::address_guard::AddressGuard;
 use crate::notify::live_calls::LiveCalls;
 use crate::pbx::PbxClients;
@@ -30,7 +30,7 @@ pub struct AppState {
     /// Lets a scraper read `GET /metrics`; `None` (as `new` leaves it) turns the route off.
     pub metrics_token: Option<SecretString>,
     pub files: FileStore,
-    pub form_limits: FormLimits,
+    pub intake_limits: IntakeLimits,
     /// Woken when call events are stored, so the call assembler looks at once.
     pub call_wake: Arc<Notify>,
     /// Each telephony source's PBX API, where it has credentials.
@@ -39,6 +39,8 @@ pub struct AppState {
     /// The calls in progress, for `GET /api/v1/calls/live`.
     pub live_calls: LiveCalls,
     pub console: Arc<ConsoleSettings>,
+    /// Proxies whose forwarding headers name the visitor; none, as `new` leaves it.
+    pub trusted_proxies: Arc<[ipnet::IpNet]>,
 }
 
 impl FromRef<AppState> for SourceKeys {
@@ -59,7 +61,7 @@ impl AppState {
         files: FileStore,
         recording_links: RecordingLinks,
     ) -> Self {
-        let form_limits = FormLimits::new(&sources);
+        let intake_limits = IntakeLimits::new(&sources);
         let pbx = crate::pbx::clients(&sources);
         let source_keys = SourceKeys(Arc::new(sources));
         let call_wake = Arc::new(Notify::new());
@@ -73,12 +75,13 @@ impl AppState {
             admin_token,
             metrics_token: None,
             files,
-            form_limits,
+            intake_limits,
             call_wake,
             pbx,
             recording_links,
             live_calls: LiveCalls::default(),
             console,
+            trusted_proxies: Arc::new([]),
         }
     }
 

@@ -13,7 +13,6 @@ use serde_json::{Value, json};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use url::Url;
 
-use super::ClientIp;
 use super::form_page::{self, FormMessages, FormPage, InputKind, PageField, PageFiles};
 use super::variables::Variables;
 use super::wait;
@@ -22,6 +21,7 @@ use crate::domain::text;
 use crate::domain::{CrmField, DealSpec, Email, NewLead, Phone, Routing};
 use crate::http::error::ApiError;
 use crate::http::state::{AppState, MAX_BODY_BYTES};
+use crate::http::visitor::ClientIp;
 use crate::store::files::{IncomingFile, ReceivedFile};
 
 /// The name of the page's file input; files are taken from any part that carries a file name.
@@ -181,11 +181,8 @@ async fn accept(
             sender.map_or_else(|| "без заголовков Origin и Referer".to_owned(), |host| format!("с «{host}»"))
         )));
     }
-    if !state.form_limits.allows(&source.id, client_ip) {
-        return Err(ApiError::TooManyRequests(
-            "Слишком много заявок с вашего адреса. Попробуйте через минуту".to_owned(),
-        ));
-    }
+    state.intake_limits.admit(&source.id)?;
+    state.intake_limits.admit_address(&source.id, client_ip)?;
     let mut submission = read_submission(state, settings, request).await?;
     let honeypot_filled = submission.values.get(&settings.honeypot).is_some_and(|value| !value.trim().is_empty());
     if honeypot_filled {

@@ -3,8 +3,8 @@
 
 pub mod calls;
 pub mod form;
-pub mod form_limits;
 pub mod form_page;
+pub mod limits;
 pub mod partner;
 pub mod proxy;
 pub mod telephony;
@@ -12,28 +12,12 @@ mod variables;
 pub mod wait;
 pub mod zap;
 
-use std::net::{IpAddr, SocketAddr};
-
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::StatusCode;
-use axum::http::request::Parts;
 use serde_json::{Map, Value};
 
 use crate::http::error::ApiError;
-
-/// The visitor's address as the connection shows it (absent when the server was started
-/// without connection info, as in benchmarks that mount the router directly).
-pub struct ClientIp(pub Option<IpAddr>);
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())))
-    }
-}
 
 /// The body, or the error that says why it could not be read.
 fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {

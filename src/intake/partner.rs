@@ -38,6 +38,7 @@ pub async fn accept(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    state.intake_limits.admit(&source.id)?;
     let body = super::read_body(body)?;
     let external_id = idempotency_key(&headers)?;
     let lead = parse_lead(&body, source.id, external_id.clone(), state.phone_region)?;

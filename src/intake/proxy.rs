@@ -16,14 +16,15 @@ use axum::response::{IntoResponse, Response};
 use encoding_rs::Encoding;
 use serde_json::{Value, json};
 
+use super::read_body;
 use super::variables::Variables;
 use super::wait::{Patience, Waited, wait_for_outcome};
-use super::{ClientIp, read_body};
 use crate::config::{ProxySource, SourceConfig, SourceKind, WaitForCrm};
 use crate::domain::text;
 use crate::domain::{CrmField, DealSpec, DuplicateCheck, Email, Lead, LeadId, LeadStatus, NewLead, Phone, Routing};
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
+use crate::http::visitor::ClientIp;
 use crate::store::Inserted;
 
 /// The seed's limits, in characters.
@@ -150,9 +151,10 @@ fn authenticate<'a>(
     parameters: &Parameters,
 ) -> Result<(&'a SourceConfig, &'a ProxySource), ApiError> {
     let presented = parameters.get("key").ok_or(ApiError::Unauthorized)?;
-    let source = state.source_keys.matching(presented, |source| proxy_of(source).map(|proxy| &proxy.key));
+    let source = state.source_keys.matching(presented, |source| proxy_of(source).map(|proxy| &proxy.keys));
     let (source, proxy) = source.and_then(|source| Some((source, proxy_of(source)?))).ok_or(ApiError::Unauthorized)?;
     crate::telemetry::note_source(&source.id);
+    state.intake_limits.admit(&source.id)?;
     Ok((source, proxy))
 }
 

@@ -125,6 +125,7 @@ fn telephony_source<'a>(state: &'a AppState, name: &str) -> Result<(&'a SourceCo
     let source = state.source_keys.0.iter().find(|source| source.id == SourceId(name.to_owned()));
     if let Some(source) = source {
         crate::telemetry::note_source(&source.id);
+        state.intake_limits.admit(&source.id)?;
     }
     match source.map(|source| (source, &source.kind)) {
         Some((source, SourceKind::Telephony(telephony))) => Ok((source, telephony)),

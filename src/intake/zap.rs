@@ -131,6 +131,7 @@ async fn authenticate<'a>(
         let expected = own_secret.as_ref().unwrap_or(&zap.secret_key);
         if bool::from(expected.expose_secret().as_bytes().ct_eq(password.as_bytes())) {
             crate::telemetry::note_source(&source.id);
+            state.intake_limits.admit(&source.id)?;
             return Ok((source, zap));
         }
     }

@@ -59,7 +59,7 @@ impl CallbackSender {
         url: &Url,
         message_id: &str,
         body: Vec<u8>,
-        secret: Option<&SecretString>,
+        secrets: &[SecretString],
     ) -> Result<u16, CallbackFailure> {
         // Literal IPs never reach the resolver, so they are checked here as well.
         self.guard.check(url).await?;
@@ -70,8 +70,11 @@ impl CallbackSender {
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header("webhook-id", message_id)
             .header("webhook-timestamp", timestamp.to_string());
-        if let Some(secret) = secret {
-            request = request.header("webhook-signature", signature(secret, message_id, timestamp, &body));
+        if !secrets.is_empty() {
+            // Standard Webhooks: several signatures, space-separated; a receiver accepts any it can check.
+            let signatures: Vec<String> =
+                secrets.iter().map(|secret| signature(secret, message_id, timestamp, &body)).collect();
+            request = request.header("webhook-signature", signatures.join(" "));
         }
         let response = request.body(body).send().await.map_err(|error| {
             let what = if error.is_timeout() { "timed out" } else { "could not be delivered" };

@@ -126,9 +126,9 @@ impl FeedbackWorker {
         };
         let body = serde_json::to_vec(&claim.payload["body"]).unwrap_or_default();
         let source = SourceId(claim.payload["source"].as_str().unwrap_or_default().to_owned());
-        let secret = self.sources.get(&source).and_then(|source| source.feedback.callback_secret.as_ref());
+        let secrets = self.sources.get(&source).map(|source| &source.feedback.callback_secrets[..]).unwrap_or_default();
         let message_id = format!("msg_{}_{}", claim.lead_id, claim.lease.id);
-        self.callbacks.send(&url, &message_id, body, secret).await.map_err(|error: CallbackFailure| Failure {
+        self.callbacks.send(&url, &message_id, body, secrets).await.map_err(|error: CallbackFailure| Failure {
             status: error.status(),
             message: error.to_string(),
             permanent: false,

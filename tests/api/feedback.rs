@@ -15,10 +15,35 @@ fn lead_with_callback(phone: &str, receiver: &CallbackReceiver) -> Value {
     json!({ "name": "Анна", "phone": phone, "callbackUrl": receiver.url() })
 }
 
+/// Each signature of `webhook-signature`, checked the way a receiver would from the headers and
+/// the raw body: which of `secrets` signed the callback.
+fn secrets_that_signed(callback: &crate::callback_receiver::ReceivedCallback, secrets: &[&str]) -> Vec<String> {
+    let header = |name: &str| callback.headers[name].to_str().unwrap().to_owned();
+    let signed =
+        format!("{}.{}.{}", header("webhook-id"), header("webhook-timestamp"), String::from_utf8_lossy(&callback.body));
+    let presented = header("webhook-signature");
+    let presented: Vec<&str> = presented.split(' ').collect();
+    secrets
+        .iter()
+        .filter(|secret| {
+            let key = match secret.strip_prefix("whsec_") {
+                Some(encoded) => base64::engine::general_purpose::STANDARD.decode(encoded).unwrap(),
+                None => secret.as_bytes().to_vec(),
+            };
+            let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+            mac.update(signed.as_bytes());
+            let expected =
+                format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()));
+            presented.contains(&expected.as_str())
+        })
+        .map(|secret| (*secret).to_owned())
+        .collect()
+}
+
 #[tokio::test]
 async fn the_sender_gets_a_signed_callback_with_the_outcome() {
     let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-    let app = spawn_app_with(Setup { callback_secret: Some(secret.to_owned()), ..Setup::default() }).await;
+    let app = spawn_app_with(Setup { callback_secrets: vec![secret.to_owned()], ..Setup::default() }).await;
     let receiver = CallbackReceiver::start().await;
     let id = app.accept(lead_with_callback("+79996000001", &receiver)).await;
     app.wait_for(id, &["approved"]).await;
@@ -34,22 +59,29 @@ async fn the_sender_gets_a_signed_callback_with_the_outcome() {
     assert_eq!(body["deal_id"], deal.id);
     assert_eq!(body["contact_id"], deal.contact_ids[0]);
     assert!(body["occurred_at"].is_string());
-
-    // Verified the way a receiver would, from the headers and the raw body.
-    let header = |name: &str| callback.headers[name].to_str().unwrap().to_owned();
-    let signed =
-        format!("{}.{}.{}", header("webhook-id"), header("webhook-timestamp"), String::from_utf8_lossy(&callback.body));
-    let key = base64::engine::general_purpose::STANDARD.decode(secret.trim_start_matches("whsec_")).unwrap();
-    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
-    mac.update(signed.as_bytes());
-    let expected = format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()));
-    assert_eq!(header("webhook-signature"), expected);
+    assert_eq!(secrets_that_signed(callback, &[secret, "whsec_c29tZSBvdGhlciBzZWNyZXQ="]), [secret]);
 
     let recorded = poll_until(Duration::from_secs(5), || async {
         history_kinds(&app.get_lead(id).await).contains(&"callback_delivered".to_owned())
     })
     .await;
     assert!(recorded, "{:#}", app.get_lead(id).await);
+    app.stop().await;
+}
+
+/// During a change of secret each callback carries a signature by each, so a receiver holding
+/// either the old or the new secret accepts it.
+#[tokio::test]
+async fn with_two_callback_secrets_each_callback_is_signed_by_both() {
+    let (new, old) = ("whsec_bmV3IHNlY3JldCBvZiB0aGUgcmVjZWl2ZXI=", "the-old-plain-secret-0123");
+    let secrets = vec![new.to_owned(), old.to_owned()];
+    let app = spawn_app_with(Setup { callback_secrets: secrets, ..Setup::default() }).await;
+    let receiver = CallbackReceiver::start().await;
+    let id = app.accept(lead_with_callback("+79996000009", &receiver)).await;
+    app.wait_for(id, &["approved"]).await;
+    assert!(poll_until(Duration::from_secs(10), || async { !receiver.received().is_empty() }).await);
+    let callback = &receiver.received()[0];
+    assert_eq!(secrets_that_signed(callback, &[new, old, "some-secret-nobody-has-0"]), [new, old]);
     app.stop().await;
 }
 

@@ -44,7 +44,7 @@ pub struct Setup {
     pub batch_size: usize,
     pub allow_private_callbacks: bool,
     pub retry: RetryPolicy,
-    pub callback_secret: Option<String>,
+    pub callback_secrets: Vec<String>,
     pub smtp_url: Option<String>,
     pub notify: Vec<String>,
     pub admin_token: Option<String>,
@@ -69,7 +69,7 @@ pub const PROXY_KEY: &str = "roistat-proxy-key-0123456789";
 /// A proxy source as a site switching from Roistat would configure it.
 pub fn proxy_source() -> ProxySource {
     ProxySource {
-        key: SecretString::from(PROXY_KEY),
+        keys: SecretString::from(PROXY_KEY).into(),
         duplicate_window: Duration::from_secs(3600),
         sync_timeout: Duration::from_secs(5),
         wait_for_crm: None,
@@ -116,7 +116,7 @@ impl Default for Setup {
             batch_size: 50,
             allow_private_callbacks: true,
             retry: RetryPolicy::default(),
-            callback_secret: None,
+            callback_secrets: Vec::new(),
             smtp_url: None,
             notify: Vec::new(),
             admin_token: Some(ADMIN_TOKEN.to_owned()),
@@ -177,7 +177,7 @@ pub async fn spawn_app_with(setup: Setup) -> TestApp {
         timeout: Duration::from_secs(2),
     });
     let feedback = SourceFeedback {
-        callback_secret: setup.callback_secret.map(SecretString::from),
+        callback_secrets: setup.callback_secrets.iter().map(|secret| SecretString::from(secret.as_str())).collect(),
         notify: setup.notify.iter().map(|address| Email::parse(address).unwrap()).collect(),
         ..SourceFeedback::default()
     };
@@ -210,10 +210,11 @@ pub async fn spawn_app_with(setup: Setup) -> TestApp {
             let id = SourceId(id.to_owned());
             let source = SourceConfig {
                 id: id.clone(),
-                kind: SourceKind::Partner { key: SecretString::from(key) },
+                kind: SourceKind::Partner { keys: SecretString::from(key).into() },
                 route: route.clone(),
                 retry: setup.retry,
                 feedback: feedback.clone(),
+                requests_per_minute: None,
             };
             (id, source)
         })
@@ -236,6 +237,7 @@ pub async fn spawn_app_with(setup: Setup) -> TestApp {
             },
             retry: RetryPolicy::default(),
             feedback: feedback.clone(),
+            requests_per_minute: None,
         };
         config.sources.insert(id, zap);
     }
@@ -256,6 +258,7 @@ pub async fn spawn_app_with(setup: Setup) -> TestApp {
             route: website_route.clone(),
             retry: setup.retry,
             feedback: feedback.clone(),
+            requests_per_minute: None,
         };
         config.sources.insert(id, source);
     }

@@ -9,6 +9,7 @@ mod console;
 mod console_browser;
 mod crash;
 mod decision;
+mod edges;
 mod email;
 mod faults;
 mod feedback;
