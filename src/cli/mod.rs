@@ -12,8 +12,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, DestinationConfig, LogFormat, Problem, SourceKind, TelephonySource};
+use crate::config::{Config, DestinationConfig, LogFormat, Problem, SmtpConfig, SourceKind, TelephonySource};
 use crate::connectors::{Connector, DeliveryError, RouteProblem};
+use crate::notify::email::Mailer;
 use crate::startup::{App, Role};
 use crate::store::Store;
 
@@ -227,14 +228,19 @@ async fn check(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         Ok(config) => config,
         Err(code) => return Ok(code),
     };
-    if config.destinations.is_empty() {
+    let mut problems = smtp_problems(config.smtp.as_ref()).await;
+    if config.destinations.is_empty() && problems.is_empty() {
         println!("configuration OK; no [destinations.*]: `serve` will use the built-in sandbox CRM");
         return Ok(ExitCode::SUCCESS);
     }
     // Renewing an OAuth token rotates it, so the check keeps tokens where `serve` will find them.
     let store = Store::open(&config.store).await?;
-    let mut problems = Vec::new();
+    // A destination that cannot be reached or refuses its credentials is named once, not once per source.
+    let mut unusable_destinations = std::collections::BTreeSet::new();
     for source in config.sources.values() {
+        if unusable_destinations.contains(&source.route.destination) {
+            continue;
+        }
         let destination = &config.destinations[&source.route.destination];
         let connector = Connector::build(destination, store.clone(), config.phone_region, config.worker.blocked_pause);
         let key = |field: &str| format!("sources.{}.{field}", source.id);
@@ -254,6 +260,7 @@ async fn check(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
                 let field = if matches!(error, DeliveryError::Unauthorized(_)) { credentials } else { "base_url" };
                 let key = format!("destinations.{}.{field}", source.route.destination);
                 problems.push(Problem { key, message: error.to_string() });
+                unusable_destinations.insert(source.route.destination.clone());
                 continue;
             }
         }
@@ -274,6 +281,21 @@ async fn check(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         eprintln!("  {problem}");
     }
     Ok(ExitCode::from(2))
+}
+
+/// The SMTP server, greeted as the gateway will greet it (TLS and login included), sending nothing.
+async fn smtp_problems(smtp: Option<&SmtpConfig>) -> Vec<Problem> {
+    let Some(smtp) = smtp else { return Vec::new() };
+    let reached = match Mailer::new(smtp) {
+        Ok(mailer) => mailer.check_reachable().await,
+        Err(error) => Err(error),
+    };
+    match reached {
+        Ok(()) => Vec::new(),
+        Err(error) => {
+            vec![Problem { key: "smtp.url".to_owned(), message: format!("cannot reach the SMTP server: {error}") }]
+        }
+    }
 }
 
 /// Every user a telephony source names, looked up in its CRM: a name nobody has there would

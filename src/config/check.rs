@@ -452,8 +452,10 @@ fn check_source(
             None
         }
     };
+    // A destination that is written but broken has its own problems named; its sources say nothing more.
     if let Some(destination) = &destination
         && !destinations.contains_key(destination)
+        && !destination_kinds.contains_key(destination)
     {
         found.problem(key("destination"), format!("«{destination}» is not a [destinations.*] entry"));
     }

@@ -29,6 +29,9 @@ pub use telephony::{AutoCreate, CallRule, NumberRule, PbxAccess, PbxApi, Telepho
 pub use wait::DEFAULT_REGISTERED_MESSAGE;
 
 const DEFAULTS: &str = include_str!("default.toml");
+/// `LEADGATE_WORKER__BATCH_SIZE` sets `worker.batch_size`.
+const ENV_PREFIX: &str = "LEADGATE_";
+const ENV_SPLIT: &str = "__";
 /// Keys whose values are secrets (`SecretString`), wherever they appear.
 const SECRET_KEYS: [&str; 12] = [
     "password",
@@ -575,7 +578,7 @@ impl Config {
             }
             figment = figment.merge(Toml::file_exact(path));
         }
-        let environment = Env::prefixed("LEADGATE_").ignore(&["config"]).split("__");
+        let environment = Env::prefixed(ENV_PREFIX).ignore(&["config"]).split(ENV_SPLIT);
         // figment reads a variable's value as TOML-like data, so a password of digits would be a
         // number (and `0123` would lose its zero): secrets are taken as written instead.
         let secrets: Vec<(String, String)> = environment
@@ -603,12 +606,8 @@ impl Config {
         let mut problems = unknown_keys(figment);
         let config = match figment.extract::<RawSettings>() {
             Ok(raw) => check::check(raw, &mut problems),
-            Err(error) => {
-                problems.extend(error.into_iter().map(|error| {
-                    let key = if error.path.is_empty() { "(file)".to_owned() } else { error.path.join(".") };
-                    let origin = error.metadata.as_ref().map(|metadata| format!(" (from {})", metadata.name));
-                    Problem::new(key, format!("{}{}", error.kind, origin.unwrap_or_default()))
-                }));
+            Err(_) => {
+                problems.extend(type_errors(figment).into_iter().flatten().map(|error| type_problem(&error)));
                 None
             }
         };
@@ -617,6 +616,69 @@ impl Config {
             _ => Err(ConfigError { problems }),
         }
     }
+}
+
+/// Every value of the wrong type or shape. Serde stops at the first one, so each section, and each
+/// destination and source, is read on its own: one wrong value does not hide the others.
+fn type_errors(figment: &Figment) -> Vec<figment::Error> {
+    use raw::*;
+    fn read<T: serde::de::DeserializeOwned>(figment: &Figment, key: &str, errors: &mut Vec<figment::Error>) {
+        if !figment.contains(key) {
+            return;
+        }
+        if let Err(mut error) = figment.extract_inner::<T>(key) {
+            // figment appends the section's own key after the path within it.
+            let section: Vec<String> = key.split('.').map(str::to_owned).collect();
+            if error.path.ends_with(&section) {
+                error.path.truncate(error.path.len() - section.len());
+            }
+            error.path.splice(0..0, section);
+            errors.push(error);
+        }
+    }
+    let mut errors = Vec::new();
+    read::<RawServer>(figment, "server", &mut errors);
+    read::<RawLog>(figment, "log", &mut errors);
+    read::<RawStore>(figment, "store", &mut errors);
+    read::<RawWorker>(figment, "worker", &mut errors);
+    read::<RawPhone>(figment, "phone", &mut errors);
+    read::<RawSecurity>(figment, "security", &mut errors);
+    read::<RawFeedback>(figment, "feedback", &mut errors);
+    read::<RawSmtp>(figment, "smtp", &mut errors);
+    read::<RawAdmin>(figment, "admin", &mut errors);
+    read::<RawFiles>(figment, "files", &mut errors);
+    read::<RawConsole>(figment, "console", &mut errors);
+    for (table, entries) in [("destinations", true), ("sources", false)] {
+        let names = figment.find_value(table).ok().and_then(|value| value.into_dict()).unwrap_or_default();
+        for name in names.keys() {
+            let key = format!("{table}.{name}");
+            if entries {
+                read::<RawDestination>(figment, &key, &mut errors);
+            } else {
+                read::<RawSource>(figment, &key, &mut errors);
+            }
+        }
+    }
+    if errors.is_empty() {
+        // A shape no single section shows (a section that is not a table, say): the whole.
+        errors.extend(figment.extract::<RawSettings>().err());
+    }
+    errors
+}
+
+/// A value's problem under the key it was written as: the file's key, or the environment
+/// variable's name when the value came from one.
+fn type_problem(error: &figment::Error) -> Problem {
+    let key = if error.path.is_empty() { "(file)".to_owned() } else { error.path.join(".") };
+    let origin = error.metadata.as_ref().map(|metadata| match &metadata.source {
+        Some(figment::Source::File(_)) => format!(" (from {})", metadata.name),
+        // Set by the environment: the variable, as `load` maps keys to variables.
+        _ if metadata.name.contains("environment") => {
+            format!(" (from the environment variable {ENV_PREFIX}{})", error.path.join(ENV_SPLIT).to_uppercase())
+        }
+        _ => format!(" (from {})", metadata.name),
+    });
+    Problem::new(key, format!("{}{}", error.kind, origin.unwrap_or_default()))
 }
 
 /// Serde would silently drop a misspelt key; a gateway that ignores `acess_token` fails much later
@@ -713,6 +775,60 @@ mod tests {
     fn a_malformed_duration_names_its_key() {
         let keys = keys(load_toml("[worker]\ninterval = \"soon\"").unwrap_err());
         assert_eq!(keys, ["worker.interval"]);
+    }
+
+    #[test]
+    fn values_of_the_wrong_type_in_several_sections_are_each_named_at_once() {
+        let error = load_toml(
+            r#"
+            [worker]
+            batch_size = "fifty"
+            [store]
+            max_connections = "many"
+            [console]
+            session_lifetime = 12
+            [destinations.main]
+            kind = "amocrm"
+            base_url = "https://a.amocrm.ru"
+            access_token = "t"
+            requests_per_second = "seven"
+            [sources.trendagent]
+            kind = "partner"
+            key = "0123456789abcdef0123"
+            destination = "main"
+            pipeline = "TrendAgent"
+            status = "Объект выбран"
+            notify = "ops@example.com, sales@example.com"
+            "#,
+        )
+        .unwrap_err();
+        let mut keys = keys(error);
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "console.session_lifetime",
+                "destinations.main.requests_per_second",
+                "sources.trendagent.notify",
+                "store.max_connections",
+                "worker.batch_size"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_wrong_value_from_the_environment_names_the_variable() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("LEADGATE_WORKER__BATCH_SIZE", "fifty");
+            let error = Config::load(None).unwrap_err();
+            let problem = error
+                .problems
+                .iter()
+                .find(|problem| problem.key == "worker.batch_size")
+                .unwrap_or_else(|| panic!("{error}"));
+            assert!(problem.message.contains("LEADGATE_WORKER__BATCH_SIZE"), "{problem}");
+            Ok(())
+        });
     }
 
     #[test]

@@ -59,6 +59,8 @@ pub enum EmailError {
     },
     #[error("an e-mail needs at least one recipient")]
     NoRecipients,
+    #[error("the SMTP server did not answer as one")]
+    Unreachable,
     #[error("the e-mail could not be assembled")]
     Message(#[source] lettre::error::Error),
     #[error("the SMTP server did not finish taking the e-mail within {}ms", after.as_millis())]
@@ -83,7 +85,7 @@ impl EmailError {
     pub fn is_permanent(&self) -> bool {
         match self {
             Self::Transport { permanent, .. } => *permanent,
-            Self::TimedOut { .. } => false,
+            Self::TimedOut { .. } | Self::Unreachable => false,
             Self::InvalidAddress { .. }
             | Self::InvalidUrl { .. }
             | Self::Tls { .. }
@@ -146,6 +148,21 @@ impl Mailer {
             .map_err(|source| EmailError::TimedOut { after: self.timeout, source })?
             .map_err(EmailError::from_transport)?;
         Ok(())
+    }
+}
+
+impl Mailer {
+    /// Connects to the server and greets it (TLS and login included), sending nothing: for
+    /// `config check`, so a wrong host, port or password shows before the first lead's e-mail.
+    ///
+    /// # Errors
+    /// The server cannot be reached, refuses the greeting or the login, or does not answer in time.
+    pub async fn check_reachable(&self) -> Result<(), EmailError> {
+        let connected = tokio::time::timeout(self.timeout, self.transport.test_connection())
+            .await
+            .map_err(|source| EmailError::TimedOut { after: self.timeout, source })?
+            .map_err(EmailError::from_transport)?;
+        if connected { Ok(()) } else { Err(EmailError::Unreachable) }
     }
 }
 
