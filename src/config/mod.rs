@@ -817,6 +817,8 @@ mod tests {
     }
 
     #[test]
+    // Jail's closure must return figment's own (large) error type.
+    #[allow(clippy::result_large_err)]
     fn a_wrong_value_from_the_environment_names_the_variable() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("LEADGATE_WORKER__BATCH_SIZE", "fifty");
