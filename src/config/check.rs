@@ -129,6 +129,7 @@ pub(super) fn check(raw: RawSettings, problems: &mut Vec<Problem>) -> Option<Con
         metrics_token,
         console: console?,
         files_dir: raw.files.dir.into(),
+        retention: Retention { leads: raw.retention.leads, history: raw.retention.history, files: raw.retention.files },
         destinations,
         sources,
     })

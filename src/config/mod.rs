@@ -64,6 +64,7 @@ pub struct Config {
     pub console: ConsoleConfig,
     /// Where files that come with website leads are kept.
     pub files_dir: PathBuf,
+    pub retention: Retention,
     pub destinations: BTreeMap<String, DestinationConfig>,
     pub sources: BTreeMap<SourceId, SourceConfig>,
 }
@@ -112,6 +113,20 @@ pub struct FeedbackConfig {
     pub retry_max: Duration,
     /// After this long since the outcome, an undelivered callback or e-mail is marked failed.
     pub max_age: Duration,
+}
+
+/// How long settled leads, their history details and their files are kept; `None` keeps them forever.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    pub leads: Option<Duration>,
+    pub history: Option<Duration>,
+    pub files: Option<Duration>,
+}
+
+impl Retention {
+    pub fn is_forever(&self) -> bool {
+        self == &Self::default()
+    }
 }
 
 #[derive(Debug, Clone)]

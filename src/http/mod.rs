@@ -3,6 +3,7 @@
 pub mod admin;
 mod calls;
 mod drain;
+mod erasures;
 pub mod error;
 mod files;
 pub mod health;
@@ -39,6 +40,7 @@ pub fn router(state: AppState, health: Router) -> Router {
         .route("/api/v1/leads", post(intake::partner::accept))
         .route("/api/v1/leads/{id}", get(lead_status::show))
         .route("/api/v1/leads/{id}/retry", post(admin::retry))
+        .route("/api/v1/erasures", post(erasures::erase))
         .route("/api/v1/calls", get(calls::by_phone).post(calls::start))
         .route("/api/v1/calls/live", get(calls::live))
         .route("/api/v1/calls/{id}", get(calls::show))

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real router or the real binary, a fresh SQLite file each, the amoCRM emulator over HTTP.
 
 mod advertisers;
+mod backup;
 mod browser;
 mod callback_receiver;
 mod config_check;
@@ -10,6 +11,7 @@ mod console_browser;
 mod crash;
 mod decision;
 mod email;
+mod erasure;
 mod faults;
 mod feedback;
 mod forms;
@@ -21,7 +23,9 @@ mod observability;
 mod pbx_api;
 mod proxy;
 mod queue;
+mod raw_db;
 mod resend;
+mod retention;
 mod serve_defaults;
 mod session_crm;
 mod smtp_sink;
