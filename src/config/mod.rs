@@ -694,6 +694,16 @@ mod tests {
     }
 
     #[test]
+    fn retention_keeps_forever_unless_an_age_is_given_and_refuses_zero() {
+        assert!(load_toml("").unwrap().retention.is_forever());
+        let retention = load_toml("[retention]\nleads = \"365d\"\nfiles = \"90d\"").unwrap().retention;
+        assert_eq!(retention.leads, Some(Duration::from_secs(365 * 24 * 3600)));
+        assert_eq!((retention.history, retention.files), (None, Some(Duration::from_secs(90 * 24 * 3600))));
+        assert_eq!(keys(load_toml("[retention]\nhistory = \"0s\"").unwrap_err()), ["retention.history"]);
+        assert_eq!(keys(load_toml("[retention]\nleeds = \"1d\"").unwrap_err()), ["retention.leeds"]);
+    }
+
+    #[test]
     fn a_malformed_duration_names_its_key() {
         let keys = keys(load_toml("[worker]\ninterval = \"soon\"").unwrap_err());
         assert_eq!(keys, ["worker.interval"]);

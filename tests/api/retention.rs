@@ -187,3 +187,31 @@ async fn intake_keeps_answering_while_twenty_thousand_old_leads_are_purged() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn serve_with_retention_configured_removes_old_settled_leads_on_its_own() {
+    let crm = crate::helpers::spawn_emulator(200).await;
+    let config = crate::helpers::config_file(&crm.base_url(), "[retention]\nleads = \"365d\"\n");
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = crate::helpers::TestProcess::serve(dir.path(), &config).await;
+    let (http, base) = (reqwest::Client::new(), format!("http://{}", gateway.address));
+    let key = crate::helpers::SOURCE_KEY;
+    let old = crate::helpers::accept_at(&http, &base, key, &lead("Давний клиент", "+7 900 000-00-08")).await;
+    crate::helpers::wait_for_status(&http, &base, key, old, &["approved"]).await;
+    gateway.terminate(Duration::from_secs(15)).expect("the gateway stops");
+    let raw = RawDb::connect(&crate::helpers::store_url(dir.path())).await;
+    backdate(&raw, &[old], 400).await;
+
+    // Retention runs when the gateway starts, and then every hour.
+    let gateway = crate::helpers::TestProcess::serve(dir.path(), &config).await;
+    let base = format!("http://{}", gateway.address);
+    let recent = crate::helpers::accept_at(&http, &base, key, &lead("Свежий клиент", "+7 900 000-00-09")).await;
+    let removed = poll_until(Duration::from_secs(20), || async {
+        let status = http.get(format!("{base}/api/v1/leads/{old}")).bearer_auth(key).send().await.unwrap().status();
+        status == 404
+    })
+    .await;
+    assert!(removed, "the old settled lead is still there");
+    crate::helpers::wait_for_status(&http, &base, key, recent, &["approved"]).await;
+    gateway.terminate(Duration::from_secs(15)).expect("the gateway stops");
+}
