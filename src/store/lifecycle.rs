@@ -229,9 +229,9 @@ macro_rules! lifecycle_queries {
                         return Ok(Erasure::InDelivery(delivering));
                     }
                     let ids: Vec<i64> = found.iter().map(|(id, ..)| *id).collect();
+                    erase_calls(&mut tx, &ids, person).await?;
                     if !ids.is_empty() {
                         cancel_queued(&mut tx, &found, now).await?;
-                        erase_calls(&mut tx, &ids, person).await?;
                         anonymize(&mut tx, &ids, now).await?;
                         let erased = HistoryEvent::now("erased", serde_json::json!({ "by": requested_by }));
                         for id in &ids {
@@ -275,8 +275,14 @@ macro_rules! lifecycle_queries {
                     let digits: String = e164.chars().filter(char::is_ascii_digit).collect();
                     format!("%{}%", &digits[digits.len().saturating_sub(10)..])
                 });
-                let mut calls = QueryBuilder::<$db>::new("select source_id, call_id from calls where lead_id in");
-                push_ids(&mut calls, ids);
+                // `in ()` is no SQL on PostgreSQL: a person without leads may still have calls.
+                let mut calls = QueryBuilder::<$db>::new("select source_id, call_id from calls where ");
+                if ids.is_empty() {
+                    calls.push("false");
+                } else {
+                    calls.push("lead_id in");
+                    push_ids(&mut calls, ids);
+                }
                 if let Some(digits) = digits {
                     calls.push(" union select source_id, call_id from call_events where event like ");
                     calls.push_bind(digits);

@@ -5,7 +5,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use leadgate::config::{Durability, StoreConfig};
-use leadgate::domain::{DealSpec, LeadId, NewLead, Phone, Routing, SourceId};
+use leadgate::domain::{DealSpec, Direction, LeadId, LegEvent, LegEventKind, NewLead, Phone, Routing, SourceId};
 use leadgate::store::Store;
 use leadgate::store::lifecycle::{Erasure, Person};
 use serde_json::{Value, json};
@@ -149,4 +149,39 @@ async fn a_lead_being_delivered_refuses_erasure_and_nothing_is_erased() {
     let erased = store.erase_person(&person, "test").await.unwrap();
     assert!(matches!(erased, Erasure::Erased { leads: 2, .. }), "{erased:?}");
     assert!(store.claim_due(10, Duration::from_secs(60)).await.unwrap().is_empty(), "an erased lead is never claimed");
+}
+
+#[tokio::test]
+async fn erasing_a_number_removes_the_events_of_its_calls_in_the_pbx_spelling_and_closes_open_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig { url: store_url(dir.path()), durability: Durability::ProcessCrash, max_connections: 4 };
+    let store = Store::open(&config).await.unwrap();
+    let source = SourceId("pbx".to_owned());
+    let ringing = |call_id: &str, number: &str| LegEvent {
+        call_id: call_id.to_owned(),
+        leg_id: None,
+        at: chrono::Utc::now(),
+        seq: None,
+        direction: Some(Direction::Incoming),
+        external_number: Some(number.to_owned()),
+        our_number: Some("74950000000".to_owned()),
+        extension: Some("101".to_owned()),
+        internal: false,
+        location: None,
+        kind: LegEventKind::Ringing,
+        recording: None,
+    };
+    // Telphin sends the number without a plus, and not as intake would store it.
+    let events = [ringing("theirs", "79123456789"), ringing("someone-else", "79031112233")];
+    store.record_call_events(&source, &events).await.unwrap();
+    let person = Person { e164: Some("+79123456789".to_owned()), email: None };
+
+    assert_eq!(store.erase_person(&person, "test").await.unwrap(), Erasure::Erased { leads: 0, files: Vec::new() });
+
+    assert!(store.call_events(&source, "theirs").await.unwrap().is_empty(), "the person's call events remain");
+    assert_eq!(store.call_events(&source, "someone-else").await.unwrap().len(), 1);
+    let open: Vec<String> = store.open_calls(10).await.unwrap().into_iter().map(|call| call.call_id).collect();
+    assert_eq!(open, ["someone-else"], "the erased call is closed, the other one is still open");
+    let raw = RawDb::connect(&config.url).await;
+    assert_eq!(traces(&raw).await, Vec::<(String, String)>::new());
 }
