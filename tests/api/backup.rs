@@ -121,4 +121,25 @@ fn commands_other_than_serve_and_migrate_refuse_a_missing_database_and_create_no
     let migrated = leadgate(dir.path(), &["migrate"]);
     assert!(migrated.status.success());
     assert!(leadgate(dir.path(), &["leads", "list"]).status.success(), "an existing database opens");
+    let erased = leadgate(dir.path(), &["leads", "erase", "--phone", "+7 912 345-67-89"]);
+    assert_eq!(
+        String::from_utf8_lossy(&erased.stdout).trim(),
+        "erased 0 lead(s) of this person and 0 file(s); their tombstones stay"
+    );
+    let not_a_number = leadgate(dir.path(), &["leads", "erase", "--phone", "звоните"]);
+    assert_eq!(not_a_number.status.code(), Some(2));
+}
+
+#[test]
+fn backup_of_a_postgresql_store_points_at_pg_dump() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(TestProcess::BINARY)
+        .args(["backup", "--to", "copy.tar"])
+        .current_dir(dir.path())
+        .env("LEADGATE_STORE__URL", "postgres://leadgate@127.0.0.1:1/leadgate")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("pg_dump"));
+    assert!(!dir.path().join("copy.tar").exists());
 }
