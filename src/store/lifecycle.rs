@@ -94,7 +94,7 @@ macro_rules! lifecycle_queries {
             use chrono::{DateTime, Utc};
             use sqlx::{QueryBuilder, Transaction};
 
-            use super::super::{$store, begin_write};
+            use super::super::{$store, LOCK_ROW, begin_write};
             use super::insert_history;
             use super::queue::release_client;
             use $crate::domain::{HistoryEvent, LeadId};
@@ -214,11 +214,13 @@ macro_rules! lifecycle_queries {
                     let email = person.email.as_deref().map(str::to_lowercase);
                     let _turn = self.background_turn().await;
                     let mut tx = begin_write(self.writes()).await?;
-                    let found: Vec<(i64, String, String, Option<String>)> = sqlx::query_as(
+                    // Locked on PostgreSQL, so a claim on another node either took a lead before
+                    // (and it is refused below as in delivery) or skips it until we are done.
+                    let found: Vec<(i64, String, String, Option<String>)> = sqlx::query_as(&format!(
                         "select id, status, phone, deal_spec from leads
                          where erased_at is null and (phone = $1 or lower(email) = $2)
-                         order by id",
-                    )
+                         order by id {LOCK_ROW}"
+                    ))
                     .bind(person.e164.as_deref())
                     .bind(email.as_deref())
                     .fetch_all(&mut *tx)
