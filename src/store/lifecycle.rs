@@ -94,7 +94,7 @@ macro_rules! lifecycle_queries {
             use chrono::{DateTime, Utc};
             use sqlx::{QueryBuilder, Transaction};
 
-            use super::super::{$store, LOCK_ROW, begin_write};
+            use super::super::{$store, LOCK_ROW, SKIP_LOCKED_ROWS, begin_write};
             use super::insert_history;
             use super::queue::release_client;
             use $crate::domain::{HistoryEvent, LeadId};
@@ -126,13 +126,14 @@ macro_rules! lifecycle_queries {
                 pub async fn purge_leads(&self, before: DateTime<Utc>, limit: usize) -> Result<Removed, StoreError> {
                     let _turn = self.background_turn().await;
                     let mut tx = begin_write(self.writes()).await?;
+                    // On PostgreSQL a lead another node is re-sending right now is left for the next round.
                     let found: Vec<(i64, Option<String>)> = sqlx::query_as(&format!(
                         "select id, deal_spec from leads
                          where created_at < $1 and status in {SETTLED}
                            and not exists (select 1 from outbox where outbox.lead_id = leads.id
                                                                   and outbox.status in ('pending', 'sending', 'waiting'))
                            and not exists (select 1 from client_queue where client_queue.lead_id = leads.id)
-                         order by created_at limit $2"
+                         order by created_at limit $2 {SKIP_LOCKED_ROWS}"
                     ))
                     .bind(to_millis(before))
                     .bind(i64::try_from(limit).unwrap_or(i64::MAX))
