@@ -9,6 +9,7 @@ pub mod delivery;
 pub mod domain;
 pub mod http;
 pub mod intake;
+pub mod lifecycle;
 pub mod metrics;
 pub mod notify;
 pub mod pbx;

@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, RetryPolicy, SourceConfig, SourceFeedback, SourceKind};
+use crate::config::{Config, Retention, RetryPolicy, SourceConfig, SourceFeedback, SourceKind};
 use crate::connectors::Connector;
 use crate::delivery::Deliverer;
 use crate::domain::SourceId;
@@ -79,6 +79,8 @@ pub struct App {
     live_board: LiveBoard,
     writer_task: JoinHandle<()>,
     sandbox: Option<Sandbox>,
+    retention: Retention,
+    files: FileStore,
 }
 
 impl App {
@@ -101,6 +103,7 @@ impl App {
             metrics_token,
             console,
             files_dir,
+            retention,
             mut destinations,
             mut sources,
         } = config;
@@ -187,7 +190,7 @@ impl App {
             connectors: Arc::clone(&connectors),
             sources: Arc::clone(&sources),
             worker: worker_config,
-            files,
+            files: files.clone(),
             feedback_wake: Arc::clone(&feedback_wake),
             recording_links,
         };
@@ -229,6 +232,8 @@ impl App {
             live_board,
             writer_task,
             sandbox,
+            retention,
+            files,
         })
     }
 
@@ -239,7 +244,19 @@ impl App {
     /// When the HTTP server fails.
     pub async fn run(self, role: Role, shutdown: CancellationToken) -> anyhow::Result<()> {
         let Self {
-            listener, state, worker, feedback, calls, live_board, writer_task, sandbox, lead_wake, store, ..
+            listener,
+            state,
+            worker,
+            feedback,
+            calls,
+            live_board,
+            writer_task,
+            sandbox,
+            lead_wake,
+            store,
+            retention,
+            files,
+            ..
         } = self;
         let mut tasks = Vec::new();
         let worker_health = role.delivers().then(|| (worker.heartbeat(), worker.stale_after()));
@@ -249,6 +266,9 @@ impl App {
             tasks.push(tokio::spawn(worker.run(shutdown.clone())));
             tasks.push(tokio::spawn(feedback.run(shutdown.clone())));
             tasks.push(tokio::spawn(calls.run(shutdown.clone())));
+            if !retention.is_forever() {
+                tasks.push(tokio::spawn(crate::lifecycle::run(store.clone(), files, retention, shutdown.clone())));
+            }
         }
         if role.accepts() {
             tasks.push(tokio::spawn(live_board.run(shutdown.clone())));

@@ -1,13 +1,15 @@
-//! `leadgate leads list|show|retry`: operators' view of the queue, straight from the database.
+//! `leadgate leads list|show|route|retry|purge|erase`: operators' view of the queue, straight from the database.
 
 use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use crate::config::Config;
+use crate::config::{Config, Retention};
 use crate::domain::advertiser::AdvertiserId;
-use crate::domain::{LeadId, LeadStatus, Routing, SourceId};
-use crate::store::{Requeue, Store};
+use crate::domain::{Email, LeadId, LeadStatus, Phone, Routing, SourceId};
+use crate::lifecycle::Erased;
+use crate::store::lifecycle::Person;
+use crate::store::{FileStore, Requeue, Store};
 
 #[derive(Subcommand)]
 pub enum LeadsAction {
@@ -45,10 +47,26 @@ pub enum LeadsAction {
         #[arg(long)]
         source: Option<String>,
     },
+    /// Remove settled leads (with their history, files and calls) received longer ago than this,
+    /// as `[retention] leads` does in the background; prints what was removed.
+    Purge {
+        /// An age such as "365d" or "26weeks".
+        #[arg(long, value_parser = humantime::parse_duration)]
+        older_than: std::time::Duration,
+    },
+    /// Erase every lead of one person (152-FZ, LGPD): their data goes, an anonymous tombstone of
+    /// each lead stays. Leads not yet delivered are cancelled; one being delivered refuses it.
+    Erase {
+        /// Their phone, in any spelling: it is normalized as intake does.
+        #[arg(long, required_unless_present = "email")]
+        phone: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+    },
 }
 
 pub async fn run(action: LeadsAction, config: &Config) -> anyhow::Result<ExitCode> {
-    let store = Store::open(&config.store).await?;
+    let store = Store::open_existing(&config.store).await?;
     match action {
         LeadsAction::List { status, source, limit } => {
             let status = match status.as_deref().map(|text| LeadStatus::parse(text).ok_or(text)).transpose() {
@@ -67,6 +85,12 @@ pub async fn run(action: LeadsAction, config: &Config) -> anyhow::Result<ExitCod
                 "id", "status", "source", "phone", "received"
             );
             for lead in leads {
+                if lead.erased_at.is_some() {
+                    let received = lead.created_at.format("%Y-%m-%d %H:%M:%S").to_string();
+                    let (status, source) = (lead.status.as_str(), &lead.fields.source.0);
+                    println!("{:>8}  {status:<10}  {source:<14}  {:<16}  {received:<20}", lead.id, "(erased)");
+                    continue;
+                }
                 let received = lead.created_at.format("%Y-%m-%d %H:%M:%S").to_string();
                 let error = lead.last_error.unwrap_or_default();
                 let phone = lead.fields.phone.e164().to_owned();
@@ -92,6 +116,14 @@ pub async fn run(action: LeadsAction, config: &Config) -> anyhow::Result<ExitCod
             Ok(ExitCode::SUCCESS)
         }
         LeadsAction::Route { id, advertiser } => route(&store, LeadId(id), &advertiser).await,
+        LeadsAction::Purge { older_than } => {
+            let files = FileStore::for_upkeep(&config.files_dir);
+            let retention = Retention { leads: Some(older_than), history: None, files: None };
+            let purged = crate::lifecycle::purge(&store, &files, retention, chrono::Utc::now()).await?;
+            println!("removed {} settled lead(s) and {} file(s)", purged.leads, purged.files);
+            Ok(ExitCode::SUCCESS)
+        }
+        LeadsAction::Erase { phone, email } => erase(&store, config, phone.as_deref(), email.as_deref()).await,
         LeadsAction::Retry { id: Some(id), .. } => {
             let result = store.resend(LeadId(id), "cli").await?;
             Ok(report(result, LeadId(id), "is due now", "only dead and pending leads are sent again"))
@@ -111,6 +143,38 @@ pub async fn run(action: LeadsAction, config: &Config) -> anyhow::Result<ExitCod
             }
             println!("{queued} {what}");
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn erase(store: &Store, config: &Config, phone: Option<&str>, email: Option<&str>) -> anyhow::Result<ExitCode> {
+    // Parsed as intake parses them, so any spelling of the number finds what intake stored.
+    let e164 = match phone.map(|phone| Phone::parse(phone, config.phone_region)).transpose() {
+        Ok(phone) => phone.map(|phone| phone.e164().to_owned()),
+        Err(error) => {
+            eprintln!("{error}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let email = match email.map(Email::parse).transpose() {
+        Ok(email) => email.map(|email| email.as_str().to_owned()),
+        Err(error) => {
+            eprintln!("{error}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let files = FileStore::for_upkeep(&config.files_dir);
+    match crate::lifecycle::erase(store, &files, &Person { e164, email }, "cli").await? {
+        Erased::Leads { leads, files } => {
+            println!("erased {leads} lead(s) of this person and {files} file(s); their tombstones stay");
+            Ok(ExitCode::SUCCESS)
+        }
+        Erased::InDelivery(count) => {
+            eprintln!(
+                "{count} lead(s) of this person are being delivered to the CRM right now; nothing was erased. \
+                 Run the command again in a minute, once the delivery has settled."
+            );
+            Ok(ExitCode::from(1))
         }
     }
 }

@@ -1,6 +1,7 @@
-//! The command line: `serve`, `config check`, `migrate`, `leads`, `users`, `advertisers`, `store copy`, `sandbox-crm`, `sandbox-pbx`.
+//! The command line: `serve`, `config check`, `migrate`, `leads`, `users`, `advertisers`, `backup`, `restore`, `store copy`, `sandbox-crm`, `sandbox-pbx`.
 
 mod advertisers;
+mod backup;
 mod leads;
 mod store;
 mod users;
@@ -57,6 +58,19 @@ enum Command {
     Advertisers {
         #[command(subcommand)]
         action: advertisers::AdvertisersAction,
+    },
+    /// Copy a running SQLite installation (database and website leads' files) into one tar file.
+    Backup {
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Put a backup made by `leadgate backup` in place of the configured database and files folder.
+    Restore {
+        #[arg(long)]
+        from: PathBuf,
+        /// Replace a database that exists (never one a running gateway has open).
+        #[arg(long)]
+        force: bool,
     },
     /// Move the store to another database.
     Store {
@@ -128,6 +142,14 @@ pub fn run() -> ExitCode {
             },
             Command::Advertisers { action } => match load(cli.config) {
                 Ok(config) => advertisers::run(action, &config).await,
+                Err(code) => Ok(code),
+            },
+            Command::Backup { to } => match load(cli.config) {
+                Ok(config) => backup::backup(&config, &to).await,
+                Err(code) => Ok(code),
+            },
+            Command::Restore { from, force } => match load(cli.config) {
+                Ok(config) => backup::restore(&config, &from, force).await,
                 Err(code) => Ok(code),
             },
             Command::Store { action } => store::run(action).await,
@@ -234,7 +256,7 @@ async fn check(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     // Renewing an OAuth token rotates it, so the check keeps tokens where `serve` will find them.
-    let store = Store::open(&config.store).await?;
+    let store = Store::open_existing(&config.store).await?;
     // A destination that cannot be reached or refuses its credentials is named once, not once per source.
     let mut unusable_destinations = std::collections::BTreeSet::new();
     for source in config.sources.values() {

@@ -24,7 +24,7 @@ pub enum StoreAction {
 pub async fn run(action: StoreAction) -> anyhow::Result<ExitCode> {
     let StoreAction::Copy { from, to } = action;
     let config = |url: &str| StoreConfig { url: url.to_owned(), durability: Durability::PowerLoss, max_connections: 2 };
-    let (source, target) = (Store::open(&config(&from)).await?, Store::open(&config(&to)).await?);
+    let (source, target) = (Store::open_existing(&config(&from)).await?, Store::open(&config(&to)).await?);
     let (Store::Sqlite(source), Store::Postgres(target)) = (source, target) else {
         eprintln!("leadgate: store copy goes from a sqlite:// store to a postgres:// one");
         return Ok(ExitCode::from(2));

@@ -37,7 +37,7 @@ pub enum UsersAction {
 }
 
 pub async fn run(action: UsersAction, config: &Config) -> anyhow::Result<ExitCode> {
-    let store = Store::open(&config.store).await?;
+    let store = Store::open_existing(&config.store).await?;
     match action {
         UsersAction::Add { username, role } => {
             let (Some(username), Some(role)) = (parsed(Username::parse(&username)), parsed(Role::parse(&role))) else {

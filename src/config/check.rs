@@ -99,6 +99,16 @@ pub(super) fn check(raw: RawSettings, problems: &mut Vec<Problem>) -> Option<Con
         }
     }
     let console = check_console(&raw.console, &mut found);
+    // Zero would remove every settled lead the moment it settles: surely a typo for a real age.
+    for (key, age) in [
+        ("retention.leads", raw.retention.leads),
+        ("retention.history", raw.retention.history),
+        ("retention.files", raw.retention.files),
+    ] {
+        if age.is_some_and(|age| age.is_zero()) {
+            found.problem(key, "must be longer than zero; leave the key out to keep forever");
+        }
+    }
     let destination_kinds: BTreeMap<String, Option<String>> =
         raw.destinations.iter().map(|(name, destination)| (name.clone(), destination.kind.clone())).collect();
     let destinations: BTreeMap<_, _> = raw
@@ -162,6 +172,7 @@ pub(super) fn check(raw: RawSettings, problems: &mut Vec<Problem>) -> Option<Con
         metrics_token,
         console: console?,
         files_dir: raw.files.dir.into(),
+        retention: Retention { leads: raw.retention.leads, history: raw.retention.history, files: raw.retention.files },
         destinations,
         sources,
     })

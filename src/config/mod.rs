@@ -69,6 +69,7 @@ pub struct Config {
     pub console: ConsoleConfig,
     /// Where files that come with website leads are kept.
     pub files_dir: PathBuf,
+    pub retention: Retention,
     pub destinations: BTreeMap<String, DestinationConfig>,
     pub sources: BTreeMap<SourceId, SourceConfig>,
 }
@@ -117,6 +118,20 @@ pub struct FeedbackConfig {
     pub retry_max: Duration,
     /// After this long since the outcome, an undelivered callback or e-mail is marked failed.
     pub max_age: Duration,
+}
+
+/// How long settled leads, their history details and their files are kept; `None` keeps them forever.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    pub leads: Option<Duration>,
+    pub history: Option<Duration>,
+    pub files: Option<Duration>,
+}
+
+impl Retention {
+    pub fn is_forever(&self) -> bool {
+        self == &Self::default()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -769,6 +784,16 @@ mod tests {
         ] {
             assert!(keys.iter().any(|key| key == expected), "{expected} missing from {keys:?}");
         }
+    }
+
+    #[test]
+    fn retention_keeps_forever_unless_an_age_is_given_and_refuses_zero() {
+        assert!(load_toml("").unwrap().retention.is_forever());
+        let retention = load_toml("[retention]\nleads = \"365d\"\nfiles = \"90d\"").unwrap().retention;
+        assert_eq!(retention.leads, Some(Duration::from_secs(365 * 24 * 3600)));
+        assert_eq!((retention.history, retention.files), (None, Some(Duration::from_secs(90 * 24 * 3600))));
+        assert_eq!(keys(load_toml("[retention]\nhistory = \"0s\"").unwrap_err()), ["retention.history"]);
+        assert_eq!(keys(load_toml("[retention]\nleeds = \"1d\"").unwrap_err()), ["retention.leeds"]);
     }
 
     #[test]

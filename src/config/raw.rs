@@ -18,6 +18,8 @@ pub struct RawSettings {
     pub smtp: Option<RawSmtp>,
     pub admin: Option<RawAdmin>,
     pub files: RawFiles,
+    #[serde(default)]
+    pub retention: RawRetention,
     pub console: RawConsole,
     #[serde(default)]
     pub destinations: BTreeMap<String, RawDestination>,
@@ -237,6 +239,16 @@ pub struct RawSource {
 #[derive(Debug, Deserialize)]
 pub struct RawFiles {
     pub dir: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawRetention {
+    #[serde(default, with = "humantime_serde")]
+    pub leads: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub history: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub files: Option<Duration>,
 }
 
 /// `{ backoff = "exponential", max_age = "48h" }` or `{ every = "30m", max_age = "48h" }`.

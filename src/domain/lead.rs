@@ -141,6 +141,8 @@ pub struct Lead {
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When the person's data was erased; the lead is then a tombstone of its source, dates and outcome.
+    pub erased_at: Option<DateTime<Utc>>,
 }
 
 impl Lead {

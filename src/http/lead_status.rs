@@ -64,6 +64,8 @@ pub fn report(lead: &Lead, history: &[HistoryEvent]) -> Value {
         "last_error": lead.last_error,
         "created_at": lead.created_at,
         "updated_at": lead.updated_at,
+        "erased": lead.erased_at.is_some(),
+        "erased_at": lead.erased_at,
         "received": fields.payload,
         "history": history,
     })

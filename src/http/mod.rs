@@ -3,6 +3,7 @@
 pub mod admin;
 mod calls;
 mod drain;
+mod erasures;
 pub mod error;
 mod files;
 pub mod health;
@@ -42,6 +43,7 @@ pub fn router(state: AppState, health: OpenApiRouter) -> Router {
         .routes(routes!(intake::partner::accept))
         .routes(routes!(lead_status::show))
         .routes(routes!(admin::retry))
+        .routes(routes!(erasures::erase))
         .routes(routes!(calls::by_phone, calls::start))
         .routes(routes!(calls::live))
         .routes(routes!(calls::show))

@@ -88,6 +88,8 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("entities", Text),
             ("crm_deal", Text),
             ("call_spec", Text),
+            ("erased_at", Int),
+            ("files_removed_at", Int),
         ],
     ),
     ("lead_history", &[("id", Int), ("lead_id", Int), ("at", Int), ("kind", Text), ("detail", Text)]),

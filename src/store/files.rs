@@ -65,6 +65,48 @@ impl FileStore {
         Ok(Self { dir: dir.to_owned(), link_secret, public_url, uncommitted: Arc::default() })
     }
 
+    /// The store as commands that only remove files use it: it signs no links.
+    pub fn for_upkeep(dir: &Path) -> Self {
+        let public_url = Url::parse("http://localhost/").expect("a constant URL parses");
+        Self { dir: dir.to_owned(), link_secret: String::new(), public_url, uncommitted: Arc::default() }
+    }
+
+    /// Removes the stored file `sha256` unless a lead still links it. Content is shared between
+    /// leads, so a lead keeping the same content at this moment must not lose it: the file is first
+    /// moved aside, then looked for among the leads being committed and in the store, and only
+    /// then removed (or moved back). A request that finds it moved aside brings its own copy.
+    ///
+    /// # Errors
+    /// When the store cannot be asked or the file cannot be moved; it is then left in place.
+    pub async fn remove_unlinked(&self, sha256: &str, store: &super::Store) -> anyhow::Result<bool> {
+        let is_hash = sha256.len() == 64 && sha256.bytes().all(|byte| byte.is_ascii_hexdigit());
+        if !is_hash {
+            return Ok(false);
+        }
+        let path = self.path_of(sha256);
+        let aside = path.with_extension("removing");
+        match fs::rename(&path, &aside).await {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(error) => return Err(error.into()),
+        }
+        let being_kept =
+            self.uncommitted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains_key(sha256);
+        let linked = match store.file_linked(sha256).await {
+            Ok(linked) => linked,
+            Err(error) => {
+                fs::rename(&aside, &path).await?;
+                return Err(error.into());
+            }
+        };
+        if being_kept || linked {
+            fs::rename(&aside, &path).await?;
+            return Ok(false);
+        }
+        fs::remove_file(&aside).await?;
+        Ok(true)
+    }
+
     /// # Errors
     /// When the temporary file cannot be created.
     pub async fn receive(&self) -> std::io::Result<IncomingFile> {

@@ -10,6 +10,7 @@ pub mod copy;
 mod error;
 pub mod files;
 mod group_commit;
+pub mod lifecycle;
 pub mod overview;
 mod postgres;
 mod postgres_budget;
@@ -30,7 +31,7 @@ pub use files::FileStore;
 pub use group_commit::LeadWriter;
 pub use postgres::{NEW_LEADS_CHANNEL, PostgresStore};
 pub use postgres_budget::{SharedRateBudget, SharedSlot};
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, lock_unused};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -56,6 +57,16 @@ pub enum StoreError {
     BatchUnavailable(String),
     #[error("stored data could not be read: {0}")]
     Corrupt(String),
+    /// Only `serve` and `migrate` create a database; other commands refuse to start a fresh,
+    /// empty one where an operator expected their leads.
+    #[error(
+        "there is no database at {}: run `leadgate serve` or `leadgate migrate` to create one, \
+         or point [store] url at the existing database", .0.display()
+    )]
+    Missing(std::path::PathBuf),
+    /// `leadgate restore` holds the database file while it replaces it.
+    #[error("the database at {} is being restored from a backup; try again when that is done", .0.display())]
+    BeingRestored(std::path::PathBuf),
     /// A newer leadgate has migrated the database: running this one could corrupt its data.
     #[error(
         "the database was migrated by a newer leadgate (it has migration {0}, which this version does not know); \
@@ -79,7 +90,7 @@ where
 /// The columns every read of a lead selects, in `LeadRow`'s order.
 pub(super) const LEAD_COLUMNS: &str = "id, source_id, external_id, name, phone, phone_raw, email, comment, callback_url, \
      payload, status, run_at, attempt, lease_token, progress, decision, entities, last_error, created_at, \
-     updated_at, advertiser_id, route_destination, route_pipeline, route_status, advertiser_email, origin_time, deal_spec, call_spec";
+     updated_at, advertiser_id, route_destination, route_pipeline, route_status, advertiser_email, origin_time, deal_spec, call_spec, erased_at";
 
 pub(super) fn lease_token() -> String {
     format!("{:032x}", rand::random::<u128>())
@@ -234,7 +245,21 @@ impl Store {
         if config.is_postgres() {
             Ok(Self::Postgres(PostgresStore::open(config).await?))
         } else {
-            Ok(Self::Sqlite(SqliteStore::open(config).await?))
+            Ok(Self::Sqlite(SqliteStore::open(config, true).await?))
+        }
+    }
+
+    /// Opens a database that must exist already, applying any migrations it lacks: for the
+    /// commands other than `serve` and `migrate`, which must not leave an empty database
+    /// behind when run in the wrong folder.
+    ///
+    /// # Errors
+    /// `Missing` when there is no SQLite file at the configured path.
+    pub async fn open_existing(config: &StoreConfig) -> Result<Self, StoreError> {
+        if config.is_postgres() {
+            Ok(Self::Postgres(PostgresStore::open(config).await?))
+        } else {
+            Ok(Self::Sqlite(SqliteStore::open(config, false).await?))
         }
     }
 

@@ -39,6 +39,7 @@ pub struct LeadRow {
     pub origin_time: Option<i64>,
     pub deal_spec: Option<String>,
     pub call_spec: Option<String>,
+    pub erased_at: Option<i64>,
 }
 
 #[derive(Debug, FromRow)]
@@ -115,6 +116,7 @@ impl TryFrom<LeadRow> for Lead {
             last_error: row.last_error,
             created_at: from_millis(row.created_at),
             updated_at: from_millis(row.updated_at),
+            erased_at: row.erased_at.map(from_millis),
         })
     }
 }

@@ -43,6 +43,9 @@ pub struct SqliteStore {
     background: Arc<Mutex<()>>,
     /// Dropped with the last clone of the store, which ends the checkpoint task.
     _alive: Arc<()>,
+    /// The database file, share-locked while the store is open: `leadgate restore` takes the lock
+    /// exclusively, so it cannot replace a database a gateway (or any command) is using.
+    _in_use: Option<Arc<std::fs::File>>,
 }
 
 impl SqliteStore {
@@ -65,13 +68,23 @@ impl SqliteStore {
         Some(self.background.lock().await)
     }
 
-    pub async fn open(config: &StoreConfig) -> Result<Self, StoreError> {
+    /// Opens the database, creating the file if `create` and there is none.
+    ///
+    /// # Errors
+    /// `Missing` when the file does not exist and `create` is false.
+    pub async fn open(config: &StoreConfig, create: bool) -> Result<Self, StoreError> {
         let synchronous = match config.durability {
             Durability::ProcessCrash => SqliteSynchronous::Normal,
             Durability::PowerLoss => SqliteSynchronous::Full,
         };
-        let options = SqliteConnectOptions::from_str(&config.url)?
-            .create_if_missing(true)
+        let options = SqliteConnectOptions::from_str(&config.url)?;
+        let path = options.get_filename().to_owned();
+        let in_memory = path.as_os_str() == ":memory:";
+        if !create && !in_memory && !path.exists() {
+            return Err(StoreError::Missing(path));
+        }
+        let options = options
+            .create_if_missing(create)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(synchronous)
             .foreign_keys(true)
@@ -90,7 +103,43 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
         let alive = Arc::new(());
         tokio::spawn(checkpoint_regularly(pool.clone(), Arc::downgrade(&alive)));
-        Ok(Self { pool, writer, background: Arc::new(Mutex::new(())), _alive: alive })
+        let in_use = if in_memory { None } else { Some(Arc::new(lock_in_use(&path)?)) };
+        Ok(Self { pool, writer, background: Arc::new(Mutex::new(())), _alive: alive, _in_use: in_use })
+    }
+
+    /// Writes a consistent copy of the database to `target` while writers go on: SQLite's
+    /// `VACUUM INTO` reads one snapshot on a read connection, so intake is never held up.
+    pub async fn snapshot_into(&self, target: &std::path::Path) -> Result<(), StoreError> {
+        let target = target.to_str().ok_or_else(|| StoreError::Corrupt("the backup path is not UTF-8".to_owned()))?;
+        sqlx::query("vacuum into $1").bind(target).execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+/// A shared lock on the database file (`flock`, which SQLite's own `fcntl` locks do not see).
+fn lock_in_use(path: &std::path::Path) -> Result<std::fs::File, StoreError> {
+    let file =
+        std::fs::File::open(path).map_err(|error| StoreError::Corrupt(format!("{}: {error}", path.display())))?;
+    match file.try_lock_shared() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::BeingRestored(path.to_owned())),
+        Err(std::fs::TryLockError::Error(error)) => {
+            Err(StoreError::Corrupt(format!("{}: cannot lock: {error}", path.display())))
+        }
+    }
+}
+
+/// Whether a gateway or a command has the database at `path` open (its shared lock is held).
+/// The returned file, while kept, holds the lock exclusively so nothing opens it meanwhile.
+///
+/// # Errors
+/// When the file cannot be opened.
+pub fn lock_unused(path: &std::path::Path) -> std::io::Result<Option<std::fs::File>> {
+    let file = std::fs::File::open(path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(error)) => Err(error),
     }
 }
 

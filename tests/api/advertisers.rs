@@ -17,8 +17,18 @@ struct Operator {
 }
 
 impl Operator {
+    /// A fresh database, created as an operator would before anything else: `leadgate migrate`.
     fn new() -> Self {
-        Self { dir: tempfile::tempdir().unwrap() }
+        let dir = tempfile::tempdir().unwrap();
+        let migrated = Command::new(TestProcess::BINARY)
+            .arg("migrate")
+            .current_dir(dir.path())
+            .env_remove("LEADGATE_CONFIG")
+            .env("LEADGATE_STORE__URL", store_url(dir.path()))
+            .output()
+            .unwrap();
+        assert!(migrated.status.success(), "{}", String::from_utf8_lossy(&migrated.stderr));
+        Self { dir }
     }
 
     fn run(&self, args: &[&str]) -> Output {

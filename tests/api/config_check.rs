@@ -6,6 +6,8 @@ use crate::helpers::{TestProcess, config_file, spawn_emulator};
 
 fn check(dir: &std::path::Path, config: &str, env: &[(&str, &str)]) -> Output {
     std::fs::write(dir.join("leadgate.toml"), config).unwrap();
+    // The check keeps renewed tokens in the database, which only `serve` and `migrate` create.
+    migrate(dir, env);
     Command::new(TestProcess::BINARY)
         .args(["config", "check"])
         .current_dir(dir)
@@ -13,6 +15,18 @@ fn check(dir: &std::path::Path, config: &str, env: &[(&str, &str)]) -> Output {
         .envs(env.iter().copied())
         .output()
         .unwrap()
+}
+
+/// `leadgate migrate` in `dir`; a file too broken to load leaves no database, which `check` then
+/// never reaches.
+pub fn migrate(dir: &std::path::Path, env: &[(&str, &str)]) {
+    Command::new(TestProcess::BINARY)
+        .arg("migrate")
+        .current_dir(dir)
+        .env("LEADGATE_CONFIG", "leadgate.toml")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real router or the real binary, a fresh SQLite file each, the amoCRM emulator over HTTP.
 
 mod advertisers;
+mod backup;
 mod browser;
 mod callback_receiver;
 mod config_check;
@@ -11,6 +12,7 @@ mod crash;
 mod decision;
 mod edges;
 mod email;
+mod erasure;
 mod faults;
 mod feedback;
 mod forms;
@@ -23,7 +25,9 @@ mod openapi;
 mod pbx_api;
 mod proxy;
 mod queue;
+mod raw_db;
 mod resend;
+mod retention;
 mod serve_defaults;
 mod session_crm;
 mod smtp_sink;

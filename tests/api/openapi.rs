@@ -13,6 +13,7 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("post", "/api/v1/leads"),
     ("get", "/api/v1/leads/{id}"),
     ("post", "/api/v1/leads/{id}/retry"),
+    ("post", "/api/v1/erasures"),
     ("post", "/grupozap/lead"),
     ("post", "/grupozap/lead/{advertiser}"),
     ("get", "/api/proxy/1.0/leads/add"),

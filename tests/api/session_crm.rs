@@ -239,6 +239,7 @@ async fn config_check_refuses_a_partner_source_routed_to_a_crm_without_pipelines
     );
     let config = format!("{}{partner}", own_destination(&crm.base_url()));
     std::fs::write(dir.path().join("leadgate.toml"), config).unwrap();
+    crate::config_check::migrate(dir.path(), &[]);
 
     let output = std::process::Command::new(TestProcess::BINARY)
         .args(["config", "check", "--config", "leadgate.toml"])

@@ -23,6 +23,8 @@ mod crash;
 mod decision;
 #[path = "../api/email.rs"]
 mod email;
+#[path = "../api/erasure.rs"]
+mod erasure;
 #[path = "../api/faults.rs"]
 mod faults;
 #[path = "../api/feedback.rs"]
@@ -45,8 +47,12 @@ mod pbx_api;
 mod proxy;
 #[path = "../api/queue.rs"]
 mod queue;
+#[path = "../api/raw_db.rs"]
+mod raw_db;
 #[path = "../api/resend.rs"]
 mod resend;
+#[path = "../api/retention.rs"]
+mod retention;
 #[path = "../api/serve_defaults.rs"]
 mod serve_defaults;
 #[path = "../api/session_crm.rs"]

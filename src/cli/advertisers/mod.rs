@@ -98,7 +98,7 @@ pub struct Target {
 }
 
 pub async fn run(action: AdvertisersAction, config: &Config) -> anyhow::Result<ExitCode> {
-    let store = Store::open(&config.store).await?;
+    let store = Store::open_existing(&config.store).await?;
     // Only non-empty is checked: any source name may hold advertisers until sources have kinds.
     match action {
         AdvertisersAction::Add(args) => add(&store, args).await,

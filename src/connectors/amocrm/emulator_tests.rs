@@ -102,6 +102,7 @@ fn lead_from(client: &str) -> Lead {
         last_error: None,
         created_at: now,
         updated_at: now,
+        erased_at: None,
     }
 }
 

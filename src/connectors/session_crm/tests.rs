@@ -93,6 +93,7 @@ fn lead(email: Option<&str>, phone: &str, payload: serde_json::Value) -> LeadCon
         last_error: None,
         created_at: now,
         updated_at: now,
+        erased_at: None,
     };
     let route = Route {
         destination: "own".to_owned(),
