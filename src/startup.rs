@@ -178,6 +178,7 @@ impl App {
         .with_console(console);
         state.metrics_token = metrics_token;
         let connectors = Arc::new(connectors);
+        state.connectors = Arc::clone(&connectors);
         let deliverer = Deliverer {
             store: store.clone(),
             connectors: Arc::clone(&connectors),

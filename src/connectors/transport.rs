@@ -23,6 +23,8 @@ pub struct Transport {
     destination: String,
     http: reqwest::Client,
     pub limiter: RateLimiter,
+    /// The configured budget, for operators to compare the calls against.
+    pub requests_per_second: u32,
     /// With several nodes, the budget they share; this node's `limiter` alone would let each of
     /// them send the whole budget.
     shared: Option<SharedRateBudget>,
@@ -74,7 +76,7 @@ impl Transport {
     ) -> Self {
         crate::metrics::crm_budget(destination, requests_per_second);
         let limiter = RateLimiter::per_second(requests_per_second);
-        Self { destination: destination.to_owned(), http, limiter, shared }
+        Self { destination: destination.to_owned(), http, limiter, requests_per_second, shared }
     }
 
     /// A client that keeps the CRM's cookies in `jar` and never follows a redirect: a session

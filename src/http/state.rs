@@ -39,6 +39,9 @@ pub struct AppState {
     /// The calls in progress, for `GET /api/v1/calls/live`.
     pub live_calls: LiveCalls,
     pub console: Arc<ConsoleSettings>,
+    /// This process's CRM connectors, for the console to read their state; empty where none
+    /// were built (benchmarks).
+    pub connectors: crate::connectors::Connectors,
 }
 
 impl FromRef<AppState> for SourceKeys {
@@ -79,6 +82,7 @@ impl AppState {
             recording_links,
             live_calls: LiveCalls::default(),
             console,
+            connectors: Arc::default(),
         }
     }
 
