@@ -242,4 +242,41 @@ mod tests {
         assert!(!row(fresh, "main".into(), now - Duration::minutes(10)).stalled, "the queue is only just behind");
         assert!(!row(SourceActivity::default(), "main".into(), now).stalled, "nothing waits");
     }
+
+    #[test]
+    fn a_pause_and_a_sign_in_are_put_in_words_and_a_refused_login_is_flagged() {
+        use std::time::Duration as Std;
+
+        use crate::connectors::status::SessionLogin;
+
+        let t = crate::console::texts::texts(crate::config::ConsoleLanguage::English);
+        assert_eq!(pause(t, None), "");
+        let blocked = pause(t, Some(Paused::Blocked { retry_in: Std::from_millis(90_400) }));
+        assert_eq!(blocked, "blocked by the CRM for another 1m 30s");
+        let status = |login| ConnectorStatus { kind: "session_crm", requests_per_second: 5, paused: None, login };
+        let now = Utc::now();
+        let open = SessionLogin {
+            open_for: Some(Std::from_secs(600)),
+            lifetime: Std::from_secs(1500),
+            last_failure: None,
+            logging_in: false,
+        };
+        let (text, bad) = login(t, &status(Login::Session(open.clone())), None, now);
+        assert_eq!((text.as_str(), bad), ("session open for 10m; renewed in 15m", false));
+        let refused =
+            SessionLogin { open_for: None, last_failure: Some((LoginFailure::Refused, Std::from_secs(20))), ..open };
+        let (text, bad) = login(t, &status(Login::Session(refused)), None, now);
+        assert_eq!(
+            (text.as_str(), bad),
+            ("no session: the next call logs in; the last login failed: refused, 20s ago", true)
+        );
+        let tokens = StoredTokens {
+            seeded_from: String::new(),
+            access_token: String::new(),
+            refresh_token: String::new(),
+            expires_at: now - Duration::minutes(1),
+        };
+        let (text, _) = login(t, &status(Login::OAuth), Some(tokens), now);
+        assert!(text.starts_with("OAuth: the access token has expired"), "{text}");
+    }
 }
