@@ -19,7 +19,7 @@ use crate::store::SharedRateBudget;
 const WINDOW: Duration = Duration::from_secs(1);
 
 pub struct Transport {
-    /// The destination's name, for metrics.
+    /// The destination's name, for metrics and each call's history event.
     destination: String,
     http: reqwest::Client,
     pub limiter: RateLimiter,
@@ -156,9 +156,11 @@ impl Transport {
         let detail = match &result {
             Ok(reply) => serde_json::json!({
                 "method": method.as_str(), "path": path, "status": reply.status.as_u16(), "duration_ms": duration_ms,
+                "destination": self.destination,
             }),
             Err(error) => serde_json::json!({
                 "method": method.as_str(), "path": path, "error": error.to_string(), "duration_ms": duration_ms,
+                "destination": self.destination,
             }),
         };
         calls.push(HistoryEvent::now("crm_call", detail));

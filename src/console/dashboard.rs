@@ -49,7 +49,7 @@ pub async fn page(
     let started = Instant::now();
     let leads = state.store.lead_counts(range.buckets).await?;
     let latency = state.store.latency_counts(range.buckets).await?;
-    let calls = state.store.call_counts(range.buckets, &source_destinations(&state)).await?;
+    let calls = state.store.call_counts(range.buckets).await?;
     let queue = state.store.queue_depth(now).await?;
     let frame = Frame::new(&state, &operator).timed(started.elapsed());
     let t = frame.t;
@@ -58,11 +58,6 @@ pub async fn page(
     figures.extend(calls_against_budgets(t, &range, &calls, &budgets(&state)));
     figures.push(queue_now(t, &queue));
     render(&DashboardPage { frame, preset: range.preset, from: form.from, until: form.until, figures })
-}
-
-/// Each source's destination, for the CRM calls of leads that carry no route of their own.
-pub fn source_destinations(state: &AppState) -> Vec<(String, String)> {
-    state.source_keys.0.iter().map(|source| (source.id.0.clone(), source.route.destination.clone())).collect()
 }
 
 /// Each destination's configured requests per second, as this process's connectors hold it.

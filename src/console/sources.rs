@@ -9,9 +9,7 @@ use axum::extract::State;
 use axum::response::Response;
 use chrono::{DateTime, Duration, Utc};
 
-use super::dashboard::{
-    Figure, budgets, calls_against_budgets, class_counts, class_name, quantile_class, source_destinations,
-};
+use super::dashboard::{Figure, budgets, calls_against_budgets, class_counts, class_name, quantile_class};
 use super::page::{Frame, moment, render};
 use super::range::TimeRange;
 use super::texts::Texts;
@@ -87,7 +85,7 @@ pub async fn page(State(state): State<AppState>, operator: Operator) -> Result<R
         preset: "custom",
         buckets: Buckets { from: until - minute * i32::try_from(RECENT_MINUTES).unwrap_or(15), until, width: minute },
     };
-    let calls = state.store.call_counts(recent.buckets, &source_destinations(&state)).await?;
+    let calls = state.store.call_counts(recent.buckets).await?;
     let mut tokens = std::collections::BTreeMap::new();
     for (name, connector) in state.connectors.iter() {
         if connector.status().login == Login::OAuth {

@@ -90,7 +90,18 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("call_spec", Text),
         ],
     ),
-    ("lead_history", &[("id", Int), ("lead_id", Int), ("at", Int), ("kind", Text), ("detail", Text)]),
+    (
+        "lead_history",
+        &[
+            ("id", Int),
+            ("lead_id", Int),
+            ("at", Int),
+            ("kind", Text),
+            ("detail", Text),
+            ("crm_destination", Text),
+            ("crm_status", Int),
+        ],
+    ),
     (
         "outbox",
         &[
