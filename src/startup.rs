@@ -185,6 +185,7 @@ impl App {
         state.metrics_token = metrics_token;
         state.trusted_proxies = trusted_proxies.into();
         let connectors = Arc::new(connectors);
+        state.connectors = Arc::clone(&connectors);
         let deliverer = Deliverer {
             store: store.clone(),
             connectors: Arc::clone(&connectors),

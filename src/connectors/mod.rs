@@ -3,6 +3,7 @@
 pub mod amocrm;
 pub mod rate_limit;
 pub mod session_crm;
+pub mod status;
 pub mod transport;
 
 use std::collections::BTreeMap;

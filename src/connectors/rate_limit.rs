@@ -119,6 +119,15 @@ impl RateLimiter {
         Ok(())
     }
 
+    /// The pause in force now, if any, without waiting for a slot: for operators to read.
+    pub fn paused(&self) -> Option<Paused> {
+        self.remaining_pause().map(
+            |(retry_in, blocked)| {
+                if blocked { Paused::Blocked { retry_in } } else { Paused::Throttled { retry_in } }
+            },
+        )
+    }
+
     fn remaining_pause(&self) -> Option<(Duration, bool)> {
         let mut pause = self.pause.lock().expect("pause lock");
         let now = Instant::now();

@@ -19,10 +19,12 @@ use crate::store::SharedRateBudget;
 const WINDOW: Duration = Duration::from_secs(1);
 
 pub struct Transport {
-    /// The destination's name, for metrics.
+    /// The destination's name, for metrics and each call's history event.
     destination: String,
     http: reqwest::Client,
     pub limiter: RateLimiter,
+    /// The configured budget, for operators to compare the calls against.
+    pub requests_per_second: u32,
     /// With several nodes, the budget they share; this node's `limiter` alone would let each of
     /// them send the whole budget.
     shared: Option<SharedRateBudget>,
@@ -74,7 +76,7 @@ impl Transport {
     ) -> Self {
         crate::metrics::crm_budget(destination, requests_per_second);
         let limiter = RateLimiter::per_second(requests_per_second);
-        Self { destination: destination.to_owned(), http, limiter, shared }
+        Self { destination: destination.to_owned(), http, limiter, requests_per_second, shared }
     }
 
     /// A client that keeps the CRM's cookies in `jar` and never follows a redirect: a session
@@ -154,9 +156,11 @@ impl Transport {
         let detail = match &result {
             Ok(reply) => serde_json::json!({
                 "method": method.as_str(), "path": path, "status": reply.status.as_u16(), "duration_ms": duration_ms,
+                "destination": self.destination,
             }),
             Err(error) => serde_json::json!({
                 "method": method.as_str(), "path": path, "error": error.to_string(), "duration_ms": duration_ms,
+                "destination": self.destination,
             }),
         };
         calls.push(HistoryEvent::now("crm_call", detail));

@@ -1,4 +1,4 @@
-//! A portal's advertisers: the list, switching one off or on, and the portal's batch file.
+//! A portal's advertisers: the list, adding one, switching one off or on, and the portal's batch file.
 
 use std::time::Instant;
 
@@ -14,9 +14,11 @@ use crate::config::SourceKind;
 use crate::domain::SourceId;
 use crate::domain::advertiser::AdvertiserId;
 use crate::domain::advertiser_file::{self, FileProblems};
+use crate::domain::advertiser_form::AdvertiserFields;
 use crate::http::admin::Operator;
 use crate::http::error::ConsoleError;
 use crate::http::state::AppState;
+use crate::store::advertisers::Saved;
 
 pub struct Row {
     pub source: String,
@@ -42,12 +44,62 @@ struct AdvertisersPage {
     flash: Option<String>,
     /// Why an uploaded file was refused, each line with its problem.
     problems: Vec<String>,
+    /// The add form's values: empty, or as sent when it was refused.
+    add: AddForm,
+    /// Why the add form was refused.
+    add_problem: Option<String>,
+}
+
+/// `POST /admin/advertisers/add`: one advertiser, as `leadgate advertisers add` takes it.
+#[derive(Debug, Default, Deserialize)]
+pub struct AddForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    pub source: String,
+    #[serde(default)]
+    pub id: String,
+    #[serde(default)]
+    pub document: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub email: String,
+    /// clientListingIds separated by `;`, `,` or spaces.
+    #[serde(default)]
+    pub listings: String,
+    #[serde(default)]
+    pub send_lead_email: Option<String>,
+    #[serde(default)]
+    pub pipeline: String,
+    #[serde(default)]
+    pub status: String,
+}
+
+impl AddForm {
+    /// The form as the command line's options: an empty field leaves the stored value.
+    fn fields(&self) -> AdvertiserFields {
+        let given = |text: &str| Some(text.trim().to_owned()).filter(|text| !text.is_empty());
+        AdvertiserFields {
+            id: self.id.trim().to_owned(),
+            document: given(&self.document),
+            name: given(&self.name),
+            email: given(&self.email),
+            listings: self.listings.split([';', ',', ' ', '\n']).filter_map(given).collect(),
+            send_lead_email: Some(self.send_lead_email.is_some()),
+            destination: None,
+            pipeline: given(&self.pipeline),
+            status: given(&self.status),
+        }
+    }
 }
 
 #[derive(Deserialize)]
 pub struct Imported {
     imported: Option<usize>,
     new: Option<usize>,
+    added: Option<String>,
+    updated: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -74,11 +126,13 @@ pub async fn page(
     operator: Operator,
     Query(imported): Query<Imported>,
 ) -> Result<Response, ConsoleError> {
-    let flash = imported.imported.map(|count| {
-        let t = super::texts::texts(state.console.config.language);
-        format!("{} {count} ({} {})", t.imported, t.of_them_new, imported.new.unwrap_or_default())
-    });
-    list_page(&state, &operator, flash, Vec::new()).await
+    let t = super::texts::texts(state.console.config.language);
+    let flash = imported
+        .imported
+        .map(|count| format!("{} {count} ({} {})", t.imported, t.of_them_new, imported.new.unwrap_or_default()))
+        .or_else(|| imported.added.map(|id| format!("{}: {id}", t.advertiser_added)))
+        .or_else(|| imported.updated.map(|id| format!("{}: {id}", t.advertiser_updated)));
+    list_page(&state, &operator, flash, Vec::new(), AddForm::default(), None).await
 }
 
 async fn list_page(
@@ -86,6 +140,8 @@ async fn list_page(
     operator: &Operator,
     flash: Option<String>,
     problems: Vec<String>,
+    add: AddForm,
+    add_problem: Option<String>,
 ) -> Result<Response, ConsoleError> {
     let started = Instant::now();
     let advertisers = state.store.list_advertisers(None, true).await?;
@@ -118,7 +174,41 @@ async fn list_page(
         .filter(|source| admin && matches!(source.kind, SourceKind::Zap(_)))
         .map(|source| source.id.0.clone())
         .collect();
-    render(&AdvertisersPage { frame, rows, sources, portal_sources, can_export, flash, problems })
+    render(&AdvertisersPage { frame, rows, sources, portal_sources, can_export, flash, problems, add, add_problem })
+}
+
+/// `POST /admin/advertisers/add`: adds the advertiser, or changes the one with its id (fields
+/// left empty keep their value), with the checks of `leadgate advertisers add`.
+pub async fn add(
+    State(state): State<AppState>,
+    operator: Operator,
+    Form(form): Form<AddForm>,
+) -> Result<Response, ConsoleError> {
+    operator.require_admin()?;
+    operator.check_csrf(&form.csrf)?;
+    let portal =
+        state.source_keys.0.iter().any(|known| known.id.0 == form.source && matches!(known.kind, SourceKind::Zap(_)));
+    let source = SourceId(form.source.clone());
+    let outcome = if portal {
+        match form.fields().change() {
+            Ok(change) => state.store.save_advertiser(&source, change, None).await?,
+            Err(problem) => Saved::Refused(problem),
+        }
+    } else {
+        Saved::Refused(format!("«source»: «{}» is not a portal source", form.source))
+    };
+    let (action, verb, id) = match outcome {
+        Saved::Added(id) => ("advertiser_added", "added", id),
+        Saved::Updated(id) => ("advertiser_updated", "updated", id),
+        Saved::Refused(problem) => {
+            let mut page = list_page(&state, &operator, None, Vec::new(), form, Some(problem)).await?;
+            *page.status_mut() = axum::http::StatusCode::BAD_REQUEST;
+            return Ok(page);
+        }
+    };
+    state.store.audit(operator.username(), action, Some(&format!("{id} of source {source}"))).await?;
+    let query = url::form_urlencoded::Serializer::new(String::new()).append_pair(verb, id.as_str()).finish();
+    Ok(Redirect::to(&format!("/admin/advertisers?{query}")).into_response())
 }
 
 /// Rows of a refused file shown on the page; the rest are counted.
@@ -170,7 +260,7 @@ pub async fn import(
             if more > 0 {
                 shown.push(format!("… +{more}"));
             }
-            let mut page = list_page(&state, &operator, None, shown).await?;
+            let mut page = list_page(&state, &operator, None, shown, AddForm::default(), None).await?;
             *page.status_mut() = axum::http::StatusCode::BAD_REQUEST;
             Ok(page)
         }

@@ -5,10 +5,13 @@
 
 mod advertisers;
 mod calls;
+mod chart;
+mod dashboard;
 mod dead;
 mod leads;
 mod login;
 mod page;
+mod range;
 mod sources;
 mod texts;
 mod timeline;
@@ -36,9 +39,11 @@ pub fn router() -> Router<AppState> {
         .route("/admin/dead/preview", axum::routing::post(dead::preview))
         .route("/admin/dead/resend", axum::routing::post(dead::resend))
         .route("/admin/audit", get(dead::audit))
+        .route("/admin/dashboard", get(dashboard::page))
         .route("/admin/sources", get(sources::page))
         .route("/admin/calls", get(calls::page))
         .route("/admin/advertisers", get(advertisers::page))
+        .route("/admin/advertisers/add", axum::routing::post(advertisers::add))
         .route("/admin/advertisers/enabled", axum::routing::post(advertisers::set_enabled))
         .route("/admin/advertisers/export.csv", get(advertisers::export))
         .route("/admin/advertisers/import", axum::routing::post(advertisers::import))

@@ -2,6 +2,7 @@
 
 pub mod advertiser;
 pub mod advertiser_file;
+pub mod advertiser_form;
 pub mod call;
 pub mod call_log;
 pub mod crm;

@@ -41,6 +41,9 @@ pub struct AppState {
     pub console: Arc<ConsoleSettings>,
     /// Proxies whose forwarding headers name the visitor; none, as `new` leaves it.
     pub trusted_proxies: Arc<[ipnet::IpNet]>,
+    /// This process's CRM connectors, for the console to read their state; empty where none
+    /// were built (benchmarks).
+    pub connectors: crate::connectors::Connectors,
 }
 
 impl FromRef<AppState> for SourceKeys {
@@ -82,6 +85,7 @@ impl AppState {
             live_calls: LiveCalls::default(),
             console,
             trusted_proxies: Arc::new([]),
+            connectors: Arc::default(),
         }
     }
 

@@ -4,9 +4,49 @@ use secrecy::SecretString;
 
 use super::{Store, StoreError};
 use crate::domain::SourceId;
-use crate::domain::advertiser::{Advertiser, AdvertiserId};
+use crate::domain::advertiser::{Advertiser, AdvertiserChange, AdvertiserId};
+
+/// What became of one advertiser an operator added or changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Saved {
+    Added(AdvertiserId),
+    Updated(AdvertiserId),
+    /// Nothing was written; the text says why.
+    Refused(String),
+}
 
 impl Store {
+    /// Adds the advertiser `change` describes, or changes the stored one with its id; its own
+    /// Basic password is set (`Some(Some)`), removed (`Some(None)`) or kept (`None`). Refused when
+    /// a new advertiser has no document, or a listing belongs to another advertiser.
+    pub async fn save_advertiser(
+        &self,
+        source: &SourceId,
+        change: AdvertiserChange,
+        secret: Option<Option<SecretString>>,
+    ) -> Result<Saved, StoreError> {
+        let existing = self.find_advertiser(source, &change.id).await?;
+        let is_new = existing.is_none();
+        let Some(advertiser) = change.apply(source, existing) else {
+            return Ok(Saved::Refused("a new advertiser needs a document (CPF or CNPJ)".to_owned()));
+        };
+        for listing in &advertiser.listings {
+            if let Some(owner) = self.advertiser_for_listing(source, listing).await?
+                && owner.id != advertiser.id
+            {
+                return Ok(Saved::Refused(format!(
+                    "listing «{listing}» belongs to advertiser {} of source {source}",
+                    owner.id
+                )));
+            }
+        }
+        self.upsert_advertisers(std::slice::from_ref(&advertiser)).await?;
+        if let Some(secret) = secret {
+            self.set_advertiser_secret(source, &advertiser.id, secret.as_ref()).await?;
+        }
+        Ok(if is_new { Saved::Added(advertiser.id) } else { Saved::Updated(advertiser.id) })
+    }
+
     /// Adds or replaces every advertiser of `advertisers` in one transaction: all or nothing.
     /// An advertiser's listings become exactly `listings`.
     ///

@@ -92,7 +92,18 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("files_removed_at", Int),
         ],
     ),
-    ("lead_history", &[("id", Int), ("lead_id", Int), ("at", Int), ("kind", Text), ("detail", Text)]),
+    (
+        "lead_history",
+        &[
+            ("id", Int),
+            ("lead_id", Int),
+            ("at", Int),
+            ("kind", Text),
+            ("detail", Text),
+            ("crm_destination", Text),
+            ("crm_status", Int),
+        ],
+    ),
     (
         "outbox",
         &[

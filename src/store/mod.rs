@@ -3,10 +3,11 @@
 //! One contract in domain terms; `Store` is an enum over the backends so callers never carry
 //! database generics. SQLite is the embedded default; PostgreSQL joins as a second variant.
 
-mod advertisers;
+pub mod advertisers;
 pub mod calls;
 pub mod console;
 pub mod copy;
+pub mod dashboard;
 mod error;
 pub mod files;
 mod group_commit;

@@ -16,6 +16,7 @@ macro_rules! shared_queries {
             $crate::store::console::console_queries!($store, $db);
             $crate::store::overview::overview_queries!($store, $db);
             $crate::store::lifecycle::lifecycle_queries!($store, $db);
+            $crate::store::dashboard::dashboard_queries!($store, $db);
 
             use std::collections::HashMap;
             use std::time::Duration;
@@ -777,11 +778,20 @@ macro_rules! shared_queries {
             events: &[HistoryEvent],
         ) -> Result<(), StoreError> {
             for event in events {
-                sqlx::query("insert into lead_history (lead_id, at, kind, detail) values ($1, $2, $3, $4)")
+                // A CRM call's destination and status are columns too, for the dashboard's counts.
+                let crm_call = (event.kind == "crm_call").then_some(&event.detail);
+                let crm_destination = crm_call.and_then(|detail| detail["destination"].as_str());
+                let crm_status = crm_call.and_then(|detail| detail["status"].as_i64());
+                sqlx::query(
+                    "insert into lead_history (lead_id, at, kind, detail, crm_destination, crm_status)
+                     values ($1, $2, $3, $4, $5, $6)",
+                )
                     .bind(id.0)
                     .bind(to_millis(event.at))
                     .bind(&event.kind)
                     .bind((!event.detail.is_null()).then(|| event.detail.to_string()))
+                    .bind(crm_destination)
+                    .bind(crm_status)
                     .execute(&mut **tx)
                     .await?;
             }

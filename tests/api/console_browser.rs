@@ -274,3 +274,69 @@ async fn the_call_card_pops_up_while_the_operator_s_extension_rings_and_the_call
     assert_eq!(callbacks[0].extension, "469101", "101 rings first");
     browser.close().await;
 }
+
+#[tokio::test]
+async fn an_operator_opens_the_dashboard_and_picks_a_range() {
+    let app = console_app(console_config()).await;
+    let mut ids = Vec::new();
+    for n in 0..4 {
+        ids.push(app.accept(json!({ "name": "Анна", "phone": format!("+7999803{n:04}") })).await);
+    }
+    for id in ids {
+        app.wait_for(id, &["approved"]).await;
+    }
+    let key = crate::helpers::OTHER_SOURCE_KEY;
+    let body = json!({ "name": "Лев", "phone": "+79998040000" });
+    let other = crate::helpers::accept_at(&app.http, &app.url(""), key, &body).await;
+    crate::helpers::wait_for_status(&app.http, &app.url(""), key, other, &["approved"]).await;
+    let browser = Browser::start().await;
+    // Tall enough for every chart in one screenshot.
+    browser.client().set_window_size(1280, 1900).await.unwrap();
+    log_in(&browser, &app).await;
+
+    browser.find("nav a[href='/admin/dashboard']").await.click().await.unwrap();
+    browser.wait_until(10, "the charts", || async { !text_of(&browser, "#chart-leads").await.is_empty() }).await;
+    assert!(text_of(&browser, "#chart-leads").await.contains("Всего: 5"));
+    browser.screenshot("console-dashboard").await;
+
+    browser.find("#range-7d").await.click().await.unwrap();
+    browser
+        .wait_until(10, "the week's charts", || async {
+            browser.client().current_url().await.is_ok_and(|url| url.as_str().ends_with("range=7d"))
+        })
+        .await;
+    assert_eq!(text_of(&browser, "[aria-current=page]").await, "7 дней");
+    assert!(text_of(&browser, "#chart-leads").await.contains("Всего: 5"), "the week holds today's leads");
+
+    let today = chrono::Utc::now().date_naive().to_string();
+    let set_range = format!(
+        "document.getElementById('range-from').value = '{today}'; document.getElementById('range-until').value = '{today}';"
+    );
+    browser.client().execute(&set_range, Vec::new()).await.unwrap();
+    browser.find("#range-show").await.click().await.unwrap();
+    browser
+        .wait_until(10, "the custom range", || async {
+            browser.client().current_url().await.is_ok_and(|url| url.as_str().contains(&format!("from={today}")))
+        })
+        .await;
+    assert!(text_of(&browser, "#chart-leads").await.contains("Всего: 5"), "today's range holds them");
+    browser.find("#chart-leads summary").await.click().await.unwrap();
+    assert!(text_of(&browser, "#chart-leads table").await.contains("trendagent"), "the numbers as a table");
+    browser.screenshot("console-dashboard-custom-range").await;
+
+    browser.client().set_window_size(390, 844).await.unwrap();
+    browser.client().goto(&app.url("/admin/dashboard")).await.unwrap();
+    let to_chart = "document.getElementById('chart-leads').scrollIntoView();";
+    browser.client().execute(to_chart, Vec::new()).await.unwrap();
+    browser.screenshot("console-dashboard-phone-width").await;
+    browser.client().goto(&app.url("/admin/sources")).await.unwrap();
+    let to_destinations = "document.getElementById('destinations-title').scrollIntoView();";
+    browser.client().execute(to_destinations, Vec::new()).await.unwrap();
+    browser.screenshot("console-sources-phone-width").await;
+    browser.client().set_window_size(1280, 1000).await.unwrap();
+    browser.client().refresh().await.unwrap();
+    assert!(text_of(&browser, "#destination-main").await.contains("100/s"));
+    browser.screenshot("console-sources-destinations").await;
+    browser.close().await;
+    app.stop().await;
+}

@@ -8,6 +8,7 @@ mod config_check;
 mod conformance;
 mod console;
 mod console_browser;
+mod console_dashboard;
 mod crash;
 mod decision;
 mod edges;

@@ -17,6 +17,8 @@ mod conformance;
 mod console;
 #[path = "../api/console_browser.rs"]
 mod console_browser;
+#[path = "../api/console_dashboard.rs"]
+mod console_dashboard;
 #[path = "../api/crash.rs"]
 mod crash;
 #[path = "../api/decision.rs"]

@@ -12,11 +12,12 @@ use secrecy::SecretString;
 use url::Url;
 
 use crate::config::Config;
-use crate::domain::advertiser::{AdvertiserChange, AdvertiserId, parse_listings};
-use crate::domain::advertiser_file::{blank_to_none, parse_flag, parse_optional_email};
-use crate::domain::document::Document;
+use crate::domain::advertiser::AdvertiserId;
+use crate::domain::advertiser_file::parse_flag;
+use crate::domain::advertiser_form::AdvertiserFields;
 use crate::domain::{Email, SourceId};
 use crate::store::Store;
+use crate::store::advertisers::Saved;
 
 #[derive(Subcommand)]
 pub enum AdvertisersAction {
@@ -117,48 +118,28 @@ pub async fn run(action: AdvertisersAction, config: &Config) -> anyhow::Result<E
 
 async fn add(store: &Store, args: AddArgs) -> anyhow::Result<ExitCode> {
     let source = SourceId(args.source.clone());
-    let change = match change_from_args(&args) {
+    let fields = AdvertiserFields {
+        id: args.id,
+        document: args.document,
+        name: args.name,
+        email: args.email,
+        listings: args.listings,
+        send_lead_email: args.send_lead_email,
+        destination: args.destination,
+        pipeline: args.pipeline,
+        status: args.status,
+    };
+    let change = match fields.change() {
         Ok(change) => change,
         Err(problem) => return Ok(refuse(problem)),
     };
-    let existing = store.find_advertiser(&source, &change.id).await?;
-    let is_new = existing.is_none();
-    let Some(advertiser) = change.apply(&source, existing) else {
-        return Ok(refuse("a new advertiser needs --document"));
-    };
-    for listing in &advertiser.listings {
-        if let Some(owner) = store.advertiser_for_listing(&source, listing).await?
-            && owner.id != advertiser.id
-        {
-            return Ok(refuse(format_args!(
-                "listing «{listing}» belongs to advertiser {} of source {source}",
-                owner.id
-            )));
-        }
+    let secret = args.secret_key.map(|secret| Some(secret).filter(|secret| !secret.is_empty()).map(SecretString::from));
+    match store.save_advertiser(&source, change, secret).await? {
+        Saved::Added(id) => println!("advertiser {id} of source {source} added"),
+        Saved::Updated(id) => println!("advertiser {id} of source {source} updated"),
+        Saved::Refused(problem) => return Ok(refuse(problem)),
     }
-    store.upsert_advertisers(std::slice::from_ref(&advertiser)).await?;
-    if let Some(secret) = &args.secret_key {
-        let secret = Some(secret).filter(|secret| !secret.is_empty()).map(|secret| SecretString::from(secret.clone()));
-        store.set_advertiser_secret(&source, &advertiser.id, secret.as_ref()).await?;
-    }
-    let verb = if is_new { "added" } else { "updated" };
-    println!("advertiser {} of source {source} {verb}", advertiser.id);
     Ok(ExitCode::SUCCESS)
-}
-
-fn change_from_args(args: &AddArgs) -> Result<AdvertiserChange, String> {
-    let document = args.document.as_deref().map(Document::parse).transpose().map_err(|error| error.to_string())?;
-    Ok(AdvertiserChange {
-        document,
-        name: args.name.as_deref().and_then(blank_to_none),
-        email: args.email.as_deref().map(parse_optional_email).transpose()?,
-        send_lead_email: args.send_lead_email,
-        destination: args.destination.as_deref().map(blank_to_none),
-        pipeline: args.pipeline.as_deref().map(blank_to_none),
-        status: args.status.as_deref().map(blank_to_none),
-        listings: (!args.listings.is_empty()).then(|| parse_listings(&args.listings.join(";"))),
-        ..AdvertiserChange::new(AdvertiserId::parse(&args.id).map_err(|error| error.to_string())?)
-    })
 }
 
 async fn list(store: &Store, source: Option<&SourceId>, all: bool) -> anyhow::Result<ExitCode> {

@@ -36,6 +36,14 @@ impl AmoCrmClient {
         Self { destination: destination.to_owned(), base_url, transport, credentials, blocked_pause }
     }
 
+    pub fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+
     pub fn base_url(&self) -> &Url {
         &self.base_url
     }

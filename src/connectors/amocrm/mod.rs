@@ -70,6 +70,22 @@ impl AmoCrm {
         }
     }
 
+    /// The account's rate pause and how the connector signs in, as it stands now.
+    pub fn status(&self) -> crate::connectors::status::ConnectorStatus {
+        let transport = self.client.transport();
+        let login = if self.client.credentials().can_renew() {
+            crate::connectors::status::Login::OAuth
+        } else {
+            crate::connectors::status::Login::LongLivedToken
+        };
+        crate::connectors::status::ConnectorStatus {
+            kind: "amocrm",
+            requests_per_second: transport.requests_per_second,
+            paused: transport.limiter.paused(),
+            login,
+        }
+    }
+
     /// The card of a contact or deal in the account's web interface.
     pub fn card_url(&self, record: &CrmRef) -> Option<String> {
         card_url(self.client.base_url(), record)

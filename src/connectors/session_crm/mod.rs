@@ -77,6 +77,16 @@ impl SessionCrm {
         Self { transport, session: Session::new(config, jar), calls: Box::new(calls) }
     }
 
+    /// The account's rate pause and its login, as they stand now.
+    pub fn status(&self) -> crate::connectors::status::ConnectorStatus {
+        crate::connectors::status::ConnectorStatus {
+            kind: "session_crm",
+            requests_per_second: self.transport.requests_per_second,
+            paused: self.transport.limiter.paused(),
+            login: crate::connectors::status::Login::Session(self.session.login()),
+        }
+    }
+
     /// What the configured calls let it do: no pipelines, so no deal look-ups or moves, no
     /// way to search tickets or messages for one an interrupted call may have made, and no
     /// calls to log.

@@ -16,6 +16,7 @@ use url::Url;
 use super::endpoint;
 use crate::config::{LoginFormat, SessionCrmConfig, SessionSettings};
 use crate::connectors::DeliveryError;
+use crate::connectors::status::{LoginFailure, SessionLogin};
 use crate::connectors::transport::{Body, Reply, Transport};
 use crate::domain::HistoryEvent;
 
@@ -134,6 +135,32 @@ impl Session {
                 state.last_failure = Some(failure);
                 Err(error)
             }
+        }
+    }
+
+    /// The login as it stands, without waiting: a login holding the lock is reported as under way.
+    pub fn login(&self) -> SessionLogin {
+        let Ok(state) = self.state.try_lock() else {
+            return SessionLogin {
+                open_for: None,
+                lifetime: self.settings.lifetime,
+                last_failure: None,
+                logging_in: true,
+            };
+        };
+        let last_failure = state.last_failure.as_ref().map(|failure| {
+            let kind = match failure.kind {
+                FailureKind::Refused(_) => LoginFailure::Refused,
+                FailureKind::Unavailable(_) => LoginFailure::Unavailable,
+                FailureKind::RateLimited(_) => LoginFailure::RateLimited,
+            };
+            (kind, failure.at.elapsed())
+        });
+        SessionLogin {
+            open_for: state.opened.map(|opened| opened.elapsed()).filter(|open| *open < self.settings.lifetime),
+            lifetime: self.settings.lifetime,
+            last_failure,
+            logging_in: false,
         }
     }
 

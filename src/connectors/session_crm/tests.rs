@@ -449,3 +449,28 @@ fn the_lead_context_offers_every_documented_name_and_leaves_absent_values_out() 
     let rendered = environment.render_str("{% if lead.email %}x{% endif %}{{ lead.description }}", context).unwrap();
     assert_eq!(rendered, "city: Москва");
 }
+
+#[tokio::test]
+async fn the_status_tells_whether_a_session_is_open_and_why_the_last_login_failed() {
+    use crate::connectors::status::{Login, LoginFailure};
+
+    let (_crm, client) = crm_and_client(EmulatorConfig::default(), "").await;
+    let Login::Session(cold) = client.status().login else { panic!("a session CRM signs in by a session") };
+    assert_eq!((cold.open_for, cold.last_failure, cold.logging_in), (None, None, false), "no login before a call");
+    client.create_organization(&mut Vec::new(), &anna()).await.unwrap();
+    let Login::Session(open) = client.status().login else { unreachable!() };
+    assert!(open.open_for.is_some_and(|open_for| open_for < open.lifetime), "{open:?}");
+
+    let crm = emulator(EmulatorConfig::default()).await;
+    let mut wrong = config(&crm.base_url(), "");
+    wrong.password = "wrong-password".to_owned().into();
+    let refused = SessionCrm::with_budget(&wrong, None);
+    assert!(refused.create_organization(&mut Vec::new(), &anna()).await.is_err());
+    let status = refused.status();
+    let Login::Session(failed) = status.login else { unreachable!() };
+    assert_eq!((failed.open_for, failed.last_failure.map(|(kind, _)| kind)), (None, Some(LoginFailure::Refused)));
+    assert_eq!(
+        (status.kind, status.requests_per_second, status.paused),
+        ("session_crm", wrong.requests_per_second, None)
+    );
+}
