@@ -155,3 +155,40 @@ missed_calls_user = 6000003
     assert!(report.contains("sources.pbx.users.102:") && report.contains("Нет Такого"), "{report}");
     assert!(!report.contains("users.101") && !report.contains("missed_calls_user"), "{report}");
 }
+
+/// What a new user tripped over: a refused token named once for the two sources that use it, an
+/// SMTP server nobody listens on, a broken destination whose sources say nothing more, and values
+/// of the wrong type in two sections — one from the environment, named by its variable.
+// Multi-threaded: the emulator must answer while this thread waits for the child process.
+#[tokio::test(flavor = "multi_thread")]
+async fn each_problem_is_reported_once_with_its_real_cause() {
+    let crm = spawn_emulator(100).await;
+    let dir = tempfile::tempdir().unwrap();
+    let nobody = crate::helpers::free_port();
+    let second_source = format!(
+        "[sources.second]\nkind = \"partner\"\nkey = \"another-partner-key-0001\"\ndestination = \"main\"\n\
+         pipeline = \"TrendAgent\"\nstatus = \"Объект выбран\"\n\
+         [smtp]\nurl = \"smtp://127.0.0.1:{nobody}\"\nfrom = \"leadgate@example.com\"\ntimeout = \"3s\"\n"
+    );
+    let config = config_file(&crm.base_url(), &second_source);
+    let output = check(dir.path(), &config, &[("LEADGATE_DESTINATIONS__MAIN__ACCESS_TOKEN", "refused-token")]);
+    assert_eq!(output.status.code(), Some(2));
+    let report = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(report.matches("destinations.main.access_token").count(), 1, "{report}");
+    assert!(report.contains("smtp.url: cannot reach the SMTP server"), "{report}");
+    assert!(report.contains("the configuration has 2 problem(s)"), "{report}");
+
+    let broken_destination = config_file("example.amocrm.ru", "");
+    let report = String::from_utf8(check(dir.path(), &broken_destination, &[]).stderr).unwrap();
+    assert!(report.contains("destinations.main.base_url"), "{report}");
+    assert!(
+        !report.contains("sources.trendagent.destination"),
+        "the source blames a destination that exists: {report}"
+    );
+
+    let mistyped = config_file(&crm.base_url(), "").replace("[worker]", "[worker]\nbatch_size = \"fifty\"");
+    let output = check(dir.path(), &mistyped, &[("LEADGATE_STORE__MAX_CONNECTIONS", "many")]);
+    let report = String::from_utf8(output.stderr).unwrap();
+    assert!(report.contains("worker.batch_size"), "{report}");
+    assert!(report.contains("store.max_connections") && report.contains("LEADGATE_STORE__MAX_CONNECTIONS"), "{report}");
+}

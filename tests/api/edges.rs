@@ -105,6 +105,14 @@ async fn a_listen_address_may_be_a_host_name() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("leadgate.toml"), config_file(&crm.base_url(), "")).unwrap();
     let port = crate::helpers::free_port();
+    // Only serve and migrate make a database; config check reads it.
+    let migrated = tokio::process::Command::new(TestProcess::BINARY)
+        .args(["migrate", "--config", "leadgate.toml"])
+        .current_dir(dir.path())
+        .output()
+        .await
+        .unwrap();
+    assert!(migrated.status.success());
     // The CRM emulator answers on this test's runtime: the command is awaited, not blocked on.
     let checked = tokio::process::Command::new(TestProcess::BINARY)
         .args(["config", "check", "--config", "leadgate.toml"])
