@@ -3,54 +3,9 @@
 use serde_json::{Map, Value};
 
 use crate::catalog::FieldDefinition;
+pub use crate::problem::{FieldError, ItemErrors};
 use crate::problem::Problem;
 use crate::state::{CustomField, FieldValue, TagRef};
-
-/// One entry of `errors` in a `validation-errors` item.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FieldError {
-    pub code: &'static str,
-    pub path: String,
-    pub detail: String,
-}
-
-impl FieldError {
-    /// The only code the facts document quotes; used for every unknown reference.
-    pub fn not_supported_choice(path: impl Into<String>) -> Self {
-        FieldError {
-            code: "NotSupportedChoice",
-            path: path.into(),
-            detail: "The value you selected is not a valid choice.".to_owned(),
-        }
-    }
-
-    pub fn invalid_type(path: impl Into<String>, expected: &str) -> Self {
-        FieldError {
-            code: "InvalidType",
-            path: path.into(),
-            detail: format!("This value should be of type {expected}."),
-        }
-    }
-
-    pub fn too_many(path: impl Into<String>, max: usize) -> Self {
-        FieldError {
-            code: "Count",
-            path: path.into(),
-            detail: format!("This collection should contain {max} element or less."),
-        }
-    }
-
-    pub fn not_blank(path: impl Into<String>) -> Self {
-        FieldError { code: "NotBlank", path: path.into(), detail: "This value should not be blank.".to_owned() }
-    }
-}
-
-/// The errors of one batch item, keyed by its `request_id`.
-#[derive(Clone, Debug)]
-pub struct ItemErrors {
-    pub request_id: String,
-    pub errors: Vec<FieldError>,
-}
 
 /// Parses a body that must be a non-empty JSON array, as every amoCRM batch write is.
 pub fn batch(body: &[u8]) -> Result<Vec<Value>, Problem> {

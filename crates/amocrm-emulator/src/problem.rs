@@ -4,7 +4,52 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::input::{FieldError, ItemErrors};
+/// One entry of `errors` in a `validation-errors` item.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldError {
+    pub code: &'static str,
+    pub path: String,
+    pub detail: String,
+}
+
+impl FieldError {
+    /// The only code the facts document quotes; used for every unknown reference.
+    pub fn not_supported_choice(path: impl Into<String>) -> Self {
+        FieldError {
+            code: "NotSupportedChoice",
+            path: path.into(),
+            detail: "The value you selected is not a valid choice.".to_owned(),
+        }
+    }
+
+    pub fn invalid_type(path: impl Into<String>, expected: &str) -> Self {
+        FieldError {
+            code: "InvalidType",
+            path: path.into(),
+            detail: format!("This value should be of type {expected}."),
+        }
+    }
+
+    pub fn too_many(path: impl Into<String>, max: usize) -> Self {
+        FieldError {
+            code: "Count",
+            path: path.into(),
+            detail: format!("This collection should contain {max} element or less."),
+        }
+    }
+
+    pub fn not_blank(path: impl Into<String>) -> Self {
+        FieldError { code: "NotBlank", path: path.into(), detail: "This value should not be blank.".to_owned() }
+    }
+}
+
+/// The errors of one batch item, keyed by its `request_id`.
+#[derive(Clone, Debug)]
+pub struct ItemErrors {
+    pub request_id: String,
+    pub errors: Vec<FieldError>,
+}
+
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 const OAUTH_PROBLEM_TYPE: &str = "https://developers.amocrm.ru/v3/errors/OAuthProblemJson";
