@@ -99,6 +99,9 @@ pub(super) fn check(raw: RawSettings, problems: &mut Vec<Problem>) -> Option<Con
         }
     }
     let console = check_console(&raw.console, &mut found);
+    let alerts = raw.alerts.and_then(|alerts| {
+        super::alerts::check_alerts(alerts, smtp.is_some(), raw.security.allow_private_callbacks, &mut found)
+    });
     let destination_kinds: BTreeMap<String, Option<String>> =
         raw.destinations.iter().map(|(name, destination)| (name.clone(), destination.kind.clone())).collect();
     let destinations: BTreeMap<_, _> = raw
@@ -161,6 +164,7 @@ pub(super) fn check(raw: RawSettings, problems: &mut Vec<Problem>) -> Option<Con
         admin_token,
         metrics_token,
         console: console?,
+        alerts,
         files_dir: raw.files.dir.into(),
         destinations,
         sources,

@@ -19,6 +19,7 @@ pub struct RawSettings {
     pub admin: Option<RawAdmin>,
     pub files: RawFiles,
     pub console: RawConsole,
+    pub alerts: Option<super::alerts::RawAlerts>,
     #[serde(default)]
     pub destinations: BTreeMap<String, RawDestination>,
     #[serde(default)]

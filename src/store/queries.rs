@@ -15,6 +15,7 @@ macro_rules! shared_queries {
             $crate::store::stats::stats_queries!($store, $db);
             $crate::store::console::console_queries!($store, $db);
             $crate::store::overview::overview_queries!($store, $db);
+            $crate::store::alerts::alert_queries!($store, $db);
 
             use std::collections::HashMap;
             use std::time::Duration;

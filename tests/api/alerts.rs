@@ -1,0 +1,168 @@
+//! Alerts: a dead lead, a stalled source and a refused token reach the operators by e-mail and
+//! signed webhook, once per period, with a resolved message, and never with a lead's personal data.
+
+use std::time::Duration;
+
+use amocrm_emulator::{Fault, FaultLimit};
+use leadgate::config::AlertsConfig;
+use secrecy::SecretString;
+use serde_json::Value;
+
+use crate::callback_receiver::CallbackReceiver;
+use crate::feedback::secrets_that_signed;
+use crate::helpers::{OTHER_SOURCE_KEY, Setup, accept_at, lead, poll_until, spawn_app_with, wait_for_status};
+use crate::smtp_sink::SmtpSink;
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const OPERATOR: &str = "ops@example.ru";
+const WAIT: Duration = Duration::from_secs(20);
+
+fn alerts(receiver: &CallbackReceiver, sink: Option<&SmtpSink>) -> AlertsConfig {
+    AlertsConfig {
+        email: sink.map(|_| leadgate::domain::Email::parse(OPERATOR).unwrap()).into_iter().collect(),
+        webhook: Some(receiver.url().parse().unwrap()),
+        webhook_secret: Some(SecretString::from(SECRET)),
+        stalled_after: Duration::from_secs(1),
+        oldest_pending: Duration::from_secs(3600),
+        repeat_after: Duration::from_secs(3600),
+        check_every: Duration::from_millis(100),
+    }
+}
+
+/// The next contact the CRM is sent is refused as invalid, which makes its lead dead.
+fn refuse_next_contact() -> Fault {
+    let mut fault = Fault::new(400, FaultLimit::Count(1));
+    fault.path_prefix = Some("/api/v4/contacts".to_owned());
+    fault.body = Some(
+        r#"{"validation-errors":[{"request_id":"0","errors":[{"code":"NotSupportedChoice","path":"name","detail":"bad"}]}],"title":"Bad Request","status":400}"#
+            .to_owned(),
+    );
+    fault
+}
+
+/// Alert webhooks received with this key, in order.
+fn webhooks(receiver: &CallbackReceiver, key: &str) -> Vec<Value> {
+    receiver.accepted().into_iter().filter(|alert| alert["key"] == key).collect()
+}
+
+/// Everything the operators were sent, as text, for looking for what must not be there.
+fn everything_sent(receiver: &CallbackReceiver, sink: Option<&SmtpSink>) -> String {
+    let mut text: Vec<String> =
+        receiver.received().iter().map(|request| String::from_utf8_lossy(&request.body).into_owned()).collect();
+    if let Some(sink) = sink {
+        text.extend(sink.messages().into_iter().map(|mail| mail.data));
+    }
+    text.join("\n")
+}
+
+#[tokio::test]
+async fn a_dead_lead_is_alerted_once_by_email_and_signed_webhook_without_personal_data() {
+    let receiver = CallbackReceiver::start().await;
+    let sink = SmtpSink::start().await;
+    let setup = Setup { smtp_url: Some(sink.url()), alerts: Some(alerts(&receiver, Some(&sink))), ..Setup::default() };
+    let app = spawn_app_with(setup).await;
+    app.crm.emulator.inject_fault(refuse_next_contact());
+    let id = app.accept(lead("Аглая Тестовая", "+79995550101")).await;
+    app.wait_for(id, &["dead"]).await;
+    let key = "lead_dead:trendagent";
+    assert!(poll_until(WAIT, || async { webhooks(&receiver, key).len() == 1 }).await, "{:?}", receiver.accepted());
+    assert!(poll_until(WAIT, || async { !sink.messages().is_empty() }).await, "no alert e-mail");
+    let alert = &webhooks(&receiver, key)[0];
+    assert_eq!(alert["type"], "alert.firing");
+    assert_eq!(alert["condition"], "lead_dead");
+    assert_eq!(alert["source"], "trendagent");
+    assert!(alert["summary"].as_str().unwrap().contains("1 lead(s)"), "{alert}");
+    let signed = receiver.received().into_iter().find(|request| request.body.starts_with(b"{")).unwrap();
+    assert_eq!(secrets_that_signed(&signed, &[SECRET]), [SECRET], "signed like callbacks");
+    let mail = &sink.messages()[0];
+    assert_eq!(mail.to, [OPERATOR]);
+    assert!(mail.subject.contains(key), "{}", mail.subject);
+    assert!(mail.body.contains("trendagent"), "{}", mail.body);
+
+    // A second death within repeat_after is not alerted again. That rounds ran since is shown by
+    // another source's dead lead, alerted after it.
+    app.crm.emulator.inject_fault(refuse_next_contact());
+    let second = app.accept(lead("Аглая Тестовая", "+79995550102")).await;
+    app.wait_for(second, &["dead"]).await;
+    app.crm.emulator.inject_fault(refuse_next_contact());
+    let other = accept_at(&app.http, &app.url(""), OTHER_SOURCE_KEY, &lead("Аглая Тестовая", "+79995550103")).await;
+    wait_for_status(&app.http, &app.url(""), OTHER_SOURCE_KEY, other, &["dead"]).await;
+    assert!(poll_until(WAIT, || async { webhooks(&receiver, "lead_dead:other").len() == 1 }).await);
+    assert_eq!(webhooks(&receiver, key).len(), 1, "one alert per condition per period");
+    let mails_about_trendagent = sink.messages().iter().filter(|mail| mail.subject.contains(key)).count();
+    assert_eq!(mails_about_trendagent, 1);
+
+    let sent = everything_sent(&receiver, Some(&sink));
+    for personal in ["79995550101", "9995550101", "Аглая", "Тестовая"] {
+        assert!(!sent.contains(personal), "«{personal}» was sent to the operators:\n{sent}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_crm_outage_stalls_the_source_and_its_recovery_is_resolved() {
+    let receiver = CallbackReceiver::start().await;
+    let app = spawn_app_with(Setup { alerts: Some(alerts(&receiver, None)), ..Setup::default() }).await;
+    app.crm.emulator.inject_fault(Fault::new(503, FaultLimit::For(Duration::from_secs(4))));
+    let id = app.accept(lead("Борис Тестовый", "+79995550201")).await;
+    let key = "source_stalled:trendagent";
+    assert!(poll_until(WAIT, || async { !webhooks(&receiver, key).is_empty() }).await, "{:?}", receiver.accepted());
+    let firing = &webhooks(&receiver, key)[0];
+    assert_eq!(firing["type"], "alert.firing");
+    assert!(firing["summary"].as_str().unwrap().contains("1 wait"), "{firing}");
+    assert_eq!(app.get_lead(id).await["status"], "pending", "alerted while the lead waits");
+
+    app.wait_for(id, &["approved"]).await;
+    let resolved =
+        poll_until(WAIT, || async { webhooks(&receiver, key).iter().any(|alert| alert["type"] == "alert.resolved") })
+            .await;
+    assert!(resolved, "{:?}", webhooks(&receiver, key));
+    let messages = webhooks(&receiver, key);
+    assert_eq!(messages.len(), 2, "one firing alert, one resolved: {messages:?}");
+    assert_eq!(messages[1]["source"], "trendagent");
+    let sent = everything_sent(&receiver, None);
+    for personal in ["79995550201", "Борис"] {
+        assert!(!sent.contains(personal), "«{personal}» was sent to the operators:\n{sent}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_token_is_alerted_for_the_destination() {
+    let receiver = CallbackReceiver::start().await;
+    let sink = SmtpSink::start().await;
+    let setup = Setup { smtp_url: Some(sink.url()), alerts: Some(alerts(&receiver, Some(&sink))), ..Setup::default() };
+    let app = spawn_app_with(setup).await;
+    app.crm.emulator.inject_fault(Fault::new(401, FaultLimit::For(Duration::from_secs(60))));
+    app.accept(lead("Вера Тестовая", "+79995550301")).await;
+    let key = "destination_auth:main";
+    assert!(poll_until(WAIT, || async { webhooks(&receiver, key).len() == 1 }).await, "{:?}", receiver.accepted());
+    let alert = &webhooks(&receiver, key)[0];
+    assert_eq!(alert["destination"], "main");
+    assert!(alert["summary"].as_str().unwrap().contains("credentials"), "{alert}");
+    let mailed = poll_until(WAIT, || async { sink.messages().iter().any(|mail| mail.subject.contains(key)) }).await;
+    assert!(mailed, "{:?}", sink.messages());
+    let sent = everything_sent(&receiver, Some(&sink));
+    for personal in ["79995550301", "Вера", "sandbox-long-lived-token"] {
+        assert!(!sent.contains(personal), "«{personal}» was sent to the operators:\n{sent}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn without_an_alerts_section_nobody_is_alerted() {
+    let sink = SmtpSink::start().await;
+    let team = "team@example.ru".to_owned();
+    let setup = Setup { smtp_url: Some(sink.url()), notify: vec![team], ..Setup::default() };
+    let app = spawn_app_with(setup).await;
+    app.crm.emulator.inject_fault(refuse_next_contact());
+    let dead = app.accept(lead("Глеб Тестовый", "+79995550401")).await;
+    app.wait_for(dead, &["dead"]).await;
+    // The team's e-mail about a later lead shows the background tasks ran after the death.
+    let later = app.accept(lead("Глеб Тестовый", "+79995550402")).await;
+    app.wait_for(later, &["approved"]).await;
+    assert!(poll_until(WAIT, || async { !sink.messages().is_empty() }).await, "the team's e-mail");
+    assert!(sink.messages().iter().all(|mail| !mail.subject.contains("lead_dead")), "{:?}", sink.messages());
+    assert!(app.store.open_alerts().await.unwrap().is_empty(), "no alert state is kept");
+    app.stop().await;
+}
