@@ -10,7 +10,10 @@ use serde_json::Value;
 
 use crate::callback_receiver::CallbackReceiver;
 use crate::feedback::secrets_that_signed;
-use crate::helpers::{OTHER_SOURCE_KEY, Setup, accept_at, lead, poll_until, spawn_app_with, wait_for_status};
+use crate::helpers::{
+    OTHER_SOURCE_KEY, PIPELINE, SOURCE_KEY, STAGE, Setup, TestProcess, accept_at, config_file, lead, on_postgres,
+    poll_until, postgres_database, spawn_app_with, spawn_emulator, wait_for_status,
+};
 use crate::smtp_sink::SmtpSink;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -165,4 +168,78 @@ async fn without_an_alerts_section_nobody_is_alerted() {
     assert!(sink.messages().iter().all(|mail| !mail.subject.contains("lead_dead")), "{:?}", sink.messages());
     assert!(app.store.open_alerts().await.unwrap().is_empty(), "no alert state is kept");
     app.stop().await;
+}
+
+fn config_check(dir: &std::path::Path, config: &str) -> std::process::Output {
+    std::fs::write(dir.join("leadgate.toml"), config).unwrap();
+    std::process::Command::new(TestProcess::BINARY)
+        .args(["config", "check"])
+        .current_dir(dir)
+        .env("LEADGATE_CONFIG", "leadgate.toml")
+        .output()
+        .unwrap()
+}
+
+// Multi-threaded: the emulator must answer while this thread waits for the child process.
+#[tokio::test(flavor = "multi_thread")]
+async fn config_check_refuses_alert_emails_without_smtp_and_a_webhook_that_is_no_public_url() {
+    let crm = spawn_emulator(100).await;
+    let dir = tempfile::tempdir().unwrap();
+    for (alerts, key, words) in [
+        ("[alerts]\nemail = [\"ops@example.ru\"]", "alerts.email", "[smtp]"),
+        ("[alerts]\nwebhook = \"hooks.example.com/leadgate\"", "alerts.webhook", "not an http(s) URL"),
+        ("[alerts]\nwebhook = \"ftp://hooks.example.com/leadgate\"", "alerts.webhook", "not an http(s) URL"),
+        ("[alerts]\nwebhook = \"http://127.0.0.1:9000/alerts\"", "alerts.webhook", "loopback"),
+        ("[alerts]\nstalled_after = \"10m\"", "alerts", "no recipient"),
+    ] {
+        let output = config_check(dir.path(), &config_file(&crm.base_url(), alerts));
+        assert_eq!(output.status.code(), Some(2), "{alerts}");
+        let report = String::from_utf8(output.stderr).unwrap();
+        assert!(report.contains(key) && report.contains(words), "{alerts}:\n{report}");
+    }
+    let good = "[smtp]\nurl = \"smtp://127.0.0.1:2525\"\nfrom = \"gate@example.ru\"\n\
+                [alerts]\nemail = [\"ops@example.ru\"]\nwebhook = \"https://hooks.example.com/leadgate\"\n\
+                webhook_secret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\nstalled_after = \"10m\"\n\
+                oldest_pending = \"2h\"\nrepeat_after = \"30m\"\ncheck_every = \"15s\"";
+    let output = config_check(dir.path(), &config_file(&crm.base_url(), good));
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+/// Two gateways on one PostgreSQL database both see a dead lead; only one of them alerts.
+/// SQLite has one gateway per database, so there this test has nothing to check.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_nodes_on_one_database_send_each_alert_once() {
+    if !on_postgres() {
+        return;
+    }
+    let crm = spawn_emulator(100).await;
+    let receiver = CallbackReceiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store_url = postgres_database(dir.path());
+    let extra = format!(
+        "[sources.other]\nkind = \"partner\"\nkey = \"{OTHER_SOURCE_KEY}\"\ndestination = \"main\"\n\
+         pipeline = \"{PIPELINE}\"\nstatus = \"{STAGE}\"\n[security]\nallow_private_callbacks = true\n\
+         [alerts]\nwebhook = \"{}\"\ncheck_every = \"50ms\"\nrepeat_after = \"1h\"",
+        receiver.url()
+    );
+    let config = config_file(&crm.base_url(), &extra);
+    let (first_dir, second_dir) = (dir.path().join("first"), dir.path().join("second"));
+    std::fs::create_dir_all(&first_dir).unwrap();
+    std::fs::create_dir_all(&second_dir).unwrap();
+    let first = TestProcess::serve_node(&first_dir, &config, &store_url, "all").await;
+    let _second = TestProcess::serve_node(&second_dir, &config, &store_url, "all").await;
+    let http = reqwest::Client::new();
+    let base = format!("http://{}", first.address);
+    crm.emulator.inject_fault(refuse_next_contact());
+    let id = accept_at(&http, &base, SOURCE_KEY, &lead("Дина Тестовая", "+79995550501")).await;
+    wait_for_status(&http, &base, SOURCE_KEY, id, &["dead"]).await;
+    let key = "lead_dead:trendagent";
+    assert!(poll_until(WAIT, || async { !webhooks(&receiver, key).is_empty() }).await, "{:?}", receiver.accepted());
+    // Rounds of both nodes run on; a later alert shows they did.
+    crm.emulator.inject_fault(refuse_next_contact());
+    let other = accept_at(&http, &base, OTHER_SOURCE_KEY, &lead("Дина Тестовая", "+79995550502")).await;
+    wait_for_status(&http, &base, OTHER_SOURCE_KEY, other, &["dead"]).await;
+    assert!(poll_until(WAIT, || async { !webhooks(&receiver, "lead_dead:other").is_empty() }).await);
+    assert_eq!(webhooks(&receiver, key).len(), 1, "{:?}", receiver.accepted());
+    assert_eq!(webhooks(&receiver, "lead_dead:other").len(), 1, "{:?}", receiver.accepted());
 }
