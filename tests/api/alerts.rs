@@ -153,6 +153,49 @@ async fn a_refused_token_is_alerted_for_the_destination() {
 }
 
 #[tokio::test]
+async fn a_blocked_account_is_alerted_and_resolved_when_the_block_is_over() {
+    let receiver = CallbackReceiver::start().await;
+    let app = spawn_app_with(Setup { alerts: Some(alerts(&receiver, None)), ..Setup::default() }).await;
+    // The tests' blocked_pause is 2 s; then the lead goes through.
+    app.crm.emulator.inject_fault(Fault::new(403, FaultLimit::Count(1)));
+    let id = app.accept(lead("Дарья Тестовая", "+79995550601")).await;
+    let key = "destination_blocked:main";
+    assert!(poll_until(WAIT, || async { !webhooks(&receiver, key).is_empty() }).await, "{:?}", receiver.accepted());
+    assert_eq!(webhooks(&receiver, key)[0]["destination"], "main");
+    app.wait_for(id, &["approved"]).await;
+    let resolved =
+        poll_until(WAIT, || async { webhooks(&receiver, key).iter().any(|alert| alert["type"] == "alert.resolved") })
+            .await;
+    assert!(resolved, "{:?}", webhooks(&receiver, key));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_email_refused_for_good_is_alerted_for_its_source() {
+    let receiver = CallbackReceiver::start().await;
+    let sink = SmtpSink::start().await;
+    let setup = Setup {
+        smtp_url: Some(sink.url()),
+        notify: vec!["team@example.ru".to_owned()],
+        alerts: Some(alerts(&receiver, None)),
+        ..Setup::default()
+    };
+    let app = spawn_app_with(setup).await;
+    sink.fail_next(1, 550);
+    let id = app.accept(lead("Ефим Тестовый", "+79995550701")).await;
+    app.wait_for(id, &["approved"]).await;
+    let key = "feedback_failed:trendagent";
+    assert!(poll_until(WAIT, || async { !webhooks(&receiver, key).is_empty() }).await, "{:?}", receiver.accepted());
+    let alert = &webhooks(&receiver, key)[0];
+    assert!(alert["summary"].as_str().unwrap().contains("1 e-mail(s)"), "{alert}");
+    let sent = everything_sent(&receiver, None);
+    for personal in ["79995550701", "Ефим", "team@example.ru"] {
+        assert!(!sent.contains(personal), "«{personal}» was sent to the operators:\n{sent}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn without_an_alerts_section_nobody_is_alerted() {
     let sink = SmtpSink::start().await;
     let team = "team@example.ru".to_owned();
