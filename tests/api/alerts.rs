@@ -286,3 +286,28 @@ async fn two_nodes_on_one_database_send_each_alert_once() {
     assert_eq!(webhooks(&receiver, key).len(), 1, "{:?}", receiver.accepted());
     assert_eq!(webhooks(&receiver, "lead_dead:other").len(), 1, "{:?}", receiver.accepted());
 }
+
+/// The alert state's claims, at times of the test's choosing: one claim per period, a claim given
+/// back is claimed again, an end is claimed once, and a condition that comes back begins anew.
+#[tokio::test]
+async fn an_alert_is_claimed_once_per_period_and_begins_anew_after_it_ended() {
+    let app = crate::helpers::spawn_app().await;
+    let store = &app.store;
+    let hour = Duration::from_secs(3600);
+    let start = chrono::DateTime::from_timestamp_millis(chrono::Utc::now().timestamp_millis()).unwrap();
+    let at = |minutes: i64| start + chrono::Duration::minutes(minutes);
+    let key = "oldest_pending";
+    assert_eq!(store.claim_firing_alert(key, at(0), hour).await.unwrap(), Some(at(0)));
+    assert_eq!(store.claim_firing_alert(key, at(1), hour).await.unwrap(), None, "sent a minute ago");
+    assert_eq!(store.claim_firing_alert(key, at(61), hour).await.unwrap(), Some(at(0)), "the period is over");
+    store.unclaim_firing_alert(key, at(61)).await.unwrap();
+    assert_eq!(store.claim_firing_alert(key, at(62), hour).await.unwrap(), Some(at(0)), "not sent: again");
+    assert_eq!(store.open_alerts().await.unwrap(), [key]);
+
+    let ended = store.claim_ended_alert(key, at(70)).await.unwrap().unwrap();
+    assert_eq!((ended.first_seen, ended.last_sent), (at(0), Some(at(62))));
+    assert_eq!(store.claim_ended_alert(key, at(70)).await.unwrap(), None, "ended once");
+    assert!(store.open_alerts().await.unwrap().is_empty());
+    assert_eq!(store.claim_firing_alert(key, at(71), hour).await.unwrap(), Some(at(71)), "it came back");
+    app.stop().await;
+}
