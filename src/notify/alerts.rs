@@ -65,8 +65,10 @@ impl AlertWorker {
     /// When the database cannot be read or written.
     pub async fn check_round(&self) -> Result<(), StoreError> {
         let now = Utc::now();
-        let conditions = conditions_now(&self.store, &self.sources, &self.config, now).await?;
+        // Read before the conditions: a condition another node opens in between is not taken
+        // for one that ended.
         let open = self.store.open_alerts().await?;
+        let conditions = conditions_now(&self.store, &self.sources, &self.config, now).await?;
         let holding: HashSet<String> = conditions.iter().map(Condition::key).collect();
         for condition in conditions {
             let key = condition.key();
@@ -115,7 +117,9 @@ impl AlertWorker {
     #[tracing::instrument(skip_all, fields(alert = %alert.key, firing = alert.firing))]
     async fn send(&self, alert: &Alert) -> bool {
         let mut sent = true;
-        if let (Some(mailer), false) = (&self.mailer, self.config.email.is_empty()) {
+        if !self.config.email.is_empty()
+            && let Some(mailer) = &self.mailer
+        {
             let to: Vec<String> = self.config.email.iter().map(ToString::to_string).collect();
             if let Err(error) = mailer.send(&to, &alert.subject(), &alert.body()).await {
                 tracing::warn!(%error, "the alert e-mail was not sent; trying again next round");
@@ -173,8 +177,8 @@ impl Alert {
         })
     }
 
-    /// The same for every node that could send this alert at this moment, so a receiver can
-    /// tell a repeat; the key is hashed because a header carries it.
+    /// One per message made: a repeat of a lasting condition, or a send tried again next round,
+    /// is a new message with its own `occurred_at`. The key is hashed to fit a header.
     fn message_id(&self) -> String {
         let digest = Sha256::digest(self.key.as_bytes());
         let key: String = digest.iter().take(8).map(|byte| format!("{byte:02x}")).collect();
