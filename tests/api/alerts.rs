@@ -311,3 +311,38 @@ async fn an_alert_is_claimed_once_per_period_and_begins_anew_after_it_ended() {
     assert_eq!(store.claim_firing_alert(key, at(71), hour).await.unwrap(), Some(at(71)), "it came back");
     app.stop().await;
 }
+
+/// A session CRM whose login is refused: leads wait, and the destination is alerted.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_crm_refusing_the_login_is_alerted_for_the_destination() {
+    let crm = session_crm_emulator::spawn(session_crm_emulator::SessionCrmConfig::default()).await.unwrap();
+    let receiver = CallbackReceiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = "not-the-password-1";
+    let destination = crate::conformance::own_destination(&crm.base_url())
+        .replace("password = \"sandbox-password\"", &format!("password = \"{wrong}\""));
+    let config = format!(
+        "[worker]\ninterval = \"100ms\"\nlease = \"1s\"\nretry_initial = \"200ms\"\nretry_max = \"1s\"\n{destination}\n\
+         [sources.feedback]\nkind = \"form\"\ndestination = \"main\"\nservice = \"Коммерческая услуга\"\n\
+         subject = \"Заявка с сайта\"\nfields = {{ name = \"name\", phone = \"phone\" }}\n\
+         [security]\nallow_private_callbacks = true\n\
+         [alerts]\nwebhook = \"{}\"\ncheck_every = \"100ms\"\n",
+        receiver.url()
+    );
+    let gateway = TestProcess::serve(dir.path(), &config).await;
+    let form = reqwest::multipart::Form::new().text("name", "Жанна Тестовая").text("phone", "+7 (999) 555-08-01");
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/forms/feedback", gateway.address))
+        .header("accept", "application/json")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let key = "destination_auth:main";
+    assert!(poll_until(WAIT, || async { !webhooks(&receiver, key).is_empty() }).await, "{:?}", receiver.accepted());
+    let sent = everything_sent(&receiver, None);
+    for secret_or_personal in [wrong, "9995550801", "Жанна"] {
+        assert!(!sent.contains(secret_or_personal), "«{secret_or_personal}» was sent to the operators:\n{sent}");
+    }
+}
