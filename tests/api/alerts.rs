@@ -103,9 +103,10 @@ async fn a_dead_lead_is_alerted_once_by_email_and_signed_webhook_without_persona
 }
 
 #[tokio::test]
-async fn a_crm_outage_stalls_the_source_and_its_recovery_is_resolved() {
+async fn a_crm_outage_stalls_the_source_and_ages_its_lead_and_the_recovery_is_resolved() {
     let receiver = CallbackReceiver::start().await;
-    let app = spawn_app_with(Setup { alerts: Some(alerts(&receiver, None)), ..Setup::default() }).await;
+    let config = AlertsConfig { oldest_pending: Duration::from_secs(1), ..alerts(&receiver, None) };
+    let app = spawn_app_with(Setup { alerts: Some(config), ..Setup::default() }).await;
     app.crm.emulator.inject_fault(Fault::new(503, FaultLimit::For(Duration::from_secs(4))));
     let id = app.accept(lead("Борис Тестовый", "+79995550201")).await;
     let key = "source_stalled:trendagent";
@@ -123,6 +124,13 @@ async fn a_crm_outage_stalls_the_source_and_its_recovery_is_resolved() {
     let messages = webhooks(&receiver, key);
     assert_eq!(messages.len(), 2, "one firing alert, one resolved: {messages:?}");
     assert_eq!(messages[1]["source"], "trendagent");
+    let oldest = poll_until(WAIT, || async {
+        let types: Vec<Value> =
+            webhooks(&receiver, "oldest_pending").iter().map(|alert| alert["type"].clone()).collect();
+        types == ["alert.firing", "alert.resolved"]
+    })
+    .await;
+    assert!(oldest, "the lead waited longer than oldest_pending: {:?}", webhooks(&receiver, "oldest_pending"));
     let sent = everything_sent(&receiver, None);
     for personal in ["79995550201", "Борис"] {
         assert!(!sent.contains(personal), "«{personal}» was sent to the operators:\n{sent}");
