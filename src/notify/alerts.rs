@@ -72,9 +72,9 @@ impl AlertWorker {
         let holding: HashSet<String> = conditions.iter().map(Condition::key).collect();
         for condition in conditions {
             let key = condition.key();
-            if self.store.claim_firing_alert(&key, now, self.config.repeat_after).await?.is_none() {
+            let Some(claim) = self.store.claim_firing_alert(&key, now, self.config.repeat_after).await? else {
                 continue;
-            }
+            };
             let alert = Alert {
                 firing: true,
                 key,
@@ -86,7 +86,7 @@ impl AlertWorker {
                 occurred_at: now,
             };
             if !self.send(&alert).await {
-                self.store.unclaim_firing_alert(&alert.key, now).await?;
+                self.store.unclaim_firing_alert(&alert.key, &claim).await?;
             }
         }
         for key in open.into_iter().filter(|key| !holding.contains(key)) {

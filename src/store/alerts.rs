@@ -29,6 +29,15 @@ pub struct WaitingFailure {
     pub since: DateTime<Utc>,
 }
 
+/// A firing alert this caller may send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FiringClaim {
+    pub first_seen: DateTime<Utc>,
+    pub claimed_at: DateTime<Utc>,
+    /// When it was sent before, restored if this send fails, so the end is still reported.
+    pub previously_sent: Option<DateTime<Utc>>,
+}
+
 /// An alert whose condition ended, as it was before the end was claimed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EndedAlert {
@@ -70,27 +79,25 @@ impl Store {
         }
     }
 
-    /// Records that the condition `key` holds at `now` and claims its firing alert; returns when
-    /// the condition began if this caller is to send it, or `None` when it was sent less than
-    /// `repeat_after` ago (by this node or another).
+    /// Records that the condition `key` holds at `now` and claims its firing alert; `None` when
+    /// it was sent less than `repeat_after` ago (by this node or another).
     pub async fn claim_firing_alert(
         &self,
         key: &str,
         now: DateTime<Utc>,
         repeat_after: Duration,
-    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+    ) -> Result<Option<FiringClaim>, StoreError> {
         match self {
             Self::Sqlite(store) => store.claim_firing_alert(key, now, repeat_after).await,
             Self::Postgres(store) => store.claim_firing_alert(key, now, repeat_after).await,
         }
     }
 
-    /// Gives back a firing alert claimed at `claimed_at` that could not be sent, so the next round
-    /// sends it again.
-    pub async fn unclaim_firing_alert(&self, key: &str, claimed_at: DateTime<Utc>) -> Result<(), StoreError> {
+    /// Gives back a firing alert that could not be sent, so the next round sends it again.
+    pub async fn unclaim_firing_alert(&self, key: &str, claim: &FiringClaim) -> Result<(), StoreError> {
         match self {
-            Self::Sqlite(store) => store.unclaim_firing_alert(key, claimed_at).await,
-            Self::Postgres(store) => store.unclaim_firing_alert(key, claimed_at).await,
+            Self::Sqlite(store) => store.unclaim_firing_alert(key, claim).await,
+            Self::Postgres(store) => store.unclaim_firing_alert(key, claim).await,
         }
     }
 
@@ -119,7 +126,7 @@ macro_rules! alert_queries {
             use chrono::{DateTime, Utc};
 
             use super::super::$store;
-            use $crate::store::alerts::{EndedAlert, FailureCount, WaitingFailure};
+            use $crate::store::alerts::{EndedAlert, FailureCount, FiringClaim, WaitingFailure};
             use $crate::store::{StoreError, from_millis, to_millis};
 
             type CountRow = (String, String, i64, i64, i64);
@@ -198,8 +205,8 @@ macro_rules! alert_queries {
                     key: &str,
                     now: DateTime<Utc>,
                     repeat_after: Duration,
-                ) -> Result<Option<DateTime<Utc>>, StoreError> {
-                    let now = to_millis(now);
+                ) -> Result<Option<FiringClaim>, StoreError> {
+                    let claimed_at = to_millis(now);
                     let repeat_after = i64::try_from(repeat_after.as_millis()).unwrap_or(i64::MAX);
                     let _turn = self.background_turn().await;
                     // A condition that ended and came back begins anew.
@@ -210,33 +217,41 @@ macro_rules! alert_queries {
                          where alerts.resolved_at is not null",
                     )
                     .bind(key)
-                    .bind(now)
+                    .bind(claimed_at)
                     .execute(self.writes())
                     .await?;
-                    // Of several nodes in the same round, the first update wins; the others see
-                    // last_sent already recent.
-                    let first_seen: Option<i64> = sqlx::query_scalar(
+                    let (first_seen, previously_sent): (i64, Option<i64>) =
+                        sqlx::query_as("select first_seen, last_sent from alerts where key = $1")
+                            .bind(key)
+                            .fetch_one(self.writes())
+                            .await?;
+                    if previously_sent.is_some_and(|sent| sent > claimed_at.saturating_sub(repeat_after)) {
+                        return Ok(None);
+                    }
+                    // Of several nodes in the same round, only the update that still finds the
+                    // last_sent it read wins.
+                    let claimed = sqlx::query(
                         "update alerts set last_sent = $2
-                         where key = $1 and resolved_at is null and (last_sent is null or last_sent <= $3)
-                         returning first_seen",
+                         where key = $1 and resolved_at is null and coalesce(last_sent, -1) = $3",
                     )
                     .bind(key)
-                    .bind(now)
-                    .bind(now.saturating_sub(repeat_after))
-                    .fetch_optional(self.writes())
+                    .bind(claimed_at)
+                    .bind(previously_sent.unwrap_or(-1))
+                    .execute(self.writes())
                     .await?;
-                    Ok(first_seen.map(from_millis))
+                    Ok((claimed.rows_affected() == 1).then(|| FiringClaim {
+                        first_seen: from_millis(first_seen),
+                        claimed_at: now,
+                        previously_sent: previously_sent.map(from_millis),
+                    }))
                 }
 
-                pub async fn unclaim_firing_alert(
-                    &self,
-                    key: &str,
-                    claimed_at: DateTime<Utc>,
-                ) -> Result<(), StoreError> {
+                pub async fn unclaim_firing_alert(&self, key: &str, claim: &FiringClaim) -> Result<(), StoreError> {
                     let _turn = self.background_turn().await;
-                    sqlx::query("update alerts set last_sent = null where key = $1 and last_sent = $2")
+                    sqlx::query("update alerts set last_sent = $3 where key = $1 and last_sent = $2")
                         .bind(key)
-                        .bind(to_millis(claimed_at))
+                        .bind(to_millis(claim.claimed_at))
+                        .bind(claim.previously_sent.map(to_millis))
                         .execute(self.writes())
                         .await?;
                     Ok(())
