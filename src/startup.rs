@@ -18,6 +18,7 @@ use crate::domain::SourceId;
 use crate::http::{self, AppState};
 use crate::intake::calls::CallAssembler;
 use crate::notify::address_guard::AddressGuard;
+use crate::notify::alerts::AlertWorker;
 use crate::notify::callback::CallbackSender;
 use crate::notify::email::Mailer;
 use crate::notify::live_calls::LiveBoard;
@@ -75,6 +76,8 @@ pub struct App {
     lead_wake: Arc<Notify>,
     worker: Worker,
     feedback: FeedbackWorker,
+    /// `None` without `[alerts]`.
+    alerts: Option<AlertWorker>,
     calls: CallAssembler,
     live_board: LiveBoard,
     writer_task: JoinHandle<()>,
@@ -102,6 +105,7 @@ impl App {
             admin_token,
             metrics_token,
             console,
+            alerts: alerts_config,
             files_dir,
             retention,
             mut destinations,
@@ -209,10 +213,18 @@ impl App {
             phone_region,
             live: state.live_calls.clone(),
         };
+        let mailer = smtp.as_ref().map(Mailer::new).transpose()?;
+        let alerts = alerts_config.map(|config| AlertWorker {
+            store: store.clone(),
+            sources: Arc::clone(&sources),
+            config,
+            webhook: CallbackSender::new(guard.clone(), feedback_config.timeout),
+            mailer: mailer.clone(),
+        });
         let feedback = FeedbackWorker {
             store: store.clone(),
             callbacks: CallbackSender::new(guard, feedback_config.timeout),
-            mailer: smtp.as_ref().map(Mailer::new).transpose()?,
+            mailer,
             sources,
             connectors,
             config: feedback_config,
@@ -229,6 +241,7 @@ impl App {
             worker: Worker::new(deliverer, Arc::clone(&lead_wake), Heartbeat::default()),
             lead_wake,
             feedback,
+            alerts,
             calls,
             live_board,
             writer_task,
@@ -249,6 +262,7 @@ impl App {
             state,
             worker,
             feedback,
+            alerts,
             calls,
             live_board,
             writer_task,
@@ -266,6 +280,9 @@ impl App {
             store.wake_on_new_leads(lead_wake, shutdown.clone());
             tasks.push(tokio::spawn(worker.run(shutdown.clone())));
             tasks.push(tokio::spawn(feedback.run(shutdown.clone())));
+            if let Some(alerts) = alerts {
+                tasks.push(tokio::spawn(alerts.run(shutdown.clone())));
+            }
             tasks.push(tokio::spawn(calls.run(shutdown.clone())));
             if !retention.is_forever() {
                 tasks.push(tokio::spawn(crate::lifecycle::run(store.clone(), files, retention, shutdown.clone())));

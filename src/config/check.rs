@@ -109,6 +109,9 @@ pub(super) fn check(raw: RawSettings, problems: &mut Vec<Problem>) -> Option<Con
             found.problem(key, "must be longer than zero; leave the key out to keep forever");
         }
     }
+    let alerts = raw.alerts.and_then(|alerts| {
+        super::alerts::check_alerts(alerts, smtp.is_some(), raw.security.allow_private_callbacks, &mut found)
+    });
     let destination_kinds: BTreeMap<String, Option<String>> =
         raw.destinations.iter().map(|(name, destination)| (name.clone(), destination.kind.clone())).collect();
     let destinations: BTreeMap<_, _> = raw
@@ -171,6 +174,7 @@ pub(super) fn check(raw: RawSettings, problems: &mut Vec<Problem>) -> Option<Con
         admin_token,
         metrics_token,
         console: console?,
+        alerts,
         files_dir: raw.files.dir.into(),
         retention: Retention { leads: raw.retention.leads, history: raw.retention.history, files: raw.retention.files },
         destinations,

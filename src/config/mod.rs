@@ -1,5 +1,6 @@
 //! Configuration: embedded defaults, then the file, then `LEADGATE_*` variables, checked into typed settings.
 
+mod alerts;
 mod check;
 mod form;
 mod found;
@@ -23,6 +24,7 @@ use crate::domain::{CrmField, Email, PhoneRegion, SourceId};
 pub use crate::notify::email::SmtpConfig;
 use crate::notify::templates::EmailTemplates;
 use crate::notify::visitor_email::VisitorEmailTemplates;
+pub use alerts::AlertsConfig;
 use raw::RawSettings;
 pub use session_crm::{LEAD_VARIABLES, ROUTE_VARIABLES};
 pub use telephony::{AutoCreate, CallRule, NumberRule, PbxAccess, PbxApi, TelephonySource};
@@ -67,6 +69,8 @@ pub struct Config {
     /// Lets a scraper read `GET /metrics`; without it, there are no metrics over HTTP.
     pub metrics_token: Option<SecretString>,
     pub console: ConsoleConfig,
+    /// `None` without an `[alerts]` section: then nobody is alerted.
+    pub alerts: Option<AlertsConfig>,
     /// Where files that come with website leads are kept.
     pub files_dir: PathBuf,
     pub retention: Retention,

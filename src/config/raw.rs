@@ -21,6 +21,7 @@ pub struct RawSettings {
     #[serde(default)]
     pub retention: RawRetention,
     pub console: RawConsole,
+    pub alerts: Option<super::alerts::RawAlerts>,
     #[serde(default)]
     pub destinations: BTreeMap<String, RawDestination>,
     #[serde(default)]

@@ -112,6 +112,12 @@ pub struct FileContent<'a> {
     pub content: Bytes,
 }
 
+/// How a [`DeliveryError::Blocked`] reads in a lead's `last_error`, which is all another node
+/// sees of it: alerts find blocked destinations by it.
+pub const BLOCKED_ERROR_START: &str = "the CRM has blocked the account";
+/// Likewise for [`DeliveryError::Unauthorized`]: a refused token or a failed session login.
+pub const UNAUTHORIZED_ERROR_START: &str = "the CRM refused our credentials";
+
 /// Why a CRM call stopped, which decides what happens to the lead next.
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
@@ -119,12 +125,14 @@ pub enum DeliveryError {
     #[error("the CRM asked us to slow down (429)")]
     RateLimited { retry_in: Duration },
     /// 403 with a non-JSON body: amoCRM blocked the account for exceeding its limits.
+    // Begins with BLOCKED_ERROR_START.
     #[error("the CRM has blocked the account (403); calls stop for {}s", retry_in.as_secs())]
     Blocked { retry_in: Duration },
     /// 5xx, a timeout or a network error: retried with backoff.
     #[error("the CRM is unavailable: {0}")]
     Unavailable(String),
     /// The token or login is refused and could not be renewed: someone must fix the credentials.
+    // Begins with UNAUTHORIZED_ERROR_START.
     #[error("the CRM refused our credentials: {0}")]
     Unauthorized(String),
     /// The account does not match the configuration (a pipeline or stage is missing).
@@ -432,4 +440,17 @@ impl Connector {
 /// so reaching it means a flow forgot to ask `supports` first.
 fn unsupported(operation: Operation) -> DeliveryError {
     DeliveryError::Misconfigured(format!("this destination cannot {operation}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocked_and_refused_errors_read_as_alerts_look_for_them() {
+        let blocked = DeliveryError::Blocked { retry_in: Duration::from_secs(60) }.to_string();
+        assert!(blocked.starts_with(BLOCKED_ERROR_START), "{blocked}");
+        let refused = DeliveryError::Unauthorized("POST /api/v4/leads answered 401".into()).to_string();
+        assert!(refused.starts_with(UNAUTHORIZED_ERROR_START), "{refused}");
+    }
 }

@@ -146,14 +146,12 @@ pub async fn page(State(state): State<AppState>, operator: Operator) -> Result<R
 }
 
 fn row(activity: SourceActivity, destination: String, stalled_since: DateTime<Utc>) -> SourceRow {
-    let waiting_long = activity.oldest_waiting.is_some_and(|oldest| oldest < stalled_since);
-    let nothing_delivered = activity.last_delivered.is_none_or(|delivered| delivered < stalled_since);
     SourceRow {
         source: activity.source.clone(),
         destination,
         oldest_waiting: activity.oldest_waiting.map(moment).unwrap_or_default(),
         last_delivered: activity.last_delivered.map(moment).unwrap_or_default(),
-        stalled: activity.waiting > 0 && waiting_long && nothing_delivered,
+        stalled: activity.stalled_since(stalled_since),
         activity,
         median: String::new(),
         p95: String::new(),

@@ -4,6 +4,7 @@
 //! database generics. SQLite is the embedded default; PostgreSQL joins as a second variant.
 
 pub mod advertisers;
+pub mod alerts;
 pub mod calls;
 pub mod console;
 pub mod copy;

@@ -60,6 +60,16 @@ pub struct SourceActivity {
     pub last_delivered: Option<DateTime<Utc>>,
 }
 
+impl SourceActivity {
+    /// Accepting but not delivering: leads wait, the oldest since before `since`, and none of
+    /// the week's leads reached the CRM since then. The console's banner and the alert share it.
+    pub fn stalled_since(&self, since: DateTime<Utc>) -> bool {
+        let waiting_long = self.oldest_waiting.is_some_and(|oldest| oldest < since);
+        let nothing_delivered = self.last_delivered.is_none_or(|delivered| delivered < since);
+        self.waiting > 0 && waiting_long && nothing_delivered
+    }
+}
+
 impl Store {
     /// Per source: the week's leads and outcomes, and what waits now.
     pub async fn source_activity(

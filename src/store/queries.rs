@@ -17,6 +17,7 @@ macro_rules! shared_queries {
             $crate::store::overview::overview_queries!($store, $db);
             $crate::store::lifecycle::lifecycle_queries!($store, $db);
             $crate::store::dashboard::dashboard_queries!($store, $db);
+            $crate::store::alerts::alert_queries!($store, $db);
 
             use std::collections::HashMap;
             use std::time::Duration;

@@ -17,7 +17,7 @@ fn lead_with_callback(phone: &str, receiver: &CallbackReceiver) -> Value {
 
 /// Each signature of `webhook-signature`, checked the way a receiver would from the headers and
 /// the raw body: which of `secrets` signed the callback.
-fn secrets_that_signed(callback: &crate::callback_receiver::ReceivedCallback, secrets: &[&str]) -> Vec<String> {
+pub fn secrets_that_signed(callback: &crate::callback_receiver::ReceivedCallback, secrets: &[&str]) -> Vec<String> {
     let header = |name: &str| callback.headers[name].to_str().unwrap().to_owned();
     let signed =
         format!("{}.{}.{}", header("webhook-id"), header("webhook-timestamp"), String::from_utf8_lossy(&callback.body));

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use amocrm_emulator::{EmulatorConfig, RunningEmulator};
 use leadgate::config::{
-    AmoCrmAuth, AmoCrmConfig, Config, ConsoleConfig, DestinationConfig, FormSource, OAuthConfig, ProxySource,
-    RetryPolicy, Route, SmtpConfig, SourceConfig, SourceFeedback, SourceKind, ZapSource,
+    AlertsConfig, AmoCrmAuth, AmoCrmConfig, Config, ConsoleConfig, DestinationConfig, FormSource, OAuthConfig,
+    ProxySource, RetryPolicy, Route, SmtpConfig, SourceConfig, SourceFeedback, SourceKind, ZapSource,
 };
 use leadgate::domain::CrmField;
 use leadgate::domain::Email;
@@ -58,6 +58,8 @@ pub struct Setup {
     pub console: Option<ConsoleConfig>,
     /// `[server] public_url`, where a test needs one.
     pub public_url: Option<&'static str>,
+    /// `[alerts]`; none by default.
+    pub alerts: Option<AlertsConfig>,
 }
 
 pub const ZAP_SECRET: &str = "zap-secret-key-0123";
@@ -125,6 +127,7 @@ impl Default for Setup {
             form: None,
             console: None,
             public_url: None,
+            alerts: None,
         }
     }
 }
@@ -262,6 +265,7 @@ pub async fn spawn_app_with(setup: Setup) -> TestApp {
         };
         config.sources.insert(id, source);
     }
+    config.alerts = setup.alerts;
     config.files_dir = dir.path().join("files");
     let app = App::build(config).await.unwrap();
     let (address, store) = (app.address, app.store.clone());

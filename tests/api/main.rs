@@ -1,6 +1,7 @@
 //! End-to-end tests: the real router or the real binary, a fresh SQLite file each, the amoCRM emulator over HTTP.
 
 mod advertisers;
+mod alerts;
 mod backup;
 mod browser;
 mod callback_receiver;

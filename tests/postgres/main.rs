@@ -5,6 +5,8 @@
 
 #[path = "../api/advertisers.rs"]
 mod advertisers;
+#[path = "../api/alerts.rs"]
+mod alerts;
 #[path = "../api/browser.rs"]
 mod browser;
 #[path = "../api/callback_receiver.rs"]
