@@ -227,6 +227,8 @@ async fn without_an_alerts_section_nobody_is_alerted() {
 
 fn config_check(dir: &std::path::Path, config: &str) -> std::process::Output {
     std::fs::write(dir.join("leadgate.toml"), config).unwrap();
+    // config check reads the database, which only serve and migrate make.
+    crate::config_check::migrate(dir, &[]);
     std::process::Command::new(TestProcess::BINARY)
         .args(["config", "check"])
         .current_dir(dir)
@@ -252,11 +254,16 @@ async fn config_check_refuses_alert_emails_without_smtp_and_a_webhook_that_is_no
         let report = String::from_utf8(output.stderr).unwrap();
         assert!(report.contains(key) && report.contains(words), "{alerts}:\n{report}");
     }
-    let good = "[smtp]\nurl = \"smtp://127.0.0.1:2525\"\nfrom = \"gate@example.ru\"\n\
+    // config check greets the SMTP server: one that listens.
+    let sink = SmtpSink::start().await;
+    let good = format!(
+        "[smtp]\nurl = \"{}\"\nfrom = \"gate@example.ru\"\n\
                 [alerts]\nemail = [\"ops@example.ru\"]\nwebhook = \"https://hooks.example.com/leadgate\"\n\
                 webhook_secret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\nstalled_after = \"10m\"\n\
-                oldest_pending = \"2h\"\nrepeat_after = \"30m\"\ncheck_every = \"15s\"";
-    let output = config_check(dir.path(), &config_file(&crm.base_url(), good));
+                oldest_pending = \"2h\"\nrepeat_after = \"30m\"\ncheck_every = \"15s\"",
+        sink.url()
+    );
+    let output = config_check(dir.path(), &config_file(&crm.base_url(), &good));
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 }
 

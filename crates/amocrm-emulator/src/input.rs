@@ -3,8 +3,8 @@
 use serde_json::{Map, Value};
 
 use crate::catalog::FieldDefinition;
-pub use crate::problem::{FieldError, ItemErrors};
 use crate::problem::Problem;
+pub use crate::problem::{FieldError, ItemErrors};
 use crate::state::{CustomField, FieldValue, TagRef};
 
 /// Parses a body that must be a non-empty JSON array, as every amoCRM batch write is.

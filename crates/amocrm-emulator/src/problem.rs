@@ -50,7 +50,6 @@ pub struct ItemErrors {
     pub errors: Vec<FieldError>,
 }
 
-
 pub const PROBLEM_JSON: &str = "application/problem+json";
 const OAUTH_PROBLEM_TYPE: &str = "https://developers.amocrm.ru/v3/errors/OAuthProblemJson";
 const OAUTH_TITLE: &str = "Некорректный запрос";
