@@ -274,6 +274,7 @@ async fn check(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             Ok(()) => {}
             Err(RouteProblem::Pipeline(message)) => problems.push(Problem { key: key("pipeline"), message }),
             Err(RouteProblem::Status(message)) => problems.push(Problem { key: key("status"), message }),
+            Err(RouteProblem::DealFields(message)) => problems.push(Problem { key: key("deal_fields"), message }),
             Err(RouteProblem::Destination(error)) => {
                 let credentials = match destination {
                     DestinationConfig::AmoCrm(_) => "access_token",

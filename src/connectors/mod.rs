@@ -167,6 +167,9 @@ pub enum RouteProblem {
     Pipeline(String),
     #[error("{0}")]
     Status(String),
+    /// `deal_fields` names ids the account does not have.
+    #[error("{0}")]
+    DealFields(String),
     #[error("{0}")]
     Destination(DeliveryError),
 }

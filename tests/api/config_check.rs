@@ -192,3 +192,23 @@ async fn each_problem_is_reported_once_with_its_real_cause() {
     assert!(report.contains("worker.batch_size"), "{report}");
     assert!(report.contains("store.max_connections") && report.contains("LEADGATE_STORE__MAX_CONNECTIONS"), "{report}");
 }
+
+/// A `deal_fields` id the account does not have would refuse every deal at delivery, after its
+/// contact was made: the check names it, and the ids the account has.
+// Multi-threaded: the emulator must answer while this thread waits for the child process.
+#[tokio::test(flavor = "multi_thread")]
+async fn deal_field_ids_missing_from_the_account_are_named() {
+    let crm = spawn_emulator(100).await;
+    let dir = tempfile::tempdir().unwrap();
+    let listing = amocrm_emulator::LISTING_FIELD_ID;
+    let known = config_file(&crm.base_url(), &format!("deal_fields = {{ clientListingId = {listing} }}\n"));
+    let output = check(dir.path(), &known, &[]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+
+    let unknown = config_file(&crm.base_url(), &format!("deal_fields = {{ clientListingId = {listing}, originLeadId = 999 }}\n"));
+    let output = check(dir.path(), &unknown, &[]);
+    assert_eq!(output.status.code(), Some(2));
+    let report = String::from_utf8(output.stderr).unwrap();
+    assert!(report.contains("sources.trendagent.deal_fields") && report.contains("originLeadId = 999"), "{report}");
+    assert!(!report.contains(&format!("clientListingId = {listing}")), "a known field is not blamed: {report}");
+}

@@ -5,11 +5,12 @@ use std::process::Command;
 use std::time::Duration;
 
 use leadgate::config::{Durability, StoreConfig};
-use leadgate::domain::{DealSpec, Direction, LeadId, LegEvent, LegEventKind, NewLead, Phone, Routing, SourceId};
+use leadgate::domain::{Direction, LeadId, LegEvent, LegEventKind, SourceId};
 use leadgate::store::Store;
 use leadgate::store::lifecycle::{Erasure, Person};
 use serde_json::{Value, json};
 
+use crate::queue::new_lead;
 use crate::helpers::{ADMIN_TOKEN, Setup, TestProcess, feedback_form, spawn_app_with, store_url};
 use crate::raw_db::RawDb;
 use crate::retention::{pending_after_a_failed_attempt, post_form_with_file, stored_files, wait_in_store};
@@ -118,23 +119,7 @@ async fn a_lead_being_delivered_refuses_erasure_and_nothing_is_erased() {
     let dir = tempfile::tempdir().unwrap();
     let config = StoreConfig { url: store_url(dir.path()), durability: Durability::ProcessCrash, max_connections: 4 };
     let store = Store::open(&config).await.unwrap();
-    let lead = |phone: &str| NewLead {
-        source: SourceId("trendagent".to_owned()),
-        external_id: None,
-        name: "Ольга".to_owned(),
-        phone: Phone::parse(phone, Default::default()).unwrap(),
-        email: None,
-        comment: None,
-        callback_url: None,
-        payload: json!({ "phone": phone }),
-        routing: Routing::default(),
-        origin_time: None,
-        deal: DealSpec::default(),
-        skip_sending: false,
-        duplicate_check: None,
-        call: None,
-    };
-    store.insert_leads(&[lead("+7 912 345-67-89"), lead("8 912 345 67 89")]).await.unwrap();
+    store.insert_leads(&[new_lead("+7 912 345-67-89"), new_lead("8 912 345 67 89")]).await.unwrap();
     let claimed = store.claim_due(10, Duration::from_secs(60)).await.unwrap();
     assert_eq!(claimed.len(), 1, "one lead per client is in flight");
     let person = Person { e164: Some("+79123456789".to_owned()), email: None };

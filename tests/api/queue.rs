@@ -30,7 +30,8 @@ async fn fresh_queue() -> Queue {
     Queue { store: Store::open(&config).await.unwrap(), _dir: dir }
 }
 
-fn new_lead(phone: &str) -> NewLead {
+/// A partner lead for `phone` as intake would store it, for tests that drive the store directly.
+pub fn new_lead(phone: &str) -> NewLead {
     NewLead {
         source: SourceId("trendagent".to_owned()),
         external_id: None,

@@ -91,14 +91,40 @@ impl AmoCrm {
         card_url(self.client.base_url(), record)
     }
 
+    /// The route's pipeline and stage exist, and so does every deal field it fills: an id the
+    /// account lacks would refuse each deal at delivery, after its contact was made.
     pub async fn check_route(&self, route: &Route) -> Result<(), RouteProblem> {
-        self.resolve(route, &mut Vec::new()).await.map(|_| ())
+        let mut calls = Vec::new();
+        self.resolve(route, &mut calls).await?;
+        if route.deal_fields.is_empty() {
+            return Ok(());
+        }
+        let pages: Vec<wire::CustomFieldsEmbedded> =
+            self.client.get_pages(&mut calls, "/api/v4/leads/custom_fields").await.map_err(RouteProblem::Destination)?;
+        let known: std::collections::BTreeSet<i64> =
+            pages.into_iter().flat_map(|page| page.custom_fields).map(|field| field.id).collect();
+        let missing: Vec<String> = route
+            .deal_fields
+            .iter()
+            .filter(|(_, id)| !known.contains(id))
+            .map(|(name, id)| format!("{name} = {id}"))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(RouteProblem::DealFields(format!(
+            "the account has no deal field with the id of {} (its deal fields: {})",
+            missing.join(", "),
+            known.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
+        )))
     }
 
     async fn placement(&self, route: &Route, calls: &mut Vec<HistoryEvent>) -> Result<Placement, DeliveryError> {
         self.resolve(route, calls).await.map_err(|problem| match problem {
             RouteProblem::Destination(error) => error,
-            RouteProblem::Pipeline(message) | RouteProblem::Status(message) => DeliveryError::Misconfigured(message),
+            RouteProblem::Pipeline(message) | RouteProblem::Status(message) | RouteProblem::DealFields(message) => {
+                DeliveryError::Misconfigured(message)
+            }
         })
     }
 

@@ -112,6 +112,16 @@ pub struct PageLinks {
 }
 
 #[derive(Debug, Deserialize)]
+pub struct CustomFieldsEmbedded {
+    pub custom_fields: Vec<CustomFieldDefinition>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CustomFieldDefinition {
+    pub id: i64,
+}
+
+#[derive(Debug, Deserialize)]
 pub struct UsersEmbedded {
     pub users: Vec<AmoUser>,
 }

@@ -1,4 +1,4 @@
-//! The account and its pipelines: `GET /api/v4/account`, `GET /api/v4/leads/pipelines[/{id}]`.
+//! The account, its pipelines and its deal fields: `GET /api/v4/account`, `GET /api/v4/leads/pipelines[/{id}]`, `GET /api/v4/leads/custom_fields`.
 
 use std::sync::Arc;
 
@@ -22,6 +22,37 @@ pub async fn pipelines(State(shared): State<Arc<Shared>>, Base(base): Base) -> R
         "_total_items": pipelines.len(),
         "_links": links(&base, "/api/v4/leads/pipelines"),
         "_embedded": {"pipelines": pipelines},
+    }))
+}
+
+/// The deal fields of the account, on one page: the catalog is far smaller than a page.
+pub async fn lead_fields(Base(base): Base) -> Response {
+    let fields: Vec<Value> = crate::catalog::LEAD_FIELDS
+        .iter()
+        .enumerate()
+        .map(|(index, field)| {
+            let enums: Vec<Value> = field
+                .enums
+                .iter()
+                .enumerate()
+                .map(|(sort, (id, value))| json!({"id": id, "value": value, "sort": sort}))
+                .collect();
+            json!({
+                "id": field.id,
+                "name": field.name,
+                "type": field.kind,
+                "code": field.code,
+                "sort": index,
+                "entity_type": "leads",
+                "enums": if enums.is_empty() { Value::Null } else { Value::Array(enums) },
+            })
+        })
+        .collect();
+    hal(json!({
+        "_total_items": fields.len(),
+        "_page": 1,
+        "_links": links(&base, "/api/v4/leads/custom_fields"),
+        "_embedded": {"custom_fields": fields},
     }))
 }
 

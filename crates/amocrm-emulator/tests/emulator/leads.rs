@@ -283,3 +283,26 @@ async fn complex_create_refuses_more_than_fifty_leads_or_two_contacts() {
     assert_eq!(two_contacts.status(), 400);
     assert_eq!(app.emulator().leads_count(), 0);
 }
+
+/// The account's deal fields are listed, so an integration can check the ids it fills; a deal
+/// that fills an id not listed is refused.
+#[tokio::test]
+async fn the_deal_fields_the_account_lists_are_the_ones_a_deal_may_fill() {
+    let app = spawn_emulator().await;
+    let listed: Value = app.get("/api/v4/leads/custom_fields").await.json().await.unwrap();
+    let fields = listed["_embedded"]["custom_fields"].as_array().unwrap();
+    let ids: Vec<u64> = fields.iter().map(|field| field["id"].as_u64().unwrap()).collect();
+    assert!(ids.contains(&LISTING_FIELD_ID), "{listed}");
+    assert!(fields.iter().all(|field| field["name"].is_string() && field["type"].is_string()));
+
+    let unknown = (1..).map(|id| 900_000 + id).find(|id| !ids.contains(id)).unwrap();
+    let (pipeline_id, status_id) = stage(&app, "TrendAgent", "Новая заявка").await;
+    let refused = app
+        .post(
+            "/api/v4/leads",
+            json!([{"name": "x", "pipeline_id": pipeline_id, "status_id": status_id,
+                    "custom_fields_values": [{"field_id": unknown, "values": [{"value": "y"}]}]}]),
+        )
+        .await;
+    assert_eq!(refused.status(), 400);
+}
