@@ -17,7 +17,7 @@ use crate::notify::templates::EmailTemplates;
 
 /// `127.0.0.1:8080`, `[::1]:8080`, or a host name and port such as `localhost:8080`, resolved
 /// now (to its first address) since the listener binds one address.
-fn listen_address(written: &str) -> Result<SocketAddr, Problem> {
+pub(crate) fn listen_address(written: &str) -> Result<SocketAddr, Problem> {
     if let Ok(address) = written.parse::<SocketAddr>() {
         return Ok(address);
     }

@@ -23,6 +23,7 @@ use crate::domain::{CrmField, Email, PhoneRegion, SourceId};
 pub use crate::notify::email::SmtpConfig;
 use crate::notify::templates::EmailTemplates;
 use crate::notify::visitor_email::VisitorEmailTemplates;
+pub(crate) use check::listen_address;
 use raw::RawSettings;
 pub use session_crm::{LEAD_VARIABLES, ROUTE_VARIABLES};
 pub use telephony::{AutoCreate, CallRule, NumberRule, PbxAccess, PbxApi, TelephonySource};

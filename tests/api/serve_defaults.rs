@@ -113,3 +113,22 @@ async fn the_banner_s_telephony_command_plays_a_call_into_the_sandbox_crm_with_a
     started.child.kill().unwrap();
     started.child.wait().unwrap();
 }
+
+#[test]
+fn serve_listen_overrides_the_configured_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let (configured, given) = (free_port(), free_port());
+    let mut child = Command::new(TestProcess::BINARY)
+        .args(["serve", "--listen", &format!("127.0.0.1:{given}")])
+        .current_dir(dir.path())
+        .env("LEADGATE_SERVER__LISTEN", format!("127.0.0.1:{configured}"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let first = BufReader::new(child.stdout.take().unwrap()).lines().next().unwrap().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(first, format!("leadgate is listening on http://127.0.0.1:{given}"));
+}
