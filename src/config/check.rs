@@ -565,6 +565,7 @@ fn reject_keys_of_other_kinds_of_source(raw: &RawSource, key: &dyn Fn(&str) -> S
         ("honeypot", raw.honeypot.is_some()),
         ("per_ip_per_minute", raw.per_ip_per_minute.is_some()),
         ("success_message", raw.success_message.is_some()),
+        ("consent", raw.consent.is_some()),
     ];
     let proxy_keys =
         [("duplicate_window", raw.duplicate_window.is_some()), ("sync_timeout", raw.sync_timeout.is_some())];
