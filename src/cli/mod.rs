@@ -189,7 +189,26 @@ async fn serve(path: Option<PathBuf>, role: Role, listen: Option<SocketAddr>) ->
         eprintln!("leadgate: --role {role} needs a store all nodes share: set [store] url = \"postgres://…\"");
         return Ok(ExitCode::from(2));
     }
+    // A SQLite file is one node's: held by this process alone, whatever a previous process of
+    // the node was delivering when it died is its to take over at once.
+    let sole_use = if config.store.is_postgres() {
+        None
+    } else {
+        match crate::store::SqliteStore::claim_sole_use(&config.store.url) {
+            Ok(sole_use) => sole_use,
+            Err(error) => {
+                eprintln!("leadgate: {error}");
+                return Ok(ExitCode::from(2));
+            }
+        }
+    };
     let app = App::build(config).await?;
+    if let (Some(_), Store::Sqlite(store)) = (&sole_use, &app.store) {
+        let (leads, feedback) = store.release_leases().await?;
+        if leads + feedback > 0 {
+            tracing::info!(leads, feedback, "released what a previous run of this node held, to be delivered now");
+        }
+    }
     print_banner(&app);
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));

@@ -30,7 +30,7 @@ pub use files::FileStore;
 pub use group_commit::LeadWriter;
 pub use postgres::{NEW_LEADS_CHANNEL, PostgresStore};
 pub use postgres_budget::{SharedRateBudget, SharedSlot};
-pub use sqlite::SqliteStore;
+pub use sqlite::{SoleUse, SoleUseError, SqliteStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
