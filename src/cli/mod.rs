@@ -224,6 +224,13 @@ fn print_banner(app: &App) {
         println!();
         println!("*** SANDBOX CRM: no [destinations.*] is configured, so leads go to the built-in amoCRM emulator");
         println!("*** at {sandbox}. It is NOT a real CRM. Its contents: {sandbox}/_emulator/state");
+        match &app.sandbox_file {
+            Some(file) => println!(
+                "*** Its records are kept in {} (saved every second: a crash loses at most the last second).",
+                file.display()
+            ),
+            None => println!("*** It FORGETS everything at every restart (no SQLite file to keep it beside)."),
+        }
     }
     if let Some(key) = &app.demo_key {
         println!();
@@ -231,13 +238,15 @@ fn print_banner(app: &App) {
             "Demo source \"{}\" (key stored in the database, the same at every start): {key}",
             crate::startup::DEMO_SOURCE
         );
-        println!("Send a lead:");
+        // The answer's id goes into $id, so the second command reads the lead the first made.
+        println!("Send a lead (a shell variable keeps the id it is given):");
         println!(
-            "  curl -s {base}/api/v1/leads -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \
-             -d '{{\"name\":\"Иван Петров\",\"phone\":\"+7 999 123-45-67\",\"comment\":\"demo\"}}'"
+            "  id=$(curl -s {base}/api/v1/leads -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \
+             -d '{{\"name\":\"Иван Петров\",\"phone\":\"+7 999 123-45-67\",\"comment\":\"demo\"}}' \
+             | grep -o '\"id\":[0-9]*' | head -n1 | cut -d: -f2); echo \"lead $id\""
         );
         println!("Then see what happened to it:");
-        println!("  curl -s {base}/api/v1/leads/1 -H 'Authorization: Bearer {key}'");
+        println!("  curl -s {base}/api/v1/leads/$id -H 'Authorization: Bearer {key}'");
     }
     if let Some((key, pbx)) = &app.demo_pbx {
         println!();

@@ -116,17 +116,26 @@ pub enum SoleUseError {
 }
 
 impl SqliteStore {
+    /// The database file a `sqlite:` URL names; `None` for an in-memory database or another URL.
+    pub fn database_path(url: &str) -> Option<PathBuf> {
+        if !url.starts_with("sqlite:") || url.contains("mode=memory") {
+            return None;
+        }
+        let options = SqliteConnectOptions::from_str(url).ok()?;
+        let database = options.get_filename();
+        // Absolute, so what is printed names the file whatever the reader's directory.
+        (database != Path::new(":memory:"))
+            .then(|| std::path::absolute(database).unwrap_or_else(|_| database.to_owned()))
+    }
+
     /// Takes the lock of the database `url` names; `None` for an in-memory database, which no
     /// other process can open.
     ///
     /// # Errors
     /// When another process holds the lock, or the lock file cannot be created.
     pub fn claim_sole_use(url: &str) -> Result<Option<SoleUse>, SoleUseError> {
-        let Ok(options) = SqliteConnectOptions::from_str(url) else { return Ok(None) };
-        let database = options.get_filename();
-        if database == Path::new(":memory:") || url.contains("mode=memory") {
-            return Ok(None);
-        }
+        let Some(database) = Self::database_path(url) else { return Ok(None) };
+        let database = database.as_path();
         let mut lock = database.as_os_str().to_owned();
         lock.push(".lock");
         let lock = PathBuf::from(lock);
