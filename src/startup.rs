@@ -66,6 +66,8 @@ pub struct App {
     pub store: Store,
     /// Set when no destination is configured and the sandbox CRM stands in.
     pub sandbox_url: Option<String>,
+    /// Where the sandbox CRM keeps its records across restarts; `None`: it forgets them.
+    pub sandbox_file: Option<std::path::PathBuf>,
     /// Set when no source is configured: the demo source's generated key.
     pub demo_key: Option<String>,
     /// With it, the demo telephony source's URL key, and where the sandbox PBX listens.
@@ -114,7 +116,13 @@ impl App {
         // Before anything is counted: counts made without a recorder are lost.
         crate::metrics::install();
         let store = Store::open(&store_config).await?;
-        let sandbox = if destinations.is_empty() { Some(Sandbox::start().await?) } else { None };
+        let sandbox = if destinations.is_empty() {
+            let state_file = crate::store::SqliteStore::database_path(&store_config.url)
+                .map(|database| database.with_file_name(crate::sandbox::STATE_FILE));
+            Some(Sandbox::start(state_file).await?)
+        } else {
+            None
+        };
         let mut demo_key = None;
         let mut demo_pbx_key = None;
         if let Some(sandbox) = &sandbox {
@@ -234,6 +242,7 @@ impl App {
             address,
             store,
             sandbox_url: sandbox.as_ref().map(Sandbox::base_url),
+            sandbox_file: sandbox.as_ref().and_then(Sandbox::state_file).map(std::path::Path::to_path_buf),
             demo_pbx: demo_pbx_key.zip(sandbox.as_ref().map(Sandbox::pbx_url)),
             demo_key,
             listener,

@@ -108,6 +108,10 @@
     return "";
   }
 
+  function checkConsent(entry) {
+    return entry.input.checked ? "" : messages.consent;
+  }
+
   // Every checked control, in page order, and the same entries by the field's name.
   var entries = [];
   var byName = Object.create(null);
@@ -137,6 +141,14 @@
       input: document.getElementById(config.files.id),
       error: document.getElementById(config.files.error_id),
       check: checkFiles,
+    });
+  }
+  if (config.consent) {
+    addEntry({
+      name: config.consent.name,
+      input: document.getElementById(config.consent.id),
+      error: document.getElementById(config.consent.error_id),
+      check: checkConsent,
     });
   }
 
@@ -180,7 +192,7 @@
   // Once a field shows an error, the error follows the field as it is corrected; a file
   // choice is checked at once, so a too large file is reported before sending.
   entries.forEach(function (entry) {
-    var eventName = entry.check === checkFiles ? "change" : "input";
+    var eventName = entry.check === checkText ? "input" : "change";
     entry.input.addEventListener(eventName, function () {
       if (entry.check === checkFiles || entry.error.textContent !== "") {
         showError(entry, entry.check(entry));

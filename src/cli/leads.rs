@@ -18,16 +18,23 @@ pub enum LeadsAction {
         /// pending, processing, approved, rejected, skipped, dead or unrouted.
         #[arg(long)]
         status: Option<String>,
+        /// Only the leads of this source (its name in the configuration).
         #[arg(long)]
         source: Option<String>,
+        /// At most this many leads, the newest.
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
     /// One lead with its whole history, as JSON.
-    Show { id: i64 },
+    Show {
+        /// The lead's id, as the intake answered it and `leads list` shows it.
+        id: i64,
+    },
     /// Give an unrouted portal lead its advertiser, and queue it.
     Route {
+        /// The unrouted lead's id.
         id: i64,
+        /// The id of an advertiser of the lead's source (as `advertisers list` shows it).
         #[arg(long)]
         advertiser: String,
     },

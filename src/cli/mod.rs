@@ -36,6 +36,10 @@ enum Command {
         /// `intake` or `worker` splits the work between nodes sharing a PostgreSQL store.
         #[arg(long, value_enum, default_value_t = Role::All)]
         role: Role,
+        /// The address and port to listen on, e.g. 0.0.0.0:8080 or localhost:8080; overrides
+        /// `[server] listen`.
+        #[arg(long, value_parser = parse_listen)]
+        listen: Option<SocketAddr>,
     },
     /// Inspect the configuration.
     Config {
@@ -76,22 +80,30 @@ enum Command {
     Store {
         #[command(subcommand)]
         action: store::StoreAction,
+        #[command(flatten)]
+        _no_config: NoConfig,
     },
     /// Run a CRM emulator on its own, for demos and manual tests.
     SandboxCrm {
         /// `amocrm`, or `session` for a company CRM with a cookie session and a CSRF header.
         #[arg(long, value_enum, default_value_t = SandboxKind::Amocrm)]
         kind: SandboxKind,
+        /// The address and port the emulator listens on.
         #[arg(long, default_value = "127.0.0.1:8090")]
         listen: SocketAddr,
+        #[command(flatten)]
+        _no_config: NoConfig,
     },
     /// Run a cloud PBX emulator on its own: it serves the provider's API and plays calls to a URL.
     SandboxPbx {
         /// Which PBX to be: its events, signatures and API.
         #[arg(long, value_enum)]
         provider: SandboxPbxProvider,
+        /// The address and port the emulator listens on.
         #[arg(long, default_value = "127.0.0.1:8092")]
         listen: SocketAddr,
+        #[command(flatten)]
+        _no_config: NoConfig,
         /// A scenario to play once the PBX is up (`GET /_control/scenarios` lists them).
         #[arg(long, requires = "to")]
         play: Option<String>,
@@ -99,6 +111,19 @@ enum Command {
         #[arg(long, requires = "play")]
         to: Option<url::Url>,
     },
+}
+
+/// Stands in for the global `--config` on commands that read no configuration, so that their help
+/// does not offer it. It is still accepted and ignored: clap hands it the value of
+/// `LEADGATE_CONFIG`, which a shell set up for the other commands may well carry.
+#[derive(clap::Args)]
+struct NoConfig {
+    #[arg(long = "config", id = "config", hide = true)]
+    _config: Option<PathBuf>,
+}
+
+fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    crate::config::listen_address(text).map_err(|problem| problem.message)
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -126,10 +151,11 @@ pub fn run() -> ExitCode {
     if !matches!(cli.command, Command::Serve { .. }) {
         crate::telemetry::init(LogFormat::Text);
     }
+
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime can be built");
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve { role } => serve(cli.config, role).await,
+            Command::Serve { role, listen } => serve(cli.config, role, listen).await,
             Command::Config { action: ConfigAction::Check } => check(cli.config).await,
             Command::Migrate => migrate(cli.config).await,
             Command::Leads { action } => match load(cli.config) {
@@ -152,10 +178,10 @@ pub fn run() -> ExitCode {
                 Ok(config) => backup::restore(&config, &from, force).await,
                 Err(code) => Ok(code),
             },
-            Command::Store { action } => store::run(action).await,
-            Command::SandboxCrm { kind: SandboxKind::Amocrm, listen } => sandbox_crm(listen).await,
-            Command::SandboxCrm { kind: SandboxKind::Session, listen } => sandbox_session_crm(listen).await,
-            Command::SandboxPbx { provider, listen, play, to } => sandbox_pbx(provider, listen, play.zip(to)).await,
+            Command::Store { action, .. } => store::run(action).await,
+            Command::SandboxCrm { kind: SandboxKind::Amocrm, listen, .. } => sandbox_crm(listen).await,
+            Command::SandboxCrm { kind: SandboxKind::Session, listen, .. } => sandbox_session_crm(listen).await,
+            Command::SandboxPbx { provider, listen, play, to, .. } => sandbox_pbx(provider, listen, play.zip(to)).await,
         }
     });
     // A task still blocked on the file system must not keep a stopped gateway alive.
@@ -173,11 +199,12 @@ fn load(path: Option<PathBuf>) -> Result<Config, ExitCode> {
     })
 }
 
-async fn serve(path: Option<PathBuf>, role: Role) -> anyhow::Result<ExitCode> {
-    let config = match load(path) {
+async fn serve(path: Option<PathBuf>, role: Role, listen: Option<SocketAddr>) -> anyhow::Result<ExitCode> {
+    let mut config = match load(path) {
         Ok(config) => config,
         Err(code) => return Ok(code),
     };
+    config.listen = listen.unwrap_or(config.listen);
     crate::telemetry::init(config.log_format);
     if role != Role::All && !config.store.is_postgres() {
         let role =
@@ -185,7 +212,26 @@ async fn serve(path: Option<PathBuf>, role: Role) -> anyhow::Result<ExitCode> {
         eprintln!("leadgate: --role {role} needs a store all nodes share: set [store] url = \"postgres://…\"");
         return Ok(ExitCode::from(2));
     }
+    // A SQLite file is one node's: held by this process alone, whatever a previous process of
+    // the node was delivering when it died is its to take over at once.
+    let sole_use = if config.store.is_postgres() {
+        None
+    } else {
+        match crate::store::SqliteStore::claim_sole_use(&config.store.url) {
+            Ok(sole_use) => sole_use,
+            Err(error) => {
+                eprintln!("leadgate: {error}");
+                return Ok(ExitCode::from(2));
+            }
+        }
+    };
     let app = App::build(config).await?;
+    if let (Some(_), Store::Sqlite(store)) = (&sole_use, &app.store) {
+        let (leads, feedback) = store.release_leases().await?;
+        if leads + feedback > 0 {
+            tracing::info!(leads, feedback, "released what a previous run of this node held, to be delivered now");
+        }
+    }
     print_banner(&app);
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
@@ -201,6 +247,13 @@ fn print_banner(app: &App) {
         println!();
         println!("*** SANDBOX CRM: no [destinations.*] is configured, so leads go to the built-in amoCRM emulator");
         println!("*** at {sandbox}. It is NOT a real CRM. Its contents: {sandbox}/_emulator/state");
+        match &app.sandbox_file {
+            Some(file) => println!(
+                "*** Its records are kept in {} (saved every second: a crash loses at most the last second).",
+                file.display()
+            ),
+            None => println!("*** It FORGETS everything at every restart (no SQLite file to keep it beside)."),
+        }
     }
     if let Some(key) = &app.demo_key {
         println!();
@@ -208,13 +261,15 @@ fn print_banner(app: &App) {
             "Demo source \"{}\" (key stored in the database, the same at every start): {key}",
             crate::startup::DEMO_SOURCE
         );
-        println!("Send a lead:");
+        // The answer's id goes into $id, so the second command reads the lead the first made.
+        println!("Send a lead (a shell variable keeps the id it is given):");
         println!(
-            "  curl -s {base}/api/v1/leads -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \
-             -d '{{\"name\":\"Иван Петров\",\"phone\":\"+7 999 123-45-67\",\"comment\":\"demo\"}}'"
+            "  id=$(curl -s {base}/api/v1/leads -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \
+             -d '{{\"name\":\"Иван Петров\",\"phone\":\"+7 999 123-45-67\",\"comment\":\"demo\"}}' \
+             | grep -o '\"id\":[0-9]*' | head -n1 | cut -d: -f2); echo \"lead $id\""
         );
         println!("Then see what happened to it:");
-        println!("  curl -s {base}/api/v1/leads/1 -H 'Authorization: Bearer {key}'");
+        println!("  curl -s {base}/api/v1/leads/$id -H 'Authorization: Bearer {key}'");
     }
     if let Some((key, pbx)) = &app.demo_pbx {
         println!();
@@ -430,4 +485,46 @@ async fn sandbox_pbx(
     tokio::signal::ctrl_c().await?;
     pbx.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every option and argument a user can see in some `--help`, by its command path.
+    fn undescribed(command: &clap::Command, path: &str, found: &mut Vec<String>) {
+        for arg in command.get_arguments().filter(|arg| !arg.is_hide_set()) {
+            if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                found.push(format!("{path} {}", arg.get_id()));
+            }
+        }
+        for sub in command.get_subcommands() {
+            undescribed(sub, &format!("{path} {}", sub.get_name()), found);
+        }
+    }
+
+    #[test]
+    fn every_option_and_argument_of_every_command_says_what_it_is() {
+        let mut command = Cli::command();
+        command.build();
+        let mut found = Vec::new();
+        undescribed(&command, "leadgate", &mut found);
+        assert!(found.is_empty(), "without a description: {found:#?}");
+    }
+
+    #[test]
+    fn commands_that_read_no_configuration_do_not_offer_config() {
+        let mut command = Cli::command();
+        command.build();
+        for name in ["sandbox-crm", "sandbox-pbx", "store"] {
+            let sub = command.find_subcommand(name).unwrap();
+            let offered = sub.get_arguments().any(|arg| arg.get_id() == "config" && !arg.is_hide_set());
+            assert!(!offered, "{name} --help offers --config");
+        }
+        let serve = command.find_subcommand("serve").unwrap();
+        assert!(serve.get_arguments().any(|arg| arg.get_id() == "config" && !arg.is_hide_set()));
+        assert!(serve.get_arguments().any(|arg| arg.get_id() == "listen"));
+    }
 }

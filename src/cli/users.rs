@@ -21,17 +21,27 @@ const ACTOR: &str = "command line";
 pub enum UsersAction {
     /// Add a console user; the password is asked for (at least 12 characters).
     Add {
+        /// The name the user logs in with.
         username: String,
         /// `admin` (everything) or `viewer` (read-only, no personal data beyond the list).
         #[arg(long, default_value = "viewer")]
         role: String,
     },
     /// Set a new password; the user's sessions end.
-    Passwd { username: String },
+    Passwd {
+        /// The user's login name.
+        username: String,
+    },
     /// Stop a user from logging in; their sessions end at once.
-    Disable { username: String },
+    Disable {
+        /// The user's login name.
+        username: String,
+    },
     /// Let a disabled user log in again.
-    Enable { username: String },
+    Enable {
+        /// The user's login name.
+        username: String,
+    },
     /// Every user with their role and state.
     List,
 }

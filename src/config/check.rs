@@ -17,7 +17,7 @@ use crate::notify::templates::EmailTemplates;
 
 /// `127.0.0.1:8080`, `[::1]:8080`, or a host name and port such as `localhost:8080`, resolved
 /// now (to its first address) since the listener binds one address.
-fn listen_address(written: &str) -> Result<SocketAddr, Problem> {
+pub(crate) fn listen_address(written: &str) -> Result<SocketAddr, Problem> {
     if let Ok(address) = written.parse::<SocketAddr>() {
         return Ok(address);
     }
@@ -582,6 +582,7 @@ fn reject_keys_of_other_kinds_of_source(raw: &RawSource, key: &dyn Fn(&str) -> S
         ("honeypot", raw.honeypot.is_some()),
         ("per_ip_per_minute", raw.per_ip_per_minute.is_some()),
         ("success_message", raw.success_message.is_some()),
+        ("consent", raw.consent.is_some()),
     ];
     let proxy_keys =
         [("duplicate_window", raw.duplicate_window.is_some()), ("sync_timeout", raw.sync_timeout.is_some())];

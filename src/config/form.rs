@@ -1,8 +1,8 @@
 //! Checking a website form's settings: which form field fills which CRM field, and its limits.
 
 use super::found::Found;
-use super::raw::RawSource;
-use super::{FormSource, WaitForCrm};
+use super::raw::{RawConsent, RawSource};
+use super::{Consent, FormSource, WaitForCrm};
 use crate::domain::{CrmField, DealSpec};
 
 /// The seed's text after a successful submission.
@@ -88,6 +88,13 @@ pub(super) fn check_form(
     if !is_form_field_name(&honeypot) || fields.iter().any(|(_, form_field)| *form_field == honeypot) {
         found.problem(key("honeypot"), format!("«{honeypot}» must be a field name the form does not otherwise use"));
     }
+    let consent = raw.consent.take().and_then(|raw| check_consent(raw, key, found));
+    if fields.iter().any(|(_, form_field)| form_field == CONSENT_FIELD) || honeypot == CONSENT_FIELD {
+        found.problem(
+            key("fields"),
+            format!("«{CONSENT_FIELD}» is the consent checkbox's name; give the field another"),
+        );
+    }
     if found.0.len() > before {
         return None;
     }
@@ -106,7 +113,30 @@ pub(super) fn check_form(
         per_ip_per_minute: raw.per_ip_per_minute.unwrap_or(10),
         success_message: raw.success_message.take().unwrap_or_else(|| DEFAULT_SUCCESS_MESSAGE.to_owned()),
         wait_for_crm,
+        consent,
     })
+}
+
+/// The name the consent checkbox is submitted under.
+pub const CONSENT_FIELD: &str = "consent";
+
+fn check_consent(raw: RawConsent, key: &dyn Fn(&str) -> String, found: &mut Found<'_>) -> Option<Box<Consent>> {
+    let text = raw.text.map(|text| text.trim().to_owned()).filter(|text| !text.is_empty());
+    if text.is_none() {
+        found.problem(key("consent.text"), "missing: what the visitor agrees to, shown next to the checkbox");
+    }
+    let policy_url = match raw.policy_url.as_deref().map(url::Url::parse) {
+        Some(Ok(url)) if matches!(url.scheme(), "http" | "https") => Some(url),
+        Some(_) => {
+            found.problem(key("consent.policy_url"), "not an http(s) address of the privacy policy");
+            None
+        }
+        None => {
+            found.problem(key("consent.policy_url"), "missing: the address of the site's privacy policy");
+            None
+        }
+    };
+    Some(Box::new(Consent { text: text?, policy_url: policy_url? }))
 }
 
 fn is_form_field_name(name: &str) -> bool {

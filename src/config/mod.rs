@@ -25,6 +25,8 @@ pub use crate::notify::email::SmtpConfig;
 use crate::notify::templates::EmailTemplates;
 use crate::notify::visitor_email::VisitorEmailTemplates;
 pub use alerts::AlertsConfig;
+pub(crate) use check::listen_address;
+pub use form::CONSENT_FIELD;
 use raw::RawSettings;
 pub use session_crm::{LEAD_VARIABLES, ROUTE_VARIABLES};
 pub use telephony::{AutoCreate, CallRule, NumberRule, PbxAccess, PbxApi, TelephonySource};
@@ -436,6 +438,17 @@ pub struct FormSource {
     pub per_ip_per_minute: u32,
     pub success_message: String,
     pub wait_for_crm: Option<WaitForCrm>,
+    /// A personal-data consent checkbox (Russia's 152-FZ) that must be ticked; `None`: no checkbox.
+    /// Boxed: most forms have none, and every source's kind is as large as its largest.
+    pub consent: Option<Box<Consent>>,
+}
+
+/// The consent a form asks for: the checkbox's text and the privacy policy it links to, both
+/// stored with every lead the form accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consent {
+    pub text: String,
+    pub policy_url: url::Url,
 }
 
 #[derive(Debug, Clone)]
@@ -1040,6 +1053,29 @@ mod tests {
         let error = load_toml(&format!("{SMTP}{}", website_sources(extra))).unwrap_err();
         assert!(error.problems.iter().all(|problem| problem.message.contains("visitor_body")), "{error}");
         assert_eq!(keys(error), ["sources.feedback.email", "sources.site.email"]);
+    }
+
+    #[test]
+    fn a_forms_consent_needs_its_text_and_an_http_policy_address_and_belongs_to_forms_only() {
+        let form = |consent: &str| {
+            format!(
+                "{DESTINATION}[sources.feedback]\nkind = \"form\"\ndestination = \"main\"\npipeline = \"P\"\n\
+                 status = \"S\"\nfields = {{ phone = \"phone\" }}\nconsent = {consent}\n"
+            )
+        };
+        let config = load_toml(&form(r#"{ text = "Я согласен", policy_url = "https://example.ru/privacy" }"#)).unwrap();
+        let SourceKind::Form(feedback) = &config.sources[&SourceId("feedback".into())].kind else { panic!("a form") };
+        let consent = feedback.consent.as_ref().unwrap();
+        assert_eq!((consent.text.as_str(), consent.policy_url.as_str()), ("Я согласен", "https://example.ru/privacy"));
+
+        let named = keys(load_toml(&form(r#"{ text = " ", policy_url = "javascript:alert(1)" }"#)).unwrap_err());
+        assert!(named.contains(&"sources.feedback.consent.text".to_owned()), "{named:?}");
+        assert!(named.contains(&"sources.feedback.consent.policy_url".to_owned()), "{named:?}");
+        let proxy = format!(
+            "{DESTINATION}[sources.site]\nkind = \"proxy\"\nkey = \"0123456789abcdef\"\ndestination = \"main\"\n\
+             pipeline = \"P\"\nstatus = \"S\"\nconsent = {{ text = \"x\", policy_url = \"https://e.ru\" }}\n"
+        );
+        assert!(keys(load_toml(&proxy).unwrap_err()).contains(&"sources.site.consent".to_owned()));
     }
 
     #[test]

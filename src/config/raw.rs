@@ -213,6 +213,8 @@ pub struct RawSource {
     pub per_ip_per_minute: Option<u32>,
     pub requests_per_minute: Option<u32>,
     pub success_message: Option<String>,
+    /// Forms: a personal-data consent checkbox the visitor must tick.
+    pub consent: Option<RawConsent>,
     /// Telephony: the PBX and its credentials (Telphin's is `key`).
     pub provider: Option<String>,
     pub secret: Option<SecretString>,
@@ -341,4 +343,11 @@ pub struct RawNumberRule {
     pub missed_unknown: Option<String>,
     pub pipeline: Option<String>,
     pub status: Option<String>,
+}
+
+/// A form's consent checkbox: what it says, and the privacy policy it links to.
+#[derive(Debug, Deserialize)]
+pub struct RawConsent {
+    pub text: Option<String>,
+    pub policy_url: Option<String>,
 }

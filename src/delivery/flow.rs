@@ -336,9 +336,19 @@ fn note_text(lead: &Lead, with_file_links: bool) -> String {
             lines.push(format!("  {} ({}, {} байт): {}", file.name, file.content_type, file.size, file.url));
         }
     }
+    let consent = fields.payload.get("consent").filter(|consent| consent["given"] == true);
+    if let Some(consent) = consent {
+        let text = |key: &str| consent[key].as_str().unwrap_or_default().to_owned();
+        lines.push(format!(
+            "Согласие на обработку персональных данных дано {}: «{}» (политика: {})",
+            text("at"),
+            text("text"),
+            text("policy_url")
+        ));
+    }
     if let Some(object) = fields.payload.as_object() {
         lines.push("Все поля заявки:".to_owned());
-        for (key, value) in object {
+        for (key, value) in object.iter().filter(|(key, _)| consent.is_none() || key.as_str() != "consent") {
             let value = match value {
                 serde_json::Value::String(text) => text.clone(),
                 other => other.to_string(),

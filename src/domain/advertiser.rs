@@ -25,6 +25,14 @@ pub struct Advertiser {
     pub enabled: bool,
 }
 
+impl Advertiser {
+    /// Why its lead copies would go nowhere: the portal's flag set without an address to send to.
+    pub fn missing_lead_email(&self) -> Option<&'static str> {
+        (self.send_lead_email && self.email.is_none())
+            .then_some("SEND_LEAD_EMAIL is true but there is no e-mail address to send the copies to")
+    }
+}
+
 /// Where an advertiser's leads go; each `None` means the source's own setting.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AdvertiserRoute {

@@ -50,7 +50,10 @@ pub fn check<R: Read>(
         new += usize::from(existing.is_none());
         // DOCUMENT is a required column, so every row carries one.
         if let Some(advertiser) = change.apply(source, existing) {
-            advertisers.push((line, advertiser));
+            match advertiser.missing_lead_email() {
+                Some(problem) => bad_rows.push((line, format!("advertiser {}: {problem} (EMAIL)", advertiser.id))),
+                None => advertisers.push((line, advertiser)),
+            }
         }
     }
     bad_rows.extend(listing_conflicts(stored.values(), &advertisers));

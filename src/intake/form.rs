@@ -13,10 +13,10 @@ use serde_json::{Value, json};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use url::Url;
 
-use super::form_page::{self, FormMessages, FormPage, InputKind, PageField, PageFiles};
+use super::form_page::{self, FormMessages, FormPage, InputKind, PageConsent, PageField, PageFiles};
 use super::variables::Variables;
 use super::wait;
-use crate::config::{FormSource, SourceConfig, SourceKind};
+use crate::config::{CONSENT_FIELD, FormSource, SourceConfig, SourceKind};
 use crate::domain::text;
 use crate::domain::{CrmField, DealSpec, Email, NewLead, Phone, Routing};
 use crate::http::error::ApiError;
@@ -377,6 +377,11 @@ impl Submission {
         if let Some(problem) = &self.file_error {
             errors.push((FILES_FIELD.to_owned(), problem.clone()));
         }
+        // Checked here, not only by the page: a site may post the form with a page of its own.
+        let consent_given = value(CONSENT_FIELD).is_some();
+        if settings.consent.is_some() && !consent_given {
+            errors.push((CONSENT_FIELD.to_owned(), messages.consent.clone()));
+        }
         let mut variables = Variables::from_request(headers, client_ip);
         for (name, text) in &self.values {
             variables.set_parameter(name, text);
@@ -432,6 +437,14 @@ impl Submission {
             self.values.iter().map(|(name, text)| (name.clone(), Value::String(text.clone()))).collect();
         if let Some(page) = headers.get(header::REFERER).and_then(|value| value.to_str().ok()) {
             payload.insert("page".to_owned(), Value::String(page.to_owned()));
+        }
+        // What the visitor agreed to, as it read at the time: the operator may reword it later.
+        if let Some(consent) = &settings.consent {
+            let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            payload.insert(
+                CONSENT_FIELD.to_owned(),
+                json!({ "given": true, "text": consent.text, "policy_url": consent.policy_url.as_str(), "at": at }),
+            );
         }
         Ok(NewLead {
             source: source.id.clone(),
@@ -522,6 +535,11 @@ fn page_of(source: &SourceConfig, settings: &FormSource, embedded: bool) -> Form
         action: format!("/forms/{}", source.id),
         fields,
         files,
+        consent: settings.consent.as_ref().map(|consent| PageConsent {
+            name: CONSENT_FIELD.to_owned(),
+            text: consent.text.clone(),
+            policy_url: consent.policy_url.to_string(),
+        }),
         honeypot: settings.honeypot.clone(),
         submit_label: "Отправить".to_owned(),
         success_message: settings.success_message.clone(),
@@ -551,6 +569,7 @@ mod tests {
             per_ip_per_minute: 1,
             success_message: String::new(),
             wait_for_crm: None,
+            consent: None,
         }
     }
 

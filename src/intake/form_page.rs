@@ -8,6 +8,7 @@
 //!
 //! Element ids the script relies on: `leadgate-form` (the form), `lg-input-N`/`lg-error-N` (the
 //! N-th field, from 0), `lg-files`/`lg-files-error`, `lg-form-error` (general errors),
+//! `lg-consent`/`lg-consent-error` (the consent checkbox, when the form asks for one),
 //! `lg-progress`, `lg-submit`, `lg-status` (the live region), `lg-success`, `lg-ok`.
 
 use std::sync::LazyLock;
@@ -37,6 +38,10 @@ const BYTES_PER_MB: u64 = 1024 * 1024;
 const FILES_ID: &str = "lg-files";
 const FILES_ERROR_ID: &str = "lg-files-error";
 const FILES_HINT_ID: &str = "lg-files-hint";
+const CONSENT_ID: &str = "lg-consent";
+const CONSENT_ERROR_ID: &str = "lg-consent-error";
+/// The consent's label in the no-JS result page's list of errors.
+const CONSENT_LABEL: &str = "Согласие на обработку персональных данных";
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct FormPage {
@@ -48,6 +53,8 @@ pub struct FormPage {
     pub fields: Vec<PageField>,
     /// `None`: the form takes no files.
     pub files: Option<PageFiles>,
+    /// `None`: the form asks for no consent.
+    pub consent: Option<PageConsent>,
     /// The name of a hidden anti-spam input that humans leave empty.
     pub honeypot: String,
     /// «Отправить».
@@ -79,6 +86,15 @@ pub enum InputKind {
     Textarea,
 }
 
+/// The personal-data consent checkbox: always required when present.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PageConsent {
+    pub name: String,
+    pub text: String,
+    /// The privacy policy, opened in a new tab.
+    pub policy_url: String,
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PageFiles {
     pub name: String,
@@ -104,6 +120,7 @@ pub struct FormMessages {
     pub too_long: String,
     /// `{code}`: the character, as `U+0000`.
     pub forbidden_char: String,
+    pub consent: String,
     pub network: String,
 }
 
@@ -118,6 +135,7 @@ impl Default for FormMessages {
             email: "Проверьте адрес e-mail".to_owned(),
             too_long: "Не больше {max} символов".to_owned(),
             forbidden_char: "Уберите управляющий символ {code}".to_owned(),
+            consent: "Без согласия на обработку персональных данных мы не можем принять заявку".to_owned(),
             network: "Не удалось отправить заявку. Проверьте подключение и попробуйте ещё раз".to_owned(),
         }
     }
@@ -155,20 +173,30 @@ fn megabytes(bytes: u64) -> u64 {
 pub fn render_page(page: &FormPage) -> Result<String, minijinja::Error> {
     let fields = field_views(page);
     let files = page.files.as_ref().map(FilesView::new);
+    let consent = page.consent.as_ref().map(|consent| ConsentView {
+        name: &consent.name,
+        text: &consent.text,
+        policy_url: &consent.policy_url,
+        id: CONSENT_ID,
+        error_id: CONSENT_ERROR_ID,
+    });
     let config = ScriptConfig {
         form_id: &page.form_id,
         fields: &fields,
         files: files.as_ref(),
+        consent: consent.as_ref(),
         messages: &page.messages,
         success_message: &page.success_message,
         sending_label: SENDING_LABEL,
     };
-    let has_required =
-        page.fields.iter().any(|field| field.required) || page.files.as_ref().is_some_and(|files| files.required);
+    let has_required = page.fields.iter().any(|field| field.required)
+        || page.files.as_ref().is_some_and(|files| files.required)
+        || consent.is_some();
     environment().get_template(PAGE_TEMPLATE_NAME)?.render(context! {
         page => Value::from(Serde(page)),
         fields => Value::from(Serde(&fields)),
         files => Value::from(Serde(&files)),
+        consent => Value::from(Serde(&consent)),
         has_required,
         sending_label => SENDING_LABEL,
         config_json => Value::from_safe_string(script_json(&config)),
@@ -339,9 +367,19 @@ struct ScriptConfig<'a> {
     form_id: &'a str,
     fields: &'a [FieldView<'a>],
     files: Option<&'a FilesView<'a>>,
+    consent: Option<&'a ConsentView<'a>>,
     messages: &'a FormMessages,
     success_message: &'a str,
     sending_label: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+struct ConsentView<'a> {
+    name: &'a str,
+    text: &'a str,
+    policy_url: &'a str,
+    id: &'static str,
+    error_id: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -356,6 +394,7 @@ fn label_of<'a>(page: &'a FormPage, name: &str) -> Option<&'a str> {
         .find(|field| field.name == name)
         .map(|field| field.label.as_str())
         .or_else(|| page.files.as_ref().filter(|files| files.name == name).map(|files| files.label.as_str()))
+        .or_else(|| page.consent.as_ref().filter(|consent| consent.name == name).map(|_| CONSENT_LABEL))
 }
 
 #[cfg(test)]
@@ -406,6 +445,7 @@ mod tests {
                 max_files: 5,
                 max_bytes: 10 * 1024 * 1024,
             }),
+            consent: None,
             honeypot: "website".to_owned(),
             submit_label: "Отправить".to_owned(),
             success_message: "Ваша заявка отправлена. Мы свяжемся с вами в рабочее время по мск с 9:00 до 18:00"
@@ -605,5 +645,27 @@ mod tests {
         assert_eq!(messages.file_too_large("a.pdf", 1), "Файл «a.pdf» больше 1 МБ");
         // A file named like a placeholder stays as named.
         assert_eq!(messages.file_too_large("{max}.pdf", 2 * 1024 * 1024), "Файл «{max}.pdf» больше 2 МБ");
+    }
+
+    #[test]
+    fn the_consent_checkbox_is_required_and_links_to_the_policy_in_a_new_tab() {
+        let mut page = page();
+        assert!(!render_page(&page).unwrap().contains(r#"id="lg-consent""#), "no checkbox unless configured");
+        page.consent = Some(PageConsent {
+            name: "consent".to_owned(),
+            text: "Я согласен на обработку персональных данных".to_owned(),
+            policy_url: "https://example.ru/privacy?a=1&b=2".to_owned(),
+        });
+        let html = render_page(&page).unwrap();
+        assert!(html.contains(
+            r#"<input class="lg-checkbox" id="lg-consent" name="consent" type="checkbox" value="yes" required aria-describedby="lg-consent-error">"#
+        ));
+        assert!(html.contains("Я согласен на обработку персональных данных"));
+        assert!(html.contains(
+            r#"<a href="https:&#x2f;&#x2f;example.ru&#x2f;privacy?a=1&amp;b=2" target="_blank" rel="noopener noreferrer">"#
+        ));
+        assert_eq!(config_of(&html)["consent"]["id"], "lg-consent");
+        let result = render_result(&page, false, "Проверьте поля формы", &[("consent".to_owned(), "нет".to_owned())]);
+        assert!(result.unwrap().contains("Согласие на обработку персональных данных: нет"));
     }
 }

@@ -109,6 +109,14 @@ impl Store {
         }
     }
 
+    /// Deletes the advertiser with its listings and its own password; returns whether it existed.
+    pub async fn delete_advertiser(&self, source: &SourceId, id: &AdvertiserId) -> Result<bool, StoreError> {
+        match self {
+            Self::Sqlite(store) => store.delete_advertiser(source, id).await,
+            Self::Postgres(store) => store.delete_advertiser(source, id).await,
+        }
+    }
+
     /// Sets (or, with `None`, removes) the advertiser's own Basic password.
     pub async fn set_advertiser_secret(
         &self,

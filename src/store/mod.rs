@@ -33,7 +33,7 @@ pub use files::FileStore;
 pub use group_commit::LeadWriter;
 pub use postgres::{NEW_LEADS_CHANNEL, PostgresStore};
 pub use postgres_budget::{SharedRateBudget, SharedSlot};
-pub use sqlite::{SqliteStore, lock_unused};
+pub use sqlite::{SoleUse, SoleUseError, SqliteStore, lock_unused};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -611,6 +611,18 @@ macro_rules! shared_queries {
                 Ok(updated.rows_affected() > 0)
             }
 
+            pub async fn delete_advertiser(&self, source: &SourceId, id: &AdvertiserId) -> Result<bool, StoreError> {
+                let _turn = self.background_turn().await;
+                // Its listings and its own password go with it (`on delete cascade`); its leads keep
+                // their advertiser id, which is only a label on them.
+                let deleted = sqlx::query("delete from advertisers where source_id = $1 and id = $2")
+                    .bind(&source.0)
+                    .bind(id.as_str())
+                    .execute(self.writes())
+                    .await?;
+                Ok(deleted.rows_affected() > 0)
+            }
+
             async fn with_listings(&self, row: Option<AdvertiserRow>) -> Result<Option<Advertiser>, StoreError> {
                 let Some(row) = row else {
                     return Ok(None);

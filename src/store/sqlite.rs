@@ -1,5 +1,7 @@
 //! The SQLite backend: a real file in WAL mode, every write of the process on one connection, intake first.
 
+use std::fs::{File, TryLockError};
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -140,6 +142,81 @@ pub fn lock_unused(path: &std::path::Path) -> std::io::Result<Option<std::fs::Fi
         Ok(()) => Ok(Some(file)),
         Err(std::fs::TryLockError::WouldBlock) => Ok(None),
         Err(std::fs::TryLockError::Error(error)) => Err(error),
+    }
+}
+
+/// Proof that this process is the one gateway serving a SQLite file: an exclusive lock on the
+/// file `<database>.lock` beside it, held while this value lives. The operating system drops the
+/// lock when the process ends in any way, `kill -9` included, so a lock never outlives its holder.
+pub struct SoleUse {
+    _file: File,
+}
+
+/// Why a gateway may not serve a SQLite file.
+#[derive(Debug, thiserror::Error)]
+pub enum SoleUseError {
+    #[error(
+        "another gateway is serving the database {database}: it holds {lock}. Stop it first; two gateways \
+         on one SQLite file would deliver each other's leads twice (several nodes need PostgreSQL)"
+    )]
+    Held { database: PathBuf, lock: PathBuf },
+    #[error("the lock file {lock} cannot be opened: {error}")]
+    Unusable { lock: PathBuf, error: std::io::Error },
+}
+
+impl SqliteStore {
+    /// The database file a `sqlite:` URL names; `None` for an in-memory database or another URL.
+    pub fn database_path(url: &str) -> Option<PathBuf> {
+        if !url.starts_with("sqlite:") || url.contains("mode=memory") {
+            return None;
+        }
+        let options = SqliteConnectOptions::from_str(url).ok()?;
+        let database = options.get_filename();
+        // Absolute, so what is printed names the file whatever the reader's directory.
+        (database != Path::new(":memory:"))
+            .then(|| std::path::absolute(database).unwrap_or_else(|_| database.to_owned()))
+    }
+
+    /// Takes the lock of the database `url` names; `None` for an in-memory database, which no
+    /// other process can open.
+    ///
+    /// # Errors
+    /// When another process holds the lock, or the lock file cannot be created.
+    pub fn claim_sole_use(url: &str) -> Result<Option<SoleUse>, SoleUseError> {
+        let Some(database) = Self::database_path(url) else { return Ok(None) };
+        let database = database.as_path();
+        let mut lock = database.as_os_str().to_owned();
+        lock.push(".lock");
+        let lock = PathBuf::from(lock);
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock)
+            .map_err(|error| SoleUseError::Unusable { lock: lock.clone(), error })?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(SoleUse { _file: file })),
+            Err(TryLockError::WouldBlock) => Err(SoleUseError::Held { database: database.to_owned(), lock }),
+            Err(TryLockError::Error(error)) => Err(SoleUseError::Unusable { lock, error }),
+        }
+    }
+
+    /// Ends the leases a previous process of this node held, so what it was delivering when it
+    /// stopped is claimed at once instead of when the lease runs out. Only for a holder of
+    /// [`SoleUse`]: no other process can be delivering those leads. Returns how many leads and
+    /// feedback rows were released.
+    pub async fn release_leases(&self) -> Result<(u64, u64), StoreError> {
+        let now = super::to_millis(chrono::Utc::now());
+        let _turn = self.background_turn().await;
+        let leads = sqlx::query("update leads set lease_until = $1 where status = 'processing' and lease_until > $1")
+            .bind(now)
+            .execute(self.writes())
+            .await?;
+        let feedback = sqlx::query("update outbox set lease_until = $1 where status = 'sending' and lease_until > $1")
+            .bind(now)
+            .execute(self.writes())
+            .await?;
+        Ok((leads.rows_affected(), feedback.rows_affected()))
     }
 }
 

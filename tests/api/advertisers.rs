@@ -1,4 +1,4 @@
-//! `leadgate advertisers`: add, list, disable, import the portal's batch file all or nothing, export it.
+//! `leadgate advertisers`: add, list, disable, remove, import the portal's batch file all or nothing, export it.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -11,6 +11,29 @@ use crate::helpers::{TestProcess, store_url};
 
 const PUBLIC_URL: &str = "https://gw.example.com";
 
+/// The portal source `zap` and a partner source `trendagent`, as an operator configures them; the
+/// CRM is never called by these commands.
+const CONFIG: &str = r#"
+[destinations.main]
+kind = "amocrm"
+base_url = "http://127.0.0.1:9"
+access_token = "NOT_USED"
+
+[sources.zap]
+kind = "zap"
+secret_key = "ZAP_SECRET"
+destination = "main"
+pipeline = "Portal"
+status = "Новая заявка"
+
+[sources.trendagent]
+kind = "partner"
+key = "PARTNER_KEY_OF_TRENDAGENT"
+destination = "main"
+pipeline = "TrendAgent"
+status = "Новая заявка"
+"#;
+
 /// The real binary against a fresh database file of its own.
 struct Operator {
     dir: TempDir,
@@ -20,10 +43,11 @@ impl Operator {
     /// A fresh database, created as an operator would before anything else: `leadgate migrate`.
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("leadgate.toml"), CONFIG).unwrap();
         let migrated = Command::new(TestProcess::BINARY)
             .arg("migrate")
             .current_dir(dir.path())
-            .env_remove("LEADGATE_CONFIG")
+            .env("LEADGATE_CONFIG", dir.path().join("leadgate.toml"))
             .env("LEADGATE_STORE__URL", store_url(dir.path()))
             .output()
             .unwrap();
@@ -36,7 +60,7 @@ impl Operator {
             .arg("advertisers")
             .args(args)
             .current_dir(self.dir.path())
-            .env_remove("LEADGATE_CONFIG")
+            .env("LEADGATE_CONFIG", self.dir.path().join("leadgate.toml"))
             .env("LEADGATE_STORE__URL", store_url(self.dir.path()))
             .output()
             .unwrap()
@@ -133,10 +157,10 @@ fn an_imported_batch_file_exported_and_imported_again_into_a_fresh_database_roun
     // Column names in any case and order; ID overrides the URL; masks are removed.
     let file = operator.file(
         "advertisers.csv",
-        "send_lead_email,Document,URL,id,Name,listings,Enabled\n\
-         true,11.222.333/0001-81,https://old-crm.example.com/grupozap/lead/123456,,Imobiliária X,a40171;b2,\n\
-         NO,529.982.247-25,https://old-crm.example.com/grupozap/lead/ignored,ana-42,Ana,c3 d4,yes\n\
-         0,56921485000100,https://old-crm.example.com/grupozap/lead/777,,,,false\n",
+        "send_lead_email,Document,URL,id,Name,listings,Enabled,email\n\
+         true,11.222.333/0001-81,https://old-crm.example.com/grupozap/lead/123456,,Imobiliária X,a40171;b2,,x@imobiliaria-x.com.br\n\
+         NO,529.982.247-25,https://old-crm.example.com/grupozap/lead/ignored,ana-42,Ana,c3 d4,yes,\n\
+         0,56921485000100,https://old-crm.example.com/grupozap/lead/777,,,,false,\n",
     );
     let imported = operator.ok(&["import", "--source", "zap", file.to_str().unwrap()]);
     assert!(imported.contains("3 advertiser(s)") && imported.contains("3 new"), "{imported}");
@@ -149,8 +173,24 @@ fn an_imported_batch_file_exported_and_imported_again_into_a_fresh_database_roun
          52998224725,https://gw.example.com/grupozap/lead/ana-42,false\n"
     );
 
+    // The portal's file has no e-mail column: an advertiser it flags needs its address from elsewhere.
     let fresh = Operator::new();
     let copy = fresh.file("from-portal.csv", &exported);
+    let refused = fresh.run(&["import", "--source", "zap", copy.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        stderr(&refused)
+            .contains("from-portal.csv:2: advertiser 123456: SEND_LEAD_EMAIL is true but there is no e-mail"),
+        "{}",
+        stderr(&refused)
+    );
+    let with_addresses = exported.replacen("SEND_LEAD_EMAIL\n", "SEND_LEAD_EMAIL,EMAIL\n", 1).replacen(
+        ",true\n",
+        ",true,x@imobiliaria-x.com.br\n",
+        1,
+    );
+    let with_addresses = with_addresses.replace(",false\n", ",false,\n");
+    let copy = fresh.file("with-addresses.csv", &with_addresses);
     fresh.ok(&["import", "--source", "zap", copy.to_str().unwrap()]);
     assert_eq!(fresh.export(), exported, "same documents, ids and flags");
 
@@ -168,7 +208,7 @@ fn a_file_with_bad_rows_is_refused_whole_and_every_bad_line_is_named_with_its_re
     let file = operator.file(
         "bad.csv",
         "DOCUMENT,URL,SEND_LEAD_EMAIL,EMAIL,LISTINGS\n\
-         11222333000181,https://gw.example.com/grupozap/lead/1,true,,a1\n\
+         11222333000181,https://gw.example.com/grupozap/lead/1,true,a@example.com,a1\n\
          11222333000182,https://gw.example.com/grupozap/lead/2,true,,\n\
          52998224725,,false,,\n\
          52998224725,https://gw.example.com/grupozap/lead/4,maybe,,\n\
@@ -207,7 +247,7 @@ fn an_import_cannot_take_a_listing_that_another_advertiser_owns() {
     operator.ok(&["add", "--source", "zap", "--id", "owner", "--document", "52998224725", "--listing", "a40171"]);
     let file = operator.file(
         "advertisers.csv",
-        "DOCUMENT,URL,SEND_LEAD_EMAIL,LISTINGS\n11222333000181,https://gw.example.com/grupozap/lead/1,true,a40171\n",
+        "DOCUMENT,URL,SEND_LEAD_EMAIL,LISTINGS\n11222333000181,https://gw.example.com/grupozap/lead/1,false,a40171\n",
     );
 
     let output = operator.run(&["import", "--source", "zap", file.to_str().unwrap()]);
@@ -228,12 +268,14 @@ fn export_needs_the_gateways_public_address() {
 #[test]
 fn five_thousand_advertisers_are_imported_in_seconds() {
     let operator = Operator::new();
-    let mut csv = String::from("DOCUMENT,URL,SEND_LEAD_EMAIL,LISTINGS\n");
+    let mut csv = String::from("DOCUMENT,URL,SEND_LEAD_EMAIL,LISTINGS,EMAIL\n");
     for number in 0..5_000u32 {
         // The check digits are found by trying them all, so the test does not restate the algorithm.
         let base = format!("{:09}", 100_000_000 + number);
         let document = (0..100).find_map(|check| Document::parse(&format!("{base}{check:02}")).ok()).unwrap();
-        csv.push_str(&format!("{document},{PUBLIC_URL}/grupozap/lead/{number},{},L{number}\n", number % 2 == 0));
+        let flagged = number % 2 == 0;
+        let email = if flagged { format!("corretor{number}@example.com.br") } else { String::new() };
+        csv.push_str(&format!("{document},{PUBLIC_URL}/grupozap/lead/{number},{flagged},L{number},{email}\n"));
     }
     let file = operator.file("large.csv", &csv);
 
@@ -244,4 +286,69 @@ fn five_thousand_advertisers_are_imported_in_seconds() {
     assert!(imported.contains("5000 advertiser(s)"), "{imported}");
     assert!(took < Duration::from_secs(10), "took {took:?}");
     assert_eq!(operator.export().lines().count(), 5_001);
+}
+
+#[test]
+fn a_source_that_is_not_a_configured_portal_is_refused_naming_the_portal_sources() {
+    let operator = Operator::new();
+    let file = operator.file("advertisers.csv", "DOCUMENT,ID,SEND_LEAD_EMAIL\n52998224725,1,false\n");
+    let export = operator.dir.path().join("export.csv");
+    let export = export.to_str().unwrap();
+    for (source, problem) in
+        [("zpa", "source «zpa» is not configured"), ("trendagent", "source «trendagent» is not a portal")]
+    {
+        for args in [
+            vec!["add", "--source", source, "--id", "1", "--document", "52998224725"],
+            vec!["import", "--source", source, file.to_str().unwrap()],
+            vec!["export-zap", "--source", source, "--public-url", PUBLIC_URL, export],
+            vec!["list", "--source", source],
+            vec!["disable", "--source", source, "--id", "1"],
+            vec!["remove", "--source", source, "--id", "1"],
+        ] {
+            let output = operator.run(&args);
+            assert_eq!(output.status.code(), Some(2), "{args:?}");
+            let said = stderr(&output);
+            assert!(said.contains(problem) && said.contains("the portal sources are: zap"), "{args:?}: {said}");
+        }
+    }
+    assert!(!export_exists(&operator), "nothing was written");
+    assert!(operator.ok(&["list", "--all"]).contains("0 advertiser(s)"));
+}
+
+fn export_exists(operator: &Operator) -> bool {
+    operator.dir.path().join("export.csv").exists()
+}
+
+#[test]
+fn send_lead_email_without_an_address_is_refused_naming_the_advertiser() {
+    let operator = Operator::new();
+    let output =
+        operator.run(&["add", "--source", "zap", "--id", "77", "--document", "52998224725", "--send-lead-email"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("advertiser 77: SEND_LEAD_EMAIL is true but there is no e-mail"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(operator.ok(&["list", "--all"]).contains("0 advertiser(s)"), "nothing was added");
+
+    let args = ["--source", "zap", "--id", "77", "--document", "52998224725", "--email", "corretor@example.com.br"];
+    operator.ok(&[&["add"][..], &args, &["--send-lead-email"]].concat());
+    let removing_the_address = operator.run(&["add", "--source", "zap", "--id", "77", "--email", ""]);
+    assert_eq!(removing_the_address.status.code(), Some(2), "the stored flag still needs an address");
+    assert!(operator.ok(&["list"]).contains("corretor@example.com.br"));
+}
+
+#[test]
+fn a_removed_advertiser_is_gone_with_its_listings_and_removing_it_again_says_so() {
+    let operator = Operator::new();
+    operator.ok(&["add", "--source", "zap", "--id", "123456", "--document", "52998224725", "--listing", "a40171"]);
+    let removed = operator.ok(&["remove", "--source", "zap", "--id", "123456"]);
+    assert!(removed.contains("123456") && removed.contains("404"), "{removed}");
+    assert!(operator.ok(&["list", "--all"]).contains("0 advertiser(s)"));
+    // Its listing is free again for another advertiser.
+    operator.ok(&["add", "--source", "zap", "--id", "999", "--document", "11222333000181", "--listing", "a40171"]);
+    let again = operator.run(&["remove", "--source", "zap", "--id", "123456"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(stderr(&again).contains("does not exist"), "{}", stderr(&again));
 }

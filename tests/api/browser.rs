@@ -277,3 +277,37 @@ async fn a_visitor_of_a_form_that_waits_for_the_crm_is_shown_the_deal_number() {
     browser.close().await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_visitor_must_tick_the_personal_data_consent_whose_policy_opens_in_a_new_tab() {
+    let consent = leadgate::config::Consent {
+        text: "Я согласен на обработку персональных данных".to_owned(),
+        policy_url: url::Url::parse("https://example.ru/privacy").unwrap(),
+    };
+    let form = FormSource { require_file: false, consent: Some(Box::new(consent)), ..feedback_form() };
+    let app = spawn_app_with(Setup { form: Some(form), ..Setup::default() }).await;
+    let browser = Browser::start().await;
+
+    browser.client().goto(&app.url("/forms/feedback")).await.unwrap();
+    fill_text_fields(&browser).await;
+    let link = browser.find(".lg-consent a").await;
+    assert_eq!(link.attr("href").await.unwrap().as_deref(), Some("https://example.ru/privacy"));
+    assert_eq!(link.attr("target").await.unwrap().as_deref(), Some("_blank"));
+    assert!(link.attr("rel").await.unwrap().is_some_and(|rel| rel.contains("noopener")));
+    browser.find("#lg-submit").await.click().await.unwrap();
+    let refusal = "Без согласия на обработку персональных данных мы не можем принять заявку";
+    browser.wait_until(10, "the consent's error", || browser.shows("#lg-consent-error", refusal)).await;
+    assert!(app.store.list_leads(None, None, 10).await.unwrap().is_empty(), "the page sent nothing");
+
+    browser.find("#lg-consent").await.click().await.unwrap();
+    browser.screenshot("form-consent-ticked").await;
+    browser.find("#lg-submit").await.click().await.unwrap();
+    browser.wait_until(10, "the success message", || browser.shows("#lg-success-message", SUCCESS_MESSAGE)).await;
+    browser.close().await;
+
+    let leads = app.store.list_leads(None, None, 10).await.unwrap();
+    assert_eq!(leads.len(), 1);
+    assert_eq!(leads[0].fields.payload["consent"]["given"], true);
+    assert_eq!(leads[0].fields.payload["consent"]["policy_url"], "https://example.ru/privacy");
+    app.stop().await;
+}

@@ -559,9 +559,9 @@ async fn an_admin_disables_an_advertiser_whose_url_then_answers_404_and_exports_
     app.stop().await;
 }
 
-pub const GOOD_ADVERTISERS: &str = "DOCUMENT,ID,SEND_LEAD_EMAIL,NAME,LISTINGS\n\
-    11222333000181,555,false,Imobiliária 555,l-555\n\
-    11222333000181,556,true,Imobiliária 556,l-556\n";
+pub const GOOD_ADVERTISERS: &str = "DOCUMENT,ID,SEND_LEAD_EMAIL,NAME,LISTINGS,EMAIL\n\
+    11222333000181,555,false,Imobiliária 555,l-555,\n\
+    11222333000181,556,true,Imobiliária 556,l-556,leads@imobiliaria-556.example.com\n";
 
 async fn upload(visitor: &Visitor, csrf: &str, source: &str, file: &str) -> reqwest::Response {
     let form = reqwest::multipart::Form::new()

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use crate::helpers::{
-    SOURCE_KEY, TestProcess, accept_at, config_file, emulator_holding, lead, poll_until, store_url, wait_for_status,
+    SOURCE_KEY, TestProcess, accept_at, config_file, emulator_holding, lead, on_postgres, poll_until, store_url,
+    wait_for_status,
 };
 
 #[tokio::test]
@@ -114,4 +115,64 @@ async fn rewrite_progress(store_url: &str, id: i64, progress: &str) {
         let mut connection = sqlx::SqliteConnection::connect(store_url).await.unwrap();
         sqlx::query(statement).bind(progress).bind(id).execute(&mut connection).await.unwrap();
     }
+}
+
+/// A restarted single SQLite node takes over at once what it was delivering when it was killed,
+/// instead of waiting out the lease it held: nobody else can be delivering it.
+#[tokio::test]
+async fn a_sqlite_node_killed_mid_delivery_delivers_the_lead_at_once_after_a_restart_not_after_its_lease() {
+    if on_postgres() {
+        return; // several nodes may share PostgreSQL: there a lease is waited out
+    }
+    let crm = emulator_holding("/api/v4/leads", "POST", Duration::from_secs(30)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_file(&crm.base_url(), "").replace("lease = \"1s\"", "lease = \"10m\"");
+    let http = reqwest::Client::new();
+    let first = TestProcess::serve(dir.path(), &config).await;
+    let id = accept_at(&http, &format!("http://{}", first.address), SOURCE_KEY, &lead("Денис", "+79995000004")).await;
+    assert!(poll_until(Duration::from_secs(10), || async { crm.emulator.contacts_count() == 1 }).await);
+    first.kill();
+
+    crm.emulator.set_latency(None);
+    let restarted = std::time::Instant::now();
+    let second = TestProcess::serve(dir.path(), &config).await;
+    let base = format!("http://{}", second.address);
+    let done = wait_for_status(&http, &base, SOURCE_KEY, id, &["approved"]).await;
+    assert!(restarted.elapsed() < Duration::from_secs(30), "took {:?} with a 10-minute lease", restarted.elapsed());
+    assert_eq!(crm.emulator.contacts_count(), 1, "the journaled contact was reused");
+    assert_eq!(crm.emulator.leads_count(), 1);
+    assert_eq!(done["outcome"]["deal_id"], crm.emulator.leads()[0].id);
+}
+
+#[tokio::test]
+async fn a_second_gateway_on_the_same_sqlite_file_refuses_to_start_naming_the_file() {
+    if on_postgres() {
+        return;
+    }
+    let crm = emulator_holding("/api/v4/leads", "POST", Duration::ZERO).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_file(&crm.base_url(), "");
+    let _first = TestProcess::serve(dir.path(), &config).await;
+
+    let mut second = std::process::Command::new(TestProcess::BINARY)
+        .args(["serve", "--config", "leadgate.toml", "--listen", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env("LEADGATE_STORE__URL", store_url(dir.path()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let exited = poll_until(Duration::from_secs(20), || {
+        let exited = second.try_wait().unwrap().is_some();
+        async move { exited }
+    })
+    .await;
+    if !exited {
+        second.kill().unwrap();
+    }
+    let output = second.wait_with_output().unwrap();
+    assert!(exited, "the second gateway kept running");
+    assert_eq!(output.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("another gateway") && said.contains("leadgate.db.lock"), "{said}");
 }

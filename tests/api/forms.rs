@@ -493,3 +493,62 @@ async fn only_the_forms_sites_may_frame_its_page() {
     let policy = response.headers()["content-security-policy"].to_str().unwrap().to_owned();
     assert_eq!(policy, "frame-ancestors 'self' example.ru *.example.ru");
 }
+
+/// The feedback form of a Russian site: a personal-data consent checkbox (152-ФЗ), no file needed.
+fn with_consent() -> FormSource {
+    FormSource {
+        require_file: false,
+        consent: Some(Box::new(leadgate::config::Consent {
+            text: "Я согласен на обработку персональных данных".to_owned(),
+            policy_url: url::Url::parse("https://example.ru/privacy").unwrap(),
+        })),
+        ..feedback_form()
+    }
+}
+
+#[tokio::test]
+async fn a_form_asking_for_consent_refuses_a_submission_without_it_and_stores_nothing() {
+    let app = form_app(with_consent()).await;
+    for form in [filled(), filled().text("consent", "")] {
+        let response = submit(&app, form).await;
+        assert_eq!(response.status(), 400);
+        let body = json_of(response).await;
+        let errors = body["errors"].as_object().unwrap();
+        assert_eq!(errors.keys().collect::<Vec<_>>(), ["consent"], "{body}");
+        assert!(errors["consent"].as_str().unwrap().contains("согласия"), "{body}");
+    }
+    assert_nothing_stored(&app).await;
+
+    let page = app.http.get(app.url("/forms/feedback")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains(r#"name="consent" type="checkbox""#), "{page}");
+    assert!(
+        page.contains(r#"href="https:&#x2f;&#x2f;example.ru&#x2f;privacy" target="_blank" rel="noopener noreferrer""#)
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_ticked_consent_is_stored_with_the_lead_and_the_crm_note_says_it_was_given() {
+    let app = form_app(with_consent()).await;
+    let before = chrono::Utc::now() - chrono::Duration::seconds(1);
+    let response = submit(&app, filled().text("consent", "yes")).await;
+    assert_eq!(response.status(), 200);
+    let id = json_of(response).await["id"].as_i64().unwrap();
+
+    let lead = wait_until_status(&app, id, LeadStatus::Approved).await;
+    let consent = &lead.fields.payload["consent"];
+    assert_eq!(consent["given"], true);
+    assert_eq!(consent["text"], "Я согласен на обработку персональных данных");
+    assert_eq!(consent["policy_url"], "https://example.ru/privacy");
+    let at = chrono::DateTime::parse_from_rfc3339(consent["at"].as_str().unwrap()).unwrap();
+    assert!(at >= before && at <= chrono::Utc::now(), "{at}");
+
+    let notes = app.crm.emulator.notes();
+    let note = notes.iter().find_map(|note| note.text.clone()).expect("the deal has a note");
+    assert!(
+        note.contains("Согласие на обработку персональных данных дано")
+            && note.contains("«Я согласен на обработку персональных данных» (политика: https://example.ru/privacy)"),
+        "{note}"
+    );
+    app.stop().await;
+}

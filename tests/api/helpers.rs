@@ -100,6 +100,7 @@ pub fn feedback_form() -> FormSource {
         per_ip_per_minute: 1000,
         success_message: SUCCESS_MESSAGE.to_owned(),
         wait_for_crm: None,
+        consent: None,
     }
 }
 

@@ -139,6 +139,19 @@ impl Emulator {
         control::snapshot(&self.shared.lock().crm)
     }
 
+    /// The account's records and id counters, to be saved and given back to [`Emulator::restore`].
+    pub fn records(&self) -> serde_json::Value {
+        self.shared.lock().crm.records()
+    }
+
+    /// Replaces the account's records and id counters with saved ones.
+    ///
+    /// # Errors
+    /// When `saved` is not what [`Emulator::records`] gives.
+    pub fn restore(&self, saved: serde_json::Value) -> Result<(), serde_json::Error> {
+        self.shared.lock().crm.restore(saved)
+    }
+
     /// Traffic counters, as `GET /_emulator/stats` shows them.
     pub fn stats(&self) -> serde_json::Value {
         serde_json::to_value(self.traffic_stats()).unwrap_or_default()

@@ -3,9 +3,10 @@
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
-use crate::catalog::{AccountUser, FieldDefinition, Pipeline, USER_ID};
+use crate::catalog::{AccountUser, CONTACT_FIELDS, FieldDefinition, LEAD_FIELDS, Pipeline, USER_ID};
 
 const FIRST_CONTACT_ID: u64 = 1001;
 const FIRST_LEAD_ID: u64 = 5001;
@@ -42,6 +43,59 @@ impl CustomField {
 
 /// Applies an update the way amoCRM does: a field named in the update replaces that
 /// field's values, fields not named stay, and an empty value list removes the field.
+/// A custom field as saved: its definition by id, its values with their enum by id and code.
+#[derive(Serialize, Deserialize)]
+struct SavedField {
+    field_id: u64,
+    values: Vec<SavedValue>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SavedValue {
+    value: Value,
+    enum_id: Option<u64>,
+    enum_code: Option<String>,
+}
+
+impl Serialize for CustomField {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let values = self
+            .values
+            .iter()
+            .map(|value| SavedValue {
+                value: value.value.clone(),
+                enum_id: value.enum_id,
+                enum_code: value.enum_code.map(str::to_owned),
+            })
+            .collect();
+        SavedField { field_id: self.definition.id, values }.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for CustomField {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let saved = SavedField::deserialize(deserializer)?;
+        let definition = CONTACT_FIELDS
+            .iter()
+            .chain(LEAD_FIELDS)
+            .find(|definition| definition.id == saved.field_id)
+            .ok_or_else(|| serde::de::Error::custom(format!("no custom field {}", saved.field_id)))?;
+        let values = saved
+            .values
+            .into_iter()
+            .map(|value| FieldValue {
+                value: value.value,
+                enum_id: value.enum_id,
+                // The catalog's own string: codes are `&'static` there.
+                enum_code: value.enum_code.and_then(|code| {
+                    definition.enums.iter().find(|(_, known)| *known == code).map(|(_, known)| *known)
+                }),
+            })
+            .collect();
+        Ok(CustomField { definition, values })
+    }
+}
+
 pub fn merge_fields(existing: &mut Vec<CustomField>, updates: Vec<CustomField>) {
     for update in updates {
         existing.retain(|field| field.definition.id != update.definition.id);
@@ -58,13 +112,13 @@ pub enum TagRef {
     Name(String),
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Tag {
     pub id: u64,
     pub name: String,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Contact {
     pub id: u64,
     pub name: String,
@@ -78,13 +132,13 @@ pub struct Contact {
     pub company_ids: Vec<u64>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeadContact {
     pub contact_id: u64,
     pub is_main: bool,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Lead {
     pub id: u64,
     pub name: String,
@@ -102,7 +156,7 @@ pub struct Lead {
     pub company_ids: Vec<u64>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Company {
     pub id: u64,
     pub name: String,
@@ -112,7 +166,7 @@ pub struct Company {
 }
 
 /// The entity types notes can be attached to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EntityKind {
     Leads,
     Contacts,
@@ -127,7 +181,7 @@ impl EntityKind {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Note {
     pub id: u64,
     pub entity_kind: EntityKind,
@@ -173,7 +227,17 @@ impl Lead {
     }
 }
 
-#[derive(Debug)]
+#[derive(Serialize, Deserialize)]
+struct SavedRecords {
+    contacts: BTreeMap<u64, Contact>,
+    leads: BTreeMap<u64, Lead>,
+    companies: BTreeMap<u64, Company>,
+    notes: BTreeMap<u64, Note>,
+    tags: Vec<Tag>,
+    counters: Counters,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 struct Counters {
     contact: u64,
     lead: u64,
@@ -227,6 +291,35 @@ impl Crm {
             tags: Vec::new(),
             counters: Counters::default(),
         }
+    }
+
+    /// Every record and the id counters, for [`Crm::restore`]; pipelines and users come from
+    /// the configuration and are not included.
+    pub fn records(&self) -> Value {
+        let saved = SavedRecords {
+            contacts: self.contacts.clone(),
+            leads: self.leads.clone(),
+            companies: self.companies.clone(),
+            notes: self.notes.clone(),
+            tags: self.tags.clone(),
+            counters: self.counters,
+        };
+        serde_json::to_value(saved).unwrap_or_default()
+    }
+
+    /// Replaces every record and the id counters with what [`Crm::records`] gave.
+    ///
+    /// # Errors
+    /// When `saved` is not such a value.
+    pub fn restore(&mut self, saved: Value) -> Result<(), serde_json::Error> {
+        let saved: SavedRecords = serde_json::from_value(saved)?;
+        self.contacts = saved.contacts;
+        self.leads = saved.leads;
+        self.companies = saved.companies;
+        self.notes = saved.notes;
+        self.tags = saved.tags;
+        self.counters = saved.counters;
+        Ok(())
     }
 
     /// Drops every record and restarts the id counters; pipelines and users stay.
@@ -368,5 +461,24 @@ mod tests {
         merge_fields(&mut fields, vec![field(PHONE_FIELD_ID, &["2"]), field(EMAIL_FIELD_ID, &[])]);
         assert_eq!(fields.len(), 1);
         assert_eq!(fields[0].texts().collect::<Vec<_>>(), vec!["2".to_owned()]);
+    }
+
+    #[test]
+    fn saved_records_restore_the_same_account_and_its_next_ids() {
+        let mut crm = Crm::new(Vec::new(), Vec::new());
+        let id = crm.next_contact_id();
+        let mut saved_contact = contact("Анна", vec![field(EMAIL_FIELD_ID, &["anna@example.com"])]);
+        saved_contact.id = id;
+        crm.contacts.insert(id, saved_contact);
+        let lead_id = crm.next_lead_id();
+
+        let mut restored = Crm::new(Vec::new(), Vec::new());
+        restored.restore(serde_json::from_str(&crm.records().to_string()).unwrap()).unwrap();
+        let contact = &restored.contacts[&id];
+        assert_eq!(contact.name, "Анна");
+        assert_eq!(contact.custom_fields[0].definition.id, EMAIL_FIELD_ID);
+        assert_eq!(contact.custom_fields[0].values[0].enum_code, Some("WORK"));
+        assert_eq!(restored.next_contact_id(), id + 1, "ids go on where they were");
+        assert_eq!(restored.next_lead_id(), lead_id + 1);
     }
 }

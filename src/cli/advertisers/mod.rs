@@ -1,4 +1,4 @@
-//! `leadgate advertisers add|list|enable|disable|import|export-zap`: a portal source's advertisers.
+//! `leadgate advertisers add|list|enable|disable|remove|import|export-zap`: a portal source's advertisers.
 
 mod import;
 
@@ -11,10 +11,17 @@ use clap::{Args, Subcommand};
 use secrecy::SecretString;
 use url::Url;
 
+<<<<<<< HEAD
 use crate::config::Config;
 use crate::domain::advertiser::AdvertiserId;
 use crate::domain::advertiser_file::parse_flag;
 use crate::domain::advertiser_form::AdvertiserFields;
+=======
+use crate::config::{Config, SourceKind};
+use crate::domain::advertiser::{AdvertiserChange, AdvertiserId, parse_listings};
+use crate::domain::advertiser_file::{blank_to_none, parse_flag, parse_optional_email};
+use crate::domain::document::Document;
+>>>>>>> newuser
 use crate::domain::{Email, SourceId};
 use crate::store::Store;
 use crate::store::advertisers::Saved;
@@ -25,6 +32,7 @@ pub enum AdvertisersAction {
     Add(AddArgs),
     /// The advertisers as a table, enabled ones only unless `--all`.
     List {
+        /// Only the advertisers of this portal source (a `[sources.NAME]` of `kind = "zap"`).
         #[arg(long, value_parser = NonEmptyStringValueParser::new())]
         source: Option<String>,
         /// Include disabled advertisers.
@@ -36,8 +44,12 @@ pub enum AdvertisersAction {
     /// Keep the advertiser and its listings, but answer its leads with 404 (the portal then stops
     /// sending them for good) and leave it out of `export-zap`.
     Disable(Target),
+    /// Delete the advertiser with its listings and its own password. Its leads keep their history;
+    /// a later lead for it is answered 404 (the portal then stops sending them for good).
+    Remove(Target),
     /// Add or update advertisers from a CSV file: every row valid, or nothing is written.
     Import {
+        /// The portal source (a `[sources.NAME]` of `kind = "zap"`) the advertisers belong to.
         #[arg(long, value_parser = NonEmptyStringValueParser::new())]
         source: String,
         /// Columns DOCUMENT, URL (or ID), SEND_LEAD_EMAIL; optional NAME, EMAIL, LISTINGS,
@@ -46,20 +58,24 @@ pub enum AdvertisersAction {
     },
     /// Write the portal's batch file (DOCUMENT,URL,SEND_LEAD_EMAIL) of the enabled advertisers.
     ExportZap {
+        /// Only the advertisers of this portal source; every portal source's when left out.
         #[arg(long, value_parser = NonEmptyStringValueParser::new())]
         source: Option<String>,
         /// The gateway's address as the portal reaches it, e.g. https://leads.example.com;
         /// overrides `[server] public_url`.
         #[arg(long)]
         public_url: Option<Url>,
+        /// The CSV file to write (replaced if it exists).
         file: PathBuf,
     },
 }
 
 #[derive(Args)]
 pub struct AddArgs {
+    /// The portal source (a `[sources.NAME]` of `kind = "zap"`) the advertiser belongs to.
     #[arg(long, value_parser = NonEmptyStringValueParser::new())]
     source: String,
+    /// The advertiser id: the last segment of its lead URL, e.g. 123456.
     #[arg(long)]
     id: String,
     /// CPF or CNPJ, with or without its mask; required for a new advertiser.
@@ -75,13 +91,19 @@ pub struct AddArgs {
     /// and "" removes them all.
     #[arg(long = "listing")]
     listings: Vec<String>,
+    /// The portal's SEND_LEAD_EMAIL: send a copy of each lead to --email (which it then needs);
+    /// `--send-lead-email false` turns it off.
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_parser = parse_flag)]
     send_lead_email: Option<bool>,
-    /// "" returns to the source's own destination (likewise for pipeline and status).
+    /// The `[destinations.NAME]` its leads go to; "" returns to the source's own.
     #[arg(long)]
     destination: Option<String>,
+    /// The CRM pipeline of its deals, by its name exactly as the CRM shows it (not its id); "" returns to
+    /// the source's own.
     #[arg(long)]
     pipeline: Option<String>,
+    /// The stage of its new deals in that pipeline, by its name exactly as the CRM shows it (not its id);
+    /// "" returns to the source's own.
     #[arg(long)]
     status: Option<String>,
     /// A Basic password of the advertiser's own, replacing the source's `secret_key` on this
@@ -92,20 +114,39 @@ pub struct AddArgs {
 
 #[derive(Args)]
 pub struct Target {
+    /// The portal source (a `[sources.NAME]` of `kind = "zap"`) the advertiser belongs to.
     #[arg(long, value_parser = NonEmptyStringValueParser::new())]
     source: String,
+    /// The advertiser id: the last segment of its lead URL.
     #[arg(long)]
     id: String,
 }
 
 pub async fn run(action: AdvertisersAction, config: &Config) -> anyhow::Result<ExitCode> {
+<<<<<<< HEAD
     let store = Store::open_existing(&config.store).await?;
     // Only non-empty is checked: any source name may hold advertisers until sources have kinds.
+=======
+    // A typo in --source would otherwise file advertisers under a name no endpoint serves.
+    let named = match &action {
+        AdvertisersAction::Add(AddArgs { source, .. })
+        | AdvertisersAction::Enable(Target { source, .. })
+        | AdvertisersAction::Disable(Target { source, .. })
+        | AdvertisersAction::Remove(Target { source, .. })
+        | AdvertisersAction::Import { source, .. } => Some(source),
+        AdvertisersAction::List { source, .. } | AdvertisersAction::ExportZap { source, .. } => source.as_ref(),
+    };
+    if let Some(problem) = named.and_then(|name| not_a_portal(config, name)) {
+        return Ok(refuse(problem));
+    }
+    let store = Store::open(&config.store).await?;
+>>>>>>> newuser
     match action {
         AdvertisersAction::Add(args) => add(&store, args).await,
         AdvertisersAction::List { source, all } => list(&store, source.map(SourceId).as_ref(), all).await,
         AdvertisersAction::Enable(target) => set_enabled(&store, target, true).await,
         AdvertisersAction::Disable(target) => set_enabled(&store, target, false).await,
+        AdvertisersAction::Remove(target) => remove(&store, target).await,
         AdvertisersAction::Import { source, file } => import::import(&store, &SourceId(source), &file).await,
         AdvertisersAction::ExportZap { source, public_url, file } => {
             let Some(public_url) = public_url.or_else(|| config.public_url.clone()) else {
@@ -114,6 +155,26 @@ pub async fn run(action: AdvertisersAction, config: &Config) -> anyhow::Result<E
             export_zap(&store, source.map(SourceId).as_ref(), &public_url, &file).await
         }
     }
+}
+
+/// Why `name` cannot hold advertisers, naming the sources that can; `None` when it is a portal source.
+fn not_a_portal(config: &Config, name: &str) -> Option<String> {
+    let problem = match config.sources.get(&SourceId(name.to_owned())).map(|source| &source.kind) {
+        Some(SourceKind::Zap(_)) => return None,
+        Some(_) => format!("source «{name}» is not a portal source (kind = \"zap\")"),
+        None => format!("source «{name}» is not configured"),
+    };
+    let portals: Vec<&str> = config
+        .sources
+        .values()
+        .filter(|source| matches!(source.kind, SourceKind::Zap(_)))
+        .map(|source| source.id.0.as_str())
+        .collect();
+    Some(if portals.is_empty() {
+        format!("{problem}; no portal source is configured: add a [sources.NAME] with kind = \"zap\"")
+    } else {
+        format!("{problem}; the portal sources are: {}", portals.join(", "))
+    })
 }
 
 async fn add(store: &Store, args: AddArgs) -> anyhow::Result<ExitCode> {
@@ -133,11 +194,31 @@ async fn add(store: &Store, args: AddArgs) -> anyhow::Result<ExitCode> {
         Ok(change) => change,
         Err(problem) => return Ok(refuse(problem)),
     };
+<<<<<<< HEAD
     let secret = args.secret_key.map(|secret| Some(secret).filter(|secret| !secret.is_empty()).map(SecretString::from));
     match store.save_advertiser(&source, change, secret).await? {
         Saved::Added(id) => println!("advertiser {id} of source {source} added"),
         Saved::Updated(id) => println!("advertiser {id} of source {source} updated"),
         Saved::Refused(problem) => return Ok(refuse(problem)),
+=======
+    let existing = store.find_advertiser(&source, &change.id).await?;
+    let is_new = existing.is_none();
+    let Some(advertiser) = change.apply(&source, existing) else {
+        return Ok(refuse("a new advertiser needs --document"));
+    };
+    if let Some(problem) = advertiser.missing_lead_email() {
+        return Ok(refuse(format_args!("advertiser {}: {problem}", advertiser.id)));
+    }
+    for listing in &advertiser.listings {
+        if let Some(owner) = store.advertiser_for_listing(&source, listing).await?
+            && owner.id != advertiser.id
+        {
+            return Ok(refuse(format_args!(
+                "listing «{listing}» belongs to advertiser {} of source {source}",
+                owner.id
+            )));
+        }
+>>>>>>> newuser
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -176,6 +257,23 @@ async fn set_enabled(store: &Store, target: Target, enabled: bool) -> anyhow::Re
         return Ok(ExitCode::from(1));
     }
     println!("advertiser {id} of source {source} is {}", if enabled { "enabled" } else { "disabled" });
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn remove(store: &Store, target: Target) -> anyhow::Result<ExitCode> {
+    let source = SourceId(target.source);
+    let id = match AdvertiserId::parse(&target.id) {
+        Ok(id) => id,
+        Err(error) => return Ok(refuse(error)),
+    };
+    if !store.delete_advertiser(&source, &id).await? {
+        eprintln!("advertiser {id} of source {source} does not exist");
+        return Ok(ExitCode::from(1));
+    }
+    println!(
+        "advertiser {id} of source {source} removed with its listings; its leads keep their history, \
+         and a later lead for it is answered 404"
+    );
     Ok(ExitCode::SUCCESS)
 }
 
