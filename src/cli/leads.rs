@@ -67,6 +67,7 @@ pub enum LeadsAction {
         /// Their phone, in any spelling: it is normalized as intake does.
         #[arg(long, required_unless_present = "email")]
         phone: Option<String>,
+        /// Their e-mail address, in any letter case.
         #[arg(long)]
         email: Option<String>,
     },

@@ -65,11 +65,13 @@ enum Command {
     },
     /// Copy a running SQLite installation (database and website leads' files) into one tar file.
     Backup {
+        /// The archive to write (a tar of the database and the files folder); never overwritten.
         #[arg(long)]
         to: PathBuf,
     },
     /// Put a backup made by `leadgate backup` in place of the configured database and files folder.
     Restore {
+        /// An archive made by `leadgate backup`.
         #[arg(long)]
         from: PathBuf,
         /// Replace a database that exists (never one a running gateway has open).

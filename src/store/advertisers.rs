@@ -30,6 +30,9 @@ impl Store {
         let Some(advertiser) = change.apply(source, existing) else {
             return Ok(Saved::Refused("a new advertiser needs a document (CPF or CNPJ)".to_owned()));
         };
+        if let Some(problem) = advertiser.missing_lead_email() {
+            return Ok(Saved::Refused(format!("advertiser {}: {problem}", advertiser.id)));
+        }
         for listing in &advertiser.listings {
             if let Some(owner) = self.advertiser_for_listing(source, listing).await?
                 && owner.id != advertiser.id

@@ -205,7 +205,8 @@ async fn deal_field_ids_missing_from_the_account_are_named() {
     let output = check(dir.path(), &known, &[]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 
-    let unknown = config_file(&crm.base_url(), &format!("deal_fields = {{ clientListingId = {listing}, originLeadId = 999 }}\n"));
+    let unknown =
+        config_file(&crm.base_url(), &format!("deal_fields = {{ clientListingId = {listing}, originLeadId = 999 }}\n"));
     let output = check(dir.path(), &unknown, &[]);
     assert_eq!(output.status.code(), Some(2));
     let report = String::from_utf8(output.stderr).unwrap();

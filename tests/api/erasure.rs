@@ -10,8 +10,8 @@ use leadgate::store::Store;
 use leadgate::store::lifecycle::{Erasure, Person};
 use serde_json::{Value, json};
 
-use crate::queue::new_lead;
 use crate::helpers::{ADMIN_TOKEN, Setup, TestProcess, feedback_form, spawn_app_with, store_url};
+use crate::queue::new_lead;
 use crate::raw_db::RawDb;
 use crate::retention::{pending_after_a_failed_attempt, post_form_with_file, stored_files, wait_in_store};
 

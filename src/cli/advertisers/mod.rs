@@ -11,17 +11,10 @@ use clap::{Args, Subcommand};
 use secrecy::SecretString;
 use url::Url;
 
-<<<<<<< HEAD
-use crate::config::Config;
+use crate::config::{Config, SourceKind};
 use crate::domain::advertiser::AdvertiserId;
 use crate::domain::advertiser_file::parse_flag;
 use crate::domain::advertiser_form::AdvertiserFields;
-=======
-use crate::config::{Config, SourceKind};
-use crate::domain::advertiser::{AdvertiserChange, AdvertiserId, parse_listings};
-use crate::domain::advertiser_file::{blank_to_none, parse_flag, parse_optional_email};
-use crate::domain::document::Document;
->>>>>>> newuser
 use crate::domain::{Email, SourceId};
 use crate::store::Store;
 use crate::store::advertisers::Saved;
@@ -123,10 +116,6 @@ pub struct Target {
 }
 
 pub async fn run(action: AdvertisersAction, config: &Config) -> anyhow::Result<ExitCode> {
-<<<<<<< HEAD
-    let store = Store::open_existing(&config.store).await?;
-    // Only non-empty is checked: any source name may hold advertisers until sources have kinds.
-=======
     // A typo in --source would otherwise file advertisers under a name no endpoint serves.
     let named = match &action {
         AdvertisersAction::Add(AddArgs { source, .. })
@@ -139,8 +128,7 @@ pub async fn run(action: AdvertisersAction, config: &Config) -> anyhow::Result<E
     if let Some(problem) = named.and_then(|name| not_a_portal(config, name)) {
         return Ok(refuse(problem));
     }
-    let store = Store::open(&config.store).await?;
->>>>>>> newuser
+    let store = Store::open_existing(&config.store).await?;
     match action {
         AdvertisersAction::Add(args) => add(&store, args).await,
         AdvertisersAction::List { source, all } => list(&store, source.map(SourceId).as_ref(), all).await,
@@ -194,31 +182,11 @@ async fn add(store: &Store, args: AddArgs) -> anyhow::Result<ExitCode> {
         Ok(change) => change,
         Err(problem) => return Ok(refuse(problem)),
     };
-<<<<<<< HEAD
     let secret = args.secret_key.map(|secret| Some(secret).filter(|secret| !secret.is_empty()).map(SecretString::from));
     match store.save_advertiser(&source, change, secret).await? {
         Saved::Added(id) => println!("advertiser {id} of source {source} added"),
         Saved::Updated(id) => println!("advertiser {id} of source {source} updated"),
         Saved::Refused(problem) => return Ok(refuse(problem)),
-=======
-    let existing = store.find_advertiser(&source, &change.id).await?;
-    let is_new = existing.is_none();
-    let Some(advertiser) = change.apply(&source, existing) else {
-        return Ok(refuse("a new advertiser needs --document"));
-    };
-    if let Some(problem) = advertiser.missing_lead_email() {
-        return Ok(refuse(format_args!("advertiser {}: {problem}", advertiser.id)));
-    }
-    for listing in &advertiser.listings {
-        if let Some(owner) = store.advertiser_for_listing(&source, listing).await?
-            && owner.id != advertiser.id
-        {
-            return Ok(refuse(format_args!(
-                "listing «{listing}» belongs to advertiser {} of source {source}",
-                owner.id
-            )));
-        }
->>>>>>> newuser
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -99,8 +99,11 @@ impl AmoCrm {
         if route.deal_fields.is_empty() {
             return Ok(());
         }
-        let pages: Vec<wire::CustomFieldsEmbedded> =
-            self.client.get_pages(&mut calls, "/api/v4/leads/custom_fields").await.map_err(RouteProblem::Destination)?;
+        let pages: Vec<wire::CustomFieldsEmbedded> = self
+            .client
+            .get_pages(&mut calls, "/api/v4/leads/custom_fields")
+            .await
+            .map_err(RouteProblem::Destination)?;
         let known: std::collections::BTreeSet<i64> =
             pages.into_iter().flat_map(|page| page.custom_fields).map(|field| field.id).collect();
         let missing: Vec<String> = route
