@@ -7,11 +7,10 @@
 //! The request bodies of the intake channels are parsed by hand, field by field, so each refusal
 //! can name its field in the sender's contract; the schemas below describe those contracts.
 
-use std::sync::Arc;
-
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
+use bytes::Bytes;
 use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{OpenApi as Document, PathItem};
@@ -77,13 +76,13 @@ pub fn finish(mut document: Document) -> Document {
     document
 }
 
-/// The document, rendered once at start.
+/// The document, rendered once at start; each answer shares its bytes.
 #[derive(Clone)]
-pub struct Rendered(pub Arc<String>);
+pub struct Rendered(Bytes);
 
 impl Rendered {
     pub fn of(document: &Document) -> Self {
-        Self(Arc::new(document.to_pretty_json().expect("an OpenAPI document always serializes")))
+        Self(Bytes::from(document.to_pretty_json().expect("an OpenAPI document always serializes")))
     }
 }
 
@@ -91,7 +90,7 @@ impl Rendered {
 #[utoipa::path(get, path = "/api/openapi.json", tag = "monitoring",
     responses((status = 200, description = "This document", content_type = "application/json")))]
 pub async fn document(State(rendered): State<Rendered>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], rendered.0.as_str().to_owned())
+    ([(header::CONTENT_TYPE, "application/json")], rendered.0)
 }
 
 /// Every error answer of the JSON endpoints.

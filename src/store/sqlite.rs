@@ -18,6 +18,9 @@ use crate::domain::{LeadId, NewLead};
 /// reach SQLite, so only another program (a backup, a `sqlite3` shell) can hold it this long;
 /// then the write fails as unavailable instead of hanging its request.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a command (`leads retry`, `users add`, …) waits for the lock: it runs beside a
+/// gateway whose writes come first, and nobody is kept waiting for its answer but the operator.
+const COMMAND_BUSY_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a write waits for its turn on the write connection before it is refused as unavailable.
 const TURN_TIMEOUT: Duration = Duration::from_secs(3);
 /// Page cache of the write connection (KiB): the indexes a write touches at a large backlog.
@@ -70,7 +73,8 @@ impl SqliteStore {
         Some(self.background.lock().await)
     }
 
-    /// Opens the database, creating the file if `create` and there is none.
+    /// Opens the database, creating the file if `create` and there is none. A database that
+    /// must exist already is opened by a command, which waits longer for SQLite's lock.
     ///
     /// # Errors
     /// `Missing` when the file does not exist and `create` is false.
@@ -90,7 +94,7 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(synchronous)
             .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT);
+            .busy_timeout(if create { BUSY_TIMEOUT } else { COMMAND_BUSY_TIMEOUT });
         // SQLite copies the WAL back into the database inside the commit that fills it past a
         // threshold, with an fsync: on the write connection that is an intake commit stalled for
         // the whole copy. The writer never does it; a task does, on a read connection, beside it.
