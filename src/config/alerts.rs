@@ -8,7 +8,7 @@ use url::{Host, Url};
 
 use super::found::Found;
 use crate::domain::Email;
-use crate::notify::address_guard::forbidden_kind;
+use crate::domain::address::forbidden_kind;
 
 /// `[alerts]` as written. Every key has a default, so `[alerts]` with a recipient is enough.
 #[derive(Debug, Deserialize)]

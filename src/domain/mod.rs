@@ -1,5 +1,6 @@
 //! The gateway's vocabulary: values parsed once at the edge and trusted everywhere inside.
 
+pub mod address;
 pub mod advertiser;
 pub mod advertiser_file;
 pub mod advertiser_form;
