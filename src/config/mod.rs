@@ -373,11 +373,6 @@ impl Keys {
         let each = self.0.iter().map(|key| bool::from(key.expose_secret().as_bytes().ct_eq(presented.as_bytes())));
         each.fold(false, |matched, this| matched | this)
     }
-
-    /// The key to show where one is shown (the sandbox's banner): the first, the newest.
-    pub fn newest(&self) -> &SecretString {
-        &self.0[0]
-    }
 }
 
 impl From<SecretString> for Keys {
