@@ -227,6 +227,7 @@ impl Texts {
             ("routed", "Маршрут назначен", "Routed"),
             ("repeat_received", "Повторная заявка", "Repeat received"),
             ("note_skipped", "Примечание пропущено", "Note skipped"),
+            ("custom_fields_left_out", "Полей нет в CRM, значения не записаны", "Fields the CRM lacks left out"),
             ("callback_delivered", "Обратный вызов доставлен", "Callback delivered"),
             ("callback_attempt_failed", "Обратный вызов: попытка не удалась", "Callback attempt failed"),
             ("callback_failed", "Обратный вызов не доставлен", "Callback failed"),

@@ -104,6 +104,66 @@ async fn every_parameter_of_the_seed_reaches_the_deal_and_contact_with_templates
     assert!(!note.contains(PROXY_KEY), "the source's key must not be copied into the CRM");
 }
 
+/// A site sending a field id the account does not have (a field deleted in amoCRM, a typo)
+/// would have its deal refused after the contact was made. The lead is delivered instead, one
+/// contact and one deal, with the known fields filled and the unknown values in the note and
+/// the history; the account's field lists are read once for both leads, not once per lead.
+#[tokio::test]
+async fn field_ids_the_account_lacks_are_left_out_and_the_lead_still_arrives_whole() {
+    let app = spawn().await;
+    let listing_field = format!("fields[{}]", amocrm_emulator::LISTING_FIELD_ID);
+    let position_field = format!("client_fields[{POSITION_FIELD_ID}]");
+    let mut ids = Vec::new();
+    for phone in ["89991230101", "89991230102"] {
+        let (status, body) = add(
+            &app,
+            &[
+                ("phone", phone),
+                (&listing_field, "Москва"),
+                ("fields[990001]", "устаревшее поле"),
+                (&position_field, "Директор"),
+                ("client_fields[990002]", "поле контакта"),
+            ],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        ids.push(body["id"].as_i64().unwrap());
+    }
+    for id in &ids {
+        wait_status(&app, *id, LeadStatus::Approved).await;
+    }
+
+    let deals = website_deals(&app);
+    assert_eq!(deals.len(), 2);
+    assert_eq!(app.crm.emulator.contacts_count(), 2, "no contact is left without its deal");
+    for deal in &deals {
+        assert_eq!(deal.custom_fields.keys().copied().collect::<Vec<_>>(), [amocrm_emulator::LISTING_FIELD_ID]);
+        let contact =
+            app.crm.emulator.contacts().into_iter().find(|contact| contact.id == deal.contact_ids[0]).unwrap();
+        assert_eq!(
+            contact.custom_fields.get(&POSITION_FIELD_ID).map(Vec::as_slice),
+            Some(&["Директор".to_owned()][..])
+        );
+        assert!(!contact.custom_fields.contains_key(&990_002));
+        let note = notes_of(&app, deal.id).join("\n");
+        assert!(note.contains("fields[990001]: устаревшее поле"), "{note}");
+        assert!(note.contains("client_fields[990002]: поле контакта"), "{note}");
+    }
+    let history = app.store.history(LeadId(ids[0])).await.unwrap();
+    let left_out: Vec<(Value, Value)> = history
+        .iter()
+        .filter(|event| event.kind == "custom_fields_left_out")
+        .map(|event| (event.detail["record"].clone(), event.detail["field_ids"].clone()))
+        .collect();
+    assert_eq!(left_out, [(json!("contact"), json!([990_002])), (json!("deal"), json!([990_001]))], "{history:?}");
+    let list_reads = |path: &str| {
+        let requests = app.crm.emulator.requests();
+        requests.iter().filter(|call| call.method == "GET" && call.path.starts_with(path)).count()
+    };
+    assert_eq!(list_reads("/api/v4/leads/custom_fields"), 1);
+    assert_eq!(list_reads("/api/v4/contacts/custom_fields"), 1);
+}
+
 #[tokio::test]
 async fn a_form_post_and_a_json_post_are_accepted_like_a_query_string() {
     let app = spawn().await;

@@ -5,6 +5,7 @@ mod client;
 mod credentials;
 #[cfg(test)]
 mod emulator_tests;
+mod fields;
 mod operations;
 mod users;
 mod wire;
@@ -22,6 +23,7 @@ use crate::domain::{CrmRef, EntityKind, HistoryEvent, PhoneRegion};
 use crate::store::{SharedRateBudget, Store};
 use client::AmoCrmClient;
 use credentials::Credentials;
+use fields::{FieldCatalog, FieldsOf};
 use users::Users;
 use wire::PipelinesPage;
 
@@ -33,6 +35,8 @@ pub struct AmoCrm {
     refreshing: Mutex<()>,
     /// Read from the account and refreshed on a miss, like the pipelines.
     users: Users,
+    contact_fields: FieldCatalog,
+    deal_fields: FieldCatalog,
 }
 
 /// A pipeline's id and its stages' ids by name.
@@ -67,6 +71,8 @@ impl AmoCrm {
             pipelines: RwLock::default(),
             refreshing: Mutex::default(),
             users: Users::default(),
+            contact_fields: FieldCatalog::new(FieldsOf::Contacts),
+            deal_fields: FieldCatalog::new(FieldsOf::Deals),
         }
     }
 
@@ -91,21 +97,15 @@ impl AmoCrm {
         card_url(self.client.base_url(), record)
     }
 
-    /// The route's pipeline and stage exist, and so does every deal field it fills: an id the
-    /// account lacks would refuse each deal at delivery, after its contact was made.
+    /// The route's pipeline and stage exist, and so does every deal field it fills: delivery
+    /// would leave a value for a field the account lacks out of every deal.
     pub async fn check_route(&self, route: &Route) -> Result<(), RouteProblem> {
         let mut calls = Vec::new();
         self.resolve(route, &mut calls).await?;
         if route.deal_fields.is_empty() {
             return Ok(());
         }
-        let pages: Vec<wire::CustomFieldsEmbedded> = self
-            .client
-            .get_pages(&mut calls, "/api/v4/leads/custom_fields")
-            .await
-            .map_err(RouteProblem::Destination)?;
-        let known: std::collections::BTreeSet<i64> =
-            pages.into_iter().flat_map(|page| page.custom_fields).map(|field| field.id).collect();
+        let known = self.deal_fields.read(&self.client, &mut calls).await.map_err(RouteProblem::Destination)?;
         let missing: Vec<String> = route
             .deal_fields
             .iter()

@@ -1,5 +1,7 @@
 //! The contract's operations in amoCRM's API v4: contacts found by phone or e-mail, deals in pipelines, notes.
 
+use std::collections::BTreeMap;
+
 use serde_json::json;
 
 use super::AmoCrm;
@@ -100,7 +102,9 @@ impl AmoCrm {
             custom_fields
                 .push(json!({ "field_code": "EMAIL", "values": [{ "value": email.as_str(), "enum_code": "WORK" }] }));
         }
-        custom_fields.extend(custom_field_values(&fields.deal.contact_fields));
+        let contact_fields =
+            self.contact_fields.keep_known(&self.client, fields.deal.contact_fields.clone(), calls).await?;
+        custom_fields.extend(custom_field_values(&contact_fields));
         let body =
             json!([{ "name": fields.name, "custom_fields_values": custom_fields, "request_id": lead.id.to_string() }]);
         let created: Created = self.client.post(calls, "/api/v4/contacts", &body).await?;
@@ -119,13 +123,15 @@ impl AmoCrm {
         let spec = &lead.fields.deal;
         let mut tags = vec![json!({ "name": format!("leadgate:{}", lead.fields.source) })];
         tags.extend(spec.tags.iter().map(|tag| json!({ "name": tag })));
-        let mut custom_fields = deal_field_values(lead, route);
-        custom_fields.extend(custom_field_values(&spec.deal_fields));
+        // The request's own values win over the route's for the same field.
+        let mut deal_fields = deal_field_values(lead, route);
+        deal_fields.extend(spec.deal_fields.iter().map(|(id, value)| (*id, value.clone())));
+        let deal_fields = self.deal_fields.keep_known(&self.client, deal_fields, calls).await?;
         let mut deal = json!({
             "name": spec.title.clone().unwrap_or_else(|| format!("{}, {}", lead.fields.name, lead.fields.phone)),
             "pipeline_id": spec.pipeline_id.unwrap_or(placement.pipeline_id),
             "request_id": lead.id.to_string(),
-            "custom_fields_values": custom_fields,
+            "custom_fields_values": custom_field_values(&deal_fields),
             "_embedded": { "contacts": [{ "id": numeric(contact)?, "is_main": true }], "tags": tags },
         });
         // A pipeline chosen by id without a stage starts the deal at that pipeline's first stage.
@@ -259,8 +265,8 @@ pub(super) fn numeric(record: &CrmRef) -> Result<i64, DeliveryError> {
     record.id.parse().map_err(|_| DeliveryError::Misconfigured(format!("{record} is not an amoCRM id")))
 }
 
-/// The deal's custom field values: each configured received field that has a value.
-fn deal_field_values(lead: &Lead, route: &Route) -> Vec<serde_json::Value> {
+/// The deal's custom field values by field id: each configured received field that has a value.
+fn deal_field_values(lead: &Lead, route: &Route) -> BTreeMap<i64, String> {
     route
         .deal_fields
         .iter()
@@ -270,12 +276,12 @@ fn deal_field_values(lead: &Lead, route: &Route) -> Vec<serde_json::Value> {
                 serde_json::Value::Number(number) => number.to_string(),
                 _ => return None,
             };
-            Some(custom_field(*field_id, &value))
+            Some((*field_id, value))
         })
         .collect()
 }
 
-fn custom_field_values(values: &std::collections::BTreeMap<i64, String>) -> Vec<serde_json::Value> {
+fn custom_field_values(values: &BTreeMap<i64, String>) -> Vec<serde_json::Value> {
     values.iter().map(|(field_id, value)| custom_field(*field_id, value)).collect()
 }
 

@@ -1,4 +1,4 @@
-//! The account, its pipelines and its deal fields: `GET /api/v4/account`, `GET /api/v4/leads/pipelines[/{id}]`, `GET /api/v4/leads/custom_fields`.
+//! The account, its pipelines and its deal fields: `GET /api/v4/account`, `GET /api/v4/leads/pipelines[/{id}]`, `GET /api/v4/{leads,contacts}/custom_fields`.
 
 use std::sync::Arc;
 
@@ -27,7 +27,16 @@ pub async fn pipelines(State(shared): State<Arc<Shared>>, Base(base): Base) -> R
 
 /// The deal fields of the account, on one page: the catalog is far smaller than a page.
 pub async fn lead_fields(Base(base): Base) -> Response {
-    let fields: Vec<Value> = crate::catalog::LEAD_FIELDS
+    field_list(&base, crate::catalog::LEAD_FIELDS, "leads")
+}
+
+/// The contact fields, the system ones (`PHONE`, `EMAIL`) among them.
+pub async fn contact_fields(Base(base): Base) -> Response {
+    field_list(&base, crate::catalog::CONTACT_FIELDS, "contacts")
+}
+
+fn field_list(base: &str, catalog: &[crate::catalog::FieldDefinition], entity_type: &str) -> Response {
+    let fields: Vec<Value> = catalog
         .iter()
         .enumerate()
         .map(|(index, field)| {
@@ -43,7 +52,7 @@ pub async fn lead_fields(Base(base): Base) -> Response {
                 "type": field.kind,
                 "code": field.code,
                 "sort": index,
-                "entity_type": "leads",
+                "entity_type": entity_type,
                 "enums": if enums.is_empty() { Value::Null } else { Value::Array(enums) },
             })
         })
@@ -51,7 +60,7 @@ pub async fn lead_fields(Base(base): Base) -> Response {
     hal(json!({
         "_total_items": fields.len(),
         "_page": 1,
-        "_links": links(&base, "/api/v4/leads/custom_fields"),
+        "_links": links(base, &format!("/api/v4/{entity_type}/custom_fields")),
         "_embedded": {"custom_fields": fields},
     }))
 }

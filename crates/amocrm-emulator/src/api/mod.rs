@@ -34,6 +34,7 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/api/v4/users", get(users::list))
         .route("/api/v4/leads/pipelines", get(account::pipelines))
         .route("/api/v4/leads/custom_fields", get(account::lead_fields))
+        .route("/api/v4/contacts/custom_fields", get(account::contact_fields))
         .route("/api/v4/leads/pipelines/{id}", get(account::pipeline))
         .route("/api/v4/leads/pipelines/{id}/statuses", get(account::statuses))
         .route("/api/v4/contacts", get(contacts::list).post(contacts::create).patch(contacts::update_many))

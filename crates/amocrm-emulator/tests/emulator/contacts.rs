@@ -223,3 +223,29 @@ async fn contact_without_a_responsible_user_belongs_to_the_account_first_user() 
     assert_eq!(contact["responsible_user_id"], amocrm_emulator::USER_ID);
     assert_eq!(contact["_embedded"]["tags"], json!([]));
 }
+
+/// The contact fields are listed too, the system phone and e-mail among them; a contact that
+/// fills an id not listed is refused, and nothing is stored.
+#[tokio::test]
+async fn the_contact_fields_the_account_lists_are_the_ones_a_contact_may_fill() {
+    let app = spawn_emulator().await;
+    let listed: Value = app.get("/api/v4/contacts/custom_fields").await.json().await.unwrap();
+    let fields = listed["_embedded"]["custom_fields"].as_array().unwrap();
+    let ids: Vec<u64> = fields.iter().map(|field| field["id"].as_u64().unwrap()).collect();
+    assert!(ids.contains(&POSITION_FIELD_ID), "{listed}");
+    let codes: Vec<&str> = fields.iter().filter_map(|field| field["code"].as_str()).collect();
+    assert!(codes.contains(&"PHONE") && codes.contains(&"EMAIL"), "{listed}");
+    assert!(fields.iter().all(|field| field["entity_type"] == "contacts"));
+
+    let unknown = (1..).map(|id| 900_000 + id).find(|id| !ids.contains(id)).unwrap();
+    let refused = app
+        .post(
+            "/api/v4/contacts",
+            json!([{"name": "x", "custom_fields_values": [{"field_id": unknown, "values": [{"value": "y"}]}]}]),
+        )
+        .await;
+    assert_eq!(refused.status(), 400);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["validation-errors"][0]["errors"][0]["code"], "NotSupportedChoice", "{body}");
+    assert_eq!(app.emulator().contacts_count(), 0);
+}
