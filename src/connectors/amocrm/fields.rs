@@ -9,7 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tokio::sync::{Mutex, RwLock};
+use std::sync::RwLock;
+
+use tokio::sync::Mutex;
 
 use super::client::AmoCrmClient;
 use super::wire::CustomFieldsEmbedded;
@@ -46,6 +48,7 @@ impl FieldsOf {
 /// The ids of one kind of record's custom fields, as last read.
 pub struct FieldCatalog {
     of: FieldsOf,
+    /// Never held across an await: read, copied, let go.
     known: RwLock<Option<(BTreeSet<i64>, Instant)>>,
     /// One read at a time, as for the pipelines and users.
     refreshing: Mutex<()>,
@@ -95,7 +98,7 @@ impl FieldCatalog {
     pub async fn read(&self, client: &AmoCrmClient, calls: &mut Calls) -> Result<BTreeSet<i64>, DeliveryError> {
         let pages: Vec<CustomFieldsEmbedded> = client.get_pages(calls, self.of.path()).await?;
         let ids: BTreeSet<i64> = pages.into_iter().flat_map(|page| page.custom_fields).map(|field| field.id).collect();
-        *self.known.write().await = Some((ids.clone(), Instant::now()));
+        *self.known.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((ids.clone(), Instant::now()));
         Ok(ids)
     }
 
@@ -107,16 +110,16 @@ impl FieldCatalog {
         wanted: &BTreeSet<i64>,
         calls: &mut Calls,
     ) -> Result<BTreeSet<i64>, DeliveryError> {
-        let fresh_enough = |known: &Option<(BTreeSet<i64>, Instant)>| match known {
+        let fresh_enough = || match &*self.known.read().unwrap_or_else(std::sync::PoisonError::into_inner) {
             Some((ids, read_at)) if wanted.is_subset(ids) || read_at.elapsed() < REREAD_AFTER => Some(ids.clone()),
             _ => None,
         };
-        if let Some(ids) = fresh_enough(&*self.known.read().await) {
+        if let Some(ids) = fresh_enough() {
             return Ok(ids);
         }
         let _refreshing = self.refreshing.lock().await;
         // Another lead may have read the list while this one waited.
-        if let Some(ids) = fresh_enough(&*self.known.read().await) {
+        if let Some(ids) = fresh_enough() {
             return Ok(ids);
         }
         self.read(client, calls).await
