@@ -215,6 +215,19 @@ macro_rules! lifecycle_queries {
                     let email = person.email.as_deref().map(str::to_lowercase);
                     let _turn = self.background_turn().await;
                     let mut tx = begin_write(self.writes()).await?;
+                    // A claim locks a client's queue row before its lead; taking the person's queue
+                    // rows first keeps the same order, so the two never wait on each other (on
+                    // PostgreSQL that was a deadlock, and one of them was aborted).
+                    sqlx::query(&format!(
+                        "select phone from client_queue
+                         where phone in (select phone from leads
+                                         where erased_at is null and (phone = $1 or lower(email) = $2))
+                         order by phone {LOCK_ROW}"
+                    ))
+                    .bind(person.e164.as_deref())
+                    .bind(email.as_deref())
+                    .fetch_all(&mut *tx)
+                    .await?;
                     // Locked on PostgreSQL, so a claim on another node either took a lead before
                     // (and it is refused below as in delivery) or skips it until we are done.
                     let found: Vec<(i64, String, String, Option<String>)> = sqlx::query_as(&format!(

@@ -136,6 +136,38 @@ async fn a_lead_being_delivered_refuses_erasure_and_nothing_is_erased() {
     assert!(store.claim_due(10, Duration::from_secs(60)).await.unwrap().is_empty(), "an erased lead is never claimed");
 }
 
+/// An erasure racing the worker's claim for the same person fails neither: either the claim
+/// took a lead first and the erasure is refused as in delivery, or the erasure went first and
+/// nothing of the person is claimed. (With the two taking the client's queue row and its leads
+/// in opposite orders, PostgreSQL aborted one of them as a deadlock.)
+#[tokio::test]
+async fn an_erasure_racing_a_claim_of_the_same_person_fails_neither() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig { url: store_url(dir.path()), durability: Durability::ProcessCrash, max_connections: 4 };
+    let store = Store::open(&config).await.unwrap();
+    for round in 0..40 {
+        let phone = format!("+7 912 300-{round:02}-00");
+        store.insert_leads(&[new_lead(&phone), new_lead(&phone)]).await.unwrap();
+        let person = Person { e164: Some(format!("+7912300{round:02}00")), email: None };
+        let (claimed, erased) =
+            tokio::join!(store.claim_due(10, Duration::from_secs(60)), store.erase_person(&person, "test"));
+        let claimed = claimed.unwrap_or_else(|error| panic!("round {round}: the claim failed: {error}"));
+        let erased = erased.unwrap_or_else(|error| panic!("round {round}: the erasure failed: {error}"));
+        // Earlier rounds' second leads are claimed too, once their client is free.
+        let of_person = claimed.iter().filter(|claim| Some(claim.lead.fields.phone.e164()) == person.e164.as_deref());
+        match erased {
+            Erasure::InDelivery(1) => assert_eq!(of_person.count(), 1, "round {round}"),
+            Erasure::Erased { leads: 2, .. } => {
+                assert_eq!(of_person.count(), 0, "round {round}: an erased lead was claimed")
+            }
+            other => panic!("round {round}: {other:?}"),
+        }
+        for claim in claimed {
+            store.mark_dead(&claim.lease, "test", &[]).await.unwrap();
+        }
+    }
+}
+
 #[tokio::test]
 async fn erasing_a_number_removes_the_events_of_its_calls_in_the_pbx_spelling_and_closes_open_ones() {
     let dir = tempfile::tempdir().unwrap();
