@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -45,8 +46,9 @@ pub async fn show(State(state): State<AppState>, _: Admin, Path(id): Path<String
     Ok(Json(body))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct ByPhone {
+    /// The client's number, in any usual spelling.
     phone: String,
 }
 
@@ -63,8 +65,31 @@ pub async fn by_phone(
     _: Admin,
     Query(query): Query<ByPhone>,
 ) -> Result<Json<Value>, ApiError> {
+    calls_of(&state, &query.phone).await
+}
+
+/// `POST /api/v1/calls/search` `{"phone": "…"}`: the same list, with the number kept out of the
+/// URL (and so out of proxies' access logs and shell histories).
+#[utoipa::path(post, path = "/api/v1/calls/search", tag = "operators", security(("admin_token" = [])),
+    request_body = ByPhone,
+    responses(
+        (status = 200, description = "`{phone, calls}`: the newest 100 calls"),
+        (status = 400, description = "Not a phone number, or not JSON of this shape", body = crate::http::openapi::ErrorBody),
+        (status = 401, description = "No admin token", body = crate::http::openapi::ErrorBody),
+    ))]
+pub async fn search(
+    State(state): State<AppState>,
+    _: Admin,
+    body: Result<Json<ByPhone>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    // serde's own message may quote the value sent, which is a phone number.
+    let Json(query) = body.map_err(|_| ApiError::Invalid("ожидается JSON {\"phone\": …}".into()))?;
+    calls_of(&state, &query.phone).await
+}
+
+async fn calls_of(state: &AppState, phone: &str) -> Result<Json<Value>, ApiError> {
     let phone =
-        Phone::parse(&query.phone, state.phone_region).map_err(|error| ApiError::Invalid(format!("phone: {error}")))?;
+        Phone::parse(phone, state.phone_region).map_err(|error| ApiError::Invalid(format!("phone: {error}")))?;
     let calls = state.store.calls_of_phone(phone.e164(), LIMIT).await?;
     let listed: Vec<Value> = calls.iter().map(|lead| call_report(lead, report(lead, &[]))).collect();
     Ok(Json(json!({ "phone": phone.e164(), "calls": listed })))

@@ -23,7 +23,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::intake;
-pub use state::{AppState, MAX_BODY_BYTES};
+pub use state::{AppState, MAX_BODY_BYTES, StateParts};
 
 /// Every route of a node that accepts requests; `health` (`/healthz`, `/readyz`) comes with its
 /// own state. Errors of the router itself (no such route, a wrong method) get the JSON shape.
@@ -45,6 +45,7 @@ pub fn router(state: AppState, health: OpenApiRouter) -> Router {
         .routes(routes!(admin::retry))
         .routes(routes!(erasures::erase))
         .routes(routes!(calls::by_phone, calls::start))
+        .routes(routes!(calls::search))
         .routes(routes!(calls::live))
         .routes(routes!(calls::show))
         .routes(routes!(intake::zap::accept_by_listing))

@@ -32,6 +32,7 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("get", "/calls/{id}/recording"),
     ("get", "/api/v1/calls"),
     ("post", "/api/v1/calls"),
+    ("post", "/api/v1/calls/search"),
     ("get", "/api/v1/calls/live"),
     ("get", "/api/v1/calls/{id}"),
     ("get", "/metrics"),

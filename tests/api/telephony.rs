@@ -369,8 +369,21 @@ async fn an_operator_reads_a_call_with_its_events_and_a_client_s_calls_by_phone(
         .unwrap();
     assert_eq!(listed["phone"], "+79161234567");
     assert_eq!(listed["calls"][0]["id"], lead.id.0);
+    // The same list without the number in the URL.
+    let search =
+        |body: Value| http.post(format!("{}/api/v1/calls/search", run.base)).bearer_auth(ADMIN_TOKEN).json(&body);
+    let searched: Value = search(json!({"phone": "+7 916 123 45 67"})).send().await.unwrap().json().await.unwrap();
+    assert_eq!(searched, listed);
+    let refused = search(json!({"phone": 79161234567_i64})).send().await.unwrap();
+    assert_eq!(refused.status(), 400);
+    let message = refused.text().await.unwrap();
+    assert!(message.contains("phone") && !message.contains("9161234567"), "the number is not echoed: {message}");
+    let not_a_number = search(json!({"phone": "позвоните мне"})).send().await.unwrap();
+    assert_eq!(not_a_number.status(), 400);
     let anonymous = http.get(format!("{}/api/v1/calls/{}", run.base, lead.id)).send().await.unwrap();
     assert_eq!(anonymous.status(), 401);
+    let anonymous = http.post(format!("{}/api/v1/calls/search", run.base)).json(&json!({"phone": "+79161234567"}));
+    assert_eq!(anonymous.send().await.unwrap().status(), 401);
 }
 
 /// A rule of the number the client called overrides the source's options: the source makes
