@@ -18,9 +18,9 @@ use leadgate::config::{
     SourceFeedback, SourceKind, StoreConfig,
 };
 use leadgate::domain::{LeadId, LeadStatus, Phone, PhoneRegion, SourceId};
-use leadgate::http::AppState;
 use leadgate::http::error::ApiError;
 use leadgate::http::source_auth::AuthenticatedSource;
+use leadgate::http::{AppState, StateParts};
 use leadgate::notify::address_guard::AddressGuard;
 use leadgate::pbx::recording_link::RecordingLinks;
 use leadgate::startup::{App, Role};
@@ -135,7 +135,16 @@ impl IntakeServer {
         let files = FileStore::open(&dir.path().join("files"), "bench".to_owned(), files_url.clone()).await?;
         let recordings = RecordingLinks::new("bench".to_owned().into(), files_url);
         let sources = vec![bench_source()];
-        let state = AppState::new(store, writer, PhoneRegion::RUSSIA, sources, guard, None, files, recordings);
+        let state = AppState::from(StateParts::new(
+            store,
+            writer,
+            PhoneRegion::RUSSIA,
+            sources,
+            guard,
+            None,
+            files,
+            recordings,
+        ));
         // The router arrives with its state already applied, so the extra route gets the
         // source keys the authentication extractor needs on its own.
         let source_keys = state.source_keys.clone();

@@ -19,6 +19,9 @@ const DELIVERY_BUCKETS: [f64; 12] = [0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 
 /// Seconds of one HTTP exchange, ours or a CRM's.
 const REQUEST_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
+/// How often histogram samples are folded into their buckets.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Installs the process's recorder once and returns the handle that renders it; later calls
@@ -36,6 +39,19 @@ pub fn install() -> PrometheusHandle {
             let handle = recorder.handle();
             // Fails only when another recorder was installed first, which nothing here does.
             let _ = metrics::set_global_recorder(recorder);
+            // A histogram keeps every sample until they are folded into its buckets, which only
+            // a scrape or this upkeep does: without it a gateway nobody scrapes grows by every
+            // request it answers.
+            let upkeep = handle.clone();
+            let spawned = std::thread::Builder::new().name("metrics-upkeep".to_owned()).spawn(move || {
+                loop {
+                    std::thread::sleep(UPKEEP_EVERY);
+                    upkeep.run_upkeep();
+                }
+            });
+            if let Err(error) = spawned {
+                tracing::warn!(%error, "could not start the metrics' upkeep; histograms are folded at each scrape only");
+            }
             handle
         })
         .clone()

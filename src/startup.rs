@@ -15,7 +15,7 @@ use crate::config::{Config, Retention, RetryPolicy, SourceConfig, SourceFeedback
 use crate::connectors::Connector;
 use crate::delivery::Deliverer;
 use crate::domain::SourceId;
-use crate::http::{self, AppState};
+use crate::http::{self, AppState, StateParts};
 use crate::intake::calls::CallAssembler;
 use crate::notify::address_guard::AddressGuard;
 use crate::notify::alerts::AlertWorker;
@@ -183,7 +183,7 @@ impl App {
         let files = FileStore::open(&files_dir, link_secret, files_url.clone()).await?;
         let recording_secret = store.generated_setting("recording_link_secret", generate_key).await?;
         let recording_links = RecordingLinks::new(SecretString::from(recording_secret), files_url);
-        let mut state = AppState::new(
+        let mut state = StateParts::new(
             store.clone(),
             writer,
             phone_region,
@@ -198,6 +198,7 @@ impl App {
         state.trusted_proxies = trusted_proxies.into();
         let connectors = Arc::new(connectors);
         state.connectors = Arc::clone(&connectors);
+        let state = AppState::from(state);
         let deliverer = Deliverer {
             store: store.clone(),
             connectors: Arc::clone(&connectors),

@@ -19,8 +19,26 @@ use crate::store::{FileStore, LeadWriter, Store};
 /// Larger bodies are refused with 413 before they are read.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// Every handler and middleware takes its own clone of the state, several per request, so a
+/// clone is one reference count; the parts are built once, in [`StateParts`].
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<StateParts>);
+
+impl std::ops::Deref for AppState {
+    type Target = StateParts;
+
+    fn deref(&self) -> &StateParts {
+        &self.0
+    }
+}
+
+impl From<StateParts> for AppState {
+    fn from(parts: StateParts) -> Self {
+        Self(Arc::new(parts))
+    }
+}
+
+pub struct StateParts {
     pub store: Store,
     pub writer: LeadWriter,
     pub phone_region: PhoneRegion,
@@ -52,7 +70,7 @@ impl FromRef<AppState> for SourceKeys {
     }
 }
 
-impl AppState {
+impl StateParts {
     #[expect(clippy::too_many_arguments, reason = "each part is made by a different piece of start-up")]
     pub fn new(
         store: Store,
