@@ -6,11 +6,10 @@
 //! and its history in the gateway keep every field it came with.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use std::sync::RwLock;
-
 use tokio::sync::Mutex;
 
 use super::client::AmoCrmClient;
