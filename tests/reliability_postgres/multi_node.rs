@@ -2,8 +2,9 @@
 //! the CRM's budget shared; idempotency across nodes; `store copy`; a newer database refused.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +25,7 @@ use crate::load::post_all;
 const LEADS: usize = 2000;
 /// The CRM budget every node shares; three workers each keeping only their own would triple it.
 const BUDGET: u32 = 150;
+const CONSOLE_PASSWORD: &str = "a long passphrase for anna";
 
 async fn open_store(url: &str) -> Store {
     let config = StoreConfig { url: url.to_owned(), durability: Durability::ProcessCrash, max_connections: 2 };
@@ -152,6 +154,14 @@ async fn store_copy_moves_every_lead_with_its_history_to_postgres() {
     let histories: Vec<Value> =
         futures::future::join_all(before.iter().map(|id| get_lead(&http, &base, SOURCE_KEY, *id))).await;
     gateway.terminate(Duration::from_secs(10)).unwrap();
+    let mut add_user = Command::new(TestProcess::BINARY)
+        .args(["users", "add", "anna", "--role", "admin"])
+        .env("LEADGATE_STORE__URL", &sqlite_url)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    add_user.stdin.take().unwrap().write_all(format!("{CONSOLE_PASSWORD}\n").as_bytes()).unwrap();
+    assert!(add_user.wait().unwrap().success());
 
     let database = fresh_database(dir.path());
     let output = Command::new(TestProcess::BINARY)
@@ -184,6 +194,21 @@ async fn store_copy_moves_every_lead_with_its_history_to_postgres() {
         .unwrap();
     let new_id = response.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
     assert!(new_id > *before.iter().max().unwrap(), "a new lead must not reuse a copied id");
+
+    // The console's user came along: she logs in on PostgreSQL with the password she had.
+    let browser =
+        reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let form = browser.get(format!("{moved_base}/admin/login")).send().await.unwrap().text().await.unwrap();
+    let marker = r#"name="csrf" value=""#;
+    let csrf = form[form.find(marker).unwrap() + marker.len()..].split('"').next().unwrap().to_owned();
+    let logged_in = browser
+        .post(format!("{moved_base}/admin/login"))
+        .form(&[("csrf", csrf.as_str()), ("username", "anna"), ("password", CONSOLE_PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logged_in.status(), reqwest::StatusCode::SEE_OTHER, "anna logs in after the move");
+    assert_eq!(logged_in.headers()[reqwest::header::LOCATION], "/admin/leads");
 }
 
 #[tokio::test]
