@@ -318,7 +318,7 @@ fn row(lead: &Lead, t: &super::texts::Texts) -> Row {
         id: lead.id.0,
         received: moment(lead.created_at),
         source: lead.fields.source.0.clone(),
-        name: lead.fields.name.clone(),
+        name: if lead.erased_at.is_some() { t.erased.to_owned() } else { lead.fields.name.clone() },
         phone: lead.fields.phone.e164().to_owned(),
         status: t.status(lead.status),
         status_class: lead.status.as_str(),

@@ -71,6 +71,8 @@ struct LeadPage {
     status: &'static str,
     status_class: &'static str,
     received: String,
+    /// When the person's data was erased; the lead keeps only its tombstone.
+    erased: Option<String>,
     name: String,
     phone: String,
     phone_raw: String,
@@ -127,6 +129,7 @@ pub async fn show(
         status: t.status(lead.status),
         status_class: lead.status.as_str(),
         received: moment(lead.created_at),
+        erased: lead.erased_at.map(moment),
         name: fields.name.clone(),
         phone: fields.phone.e164().to_owned(),
         phone_raw: if admin { fields.phone.raw().to_owned() } else { String::new() },

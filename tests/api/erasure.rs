@@ -5,11 +5,13 @@ use std::process::Command;
 use std::time::Duration;
 
 use leadgate::config::{Durability, StoreConfig};
+use leadgate::domain::operator::Role;
 use leadgate::domain::{Direction, LeadId, LegEvent, LegEventKind, SourceId};
 use leadgate::store::Store;
 use leadgate::store::lifecycle::{Erasure, Person};
 use serde_json::{Value, json};
 
+use crate::console::{ADMIN, Visitor, add_user, console_config};
 use crate::helpers::{ADMIN_TOKEN, Setup, TestProcess, feedback_form, spawn_app_with, store_url};
 use crate::queue::new_lead;
 use crate::raw_db::RawDb;
@@ -34,7 +36,8 @@ async fn traces(raw: &RawDb) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn erasing_a_person_leaves_no_trace_of_their_phone_or_email_and_keeps_tombstones_and_others() {
-    let app = spawn_app_with(Setup { form: Some(feedback_form()), ..Setup::default() }).await;
+    let setup = Setup { form: Some(feedback_form()), console: Some(console_config()), ..Setup::default() };
+    let app = spawn_app_with(setup).await;
     let by_phone = app
         .accept(json!({
             "name": "Ольга Стёркина", "phone": "+7 (912) 345-67-89", "email": "Olga.Erase@Example.ru",
@@ -111,6 +114,18 @@ async fn erasing_a_person_leaves_no_trace_of_their_phone_or_email_and_keeps_tomb
     let line = stdout.lines().find(|line| line.trim_start().starts_with(&format!("{by_phone} ")));
     let line = line.unwrap_or_else(|| panic!("lead {by_phone} is not listed: {stdout}{stderr}"));
     assert!(line.contains("(erased)") && line.contains("approved"), "{line}");
+
+    // The console says so, where the name used to be.
+    add_user(&app, ADMIN, Role::Admin).await;
+    let admin = Visitor::new(&app);
+    admin.log_in(ADMIN).await;
+    let list = admin.page("/admin/leads").await;
+    let row = &list[list.find(&format!("/admin/leads/{by_phone}\"")).expect("the tombstone is listed")..];
+    assert!(row[..row.find("</tr>").unwrap()].contains("Персональные данные удалены"), "{row}");
+    let page = admin.page(&format!("/admin/leads/{by_phone}")).await;
+    assert!(page.contains(r#"id="erased""#) && !page.contains("Ольга"), "{page}");
+    let untouched = admin.page(&format!("/admin/leads/{someone_else}")).await;
+    assert!(!untouched.contains(r#"id="erased""#) && untouched.contains("Пётр"));
     app.stop().await;
 }
 
