@@ -33,6 +33,7 @@ mod retention;
 mod serve_defaults;
 mod session_crm;
 mod smtp_sink;
+mod storage;
 mod telephony;
 mod ticket_number;
 mod unavailable;
