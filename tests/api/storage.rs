@@ -12,7 +12,6 @@ const WAL_SIZE_KEPT: u64 = 64 * 1024 * 1024;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_wal_a_burst_of_leads_grew_shrinks_once_the_burst_is_over() {
-    let _alone = crate::helpers::MACHINE_WIDE.lock().await;
     let app = spawn_app().await;
     let wal = PathBuf::from(format!("{}-wal", app.store_url.trim_start_matches("sqlite://")));
     let wal_size = || std::fs::metadata(&wal).map_or(0, |metadata| metadata.len());
