@@ -14,7 +14,7 @@ use reqwest::header::{HeaderMap, LOCATION};
 use secrecy::SecretString;
 use serde_json::json;
 
-use crate::helpers::{ADMIN_TOKEN, Setup, TestApp, TestProcess, poll_until, spawn_app_with};
+use crate::helpers::{ADMIN_TOKEN, Setup, TestApp, TestProcess, csrf_of, poll_until, spawn_app_with};
 
 pub const ADMIN: &str = "anna";
 pub const VIEWER: &str = "boris";
@@ -91,12 +91,6 @@ impl Visitor {
         assert_eq!(response.headers()[LOCATION], "/admin/leads");
         csrf_of(&self.page("/admin/leads").await)
     }
-}
-
-/// The CSRF token of the first form on the page.
-pub fn csrf_of(html: &str) -> String {
-    let start = html.find(r#"name="csrf" value=""#).expect("a form with a CSRF token") + r#"name="csrf" value=""#.len();
-    html[start..start + html[start..].find('"').unwrap()].to_owned()
 }
 
 /// Every address the page links to, posts to, or loads.

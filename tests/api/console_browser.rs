@@ -207,15 +207,7 @@ async fn the_call_card_pops_up_while_the_operator_s_extension_rings_and_the_call
     );
     let gateway = crate::helpers::TestProcess::serve(dir.path(), &config).await;
     let base = format!("http://{}", gateway.address);
-    let mut users = std::process::Command::new(crate::helpers::TestProcess::BINARY)
-        .args(["users", "add", ADMIN, "--role", "admin"])
-        .env("LEADGATE_STORE__URL", crate::helpers::store_url(dir.path()))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(users.stdin.as_mut().unwrap(), format!("{PASSWORD}\n").as_bytes()).unwrap();
-    assert!(users.wait().unwrap().success());
+    crate::helpers::add_user_by_command(&crate::helpers::store_url(dir.path()), ADMIN, "admin", PASSWORD);
 
     let browser = Browser::start().await;
     browser.client().goto(&format!("{base}/admin/login")).await.unwrap();

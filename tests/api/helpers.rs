@@ -483,6 +483,26 @@ pub fn store_url(dir: &Path) -> String {
     postgres_database(dir)
 }
 
+/// Adds a console user with `leadgate users add`, the password given on standard input as a
+/// provisioning script would, to the store at `store_url`.
+pub fn add_user_by_command(store_url: &str, name: &str, role: &str, password: &str) {
+    let mut users = Command::new(TestProcess::BINARY)
+        .args(["users", "add", name, "--role", role])
+        .env("LEADGATE_STORE__URL", store_url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(users.stdin.as_mut().unwrap(), format!("{password}\n").as_bytes()).unwrap();
+    assert!(users.wait().unwrap().success(), "users add {name}");
+}
+
+/// The CSRF token of the first form on the page.
+pub fn csrf_of(html: &str) -> String {
+    let start = html.find(r#"name="csrf" value=""#).expect("a form with a CSRF token") + r#"name="csrf" value=""#.len();
+    html[start..start + html[start..].find('"').unwrap()].to_owned()
+}
+
 /// A PostgreSQL database named after `dir`, created on first use, on `LEADGATE_TEST_POSTGRES`.
 pub fn postgres_database(dir: &Path) -> String {
     let server =

@@ -2,9 +2,8 @@
 //! the CRM's budget shared; idempotency across nodes; `store copy`; a newer database refused.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +17,10 @@ use tokio::sync::watch;
 use crate::audit::CrmAudit;
 use crate::crash_storm::busiest_second;
 use crate::gateway::gateway_config;
-use crate::helpers::{SOURCE_KEY, TestProcess, get_lead, lead, poll_until, postgres_database, spawn_emulator};
+use crate::helpers::{
+    SOURCE_KEY, TestProcess, add_user_by_command, csrf_of, get_lead, lead, poll_until, postgres_database,
+    spawn_emulator,
+};
 use crate::lead_plan::LeadPlan;
 use crate::load::post_all;
 
@@ -154,14 +156,7 @@ async fn store_copy_moves_every_lead_with_its_history_to_postgres() {
     let histories: Vec<Value> =
         futures::future::join_all(before.iter().map(|id| get_lead(&http, &base, SOURCE_KEY, *id))).await;
     gateway.terminate(Duration::from_secs(10)).unwrap();
-    let mut add_user = Command::new(TestProcess::BINARY)
-        .args(["users", "add", "anna", "--role", "admin"])
-        .env("LEADGATE_STORE__URL", &sqlite_url)
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    add_user.stdin.take().unwrap().write_all(format!("{CONSOLE_PASSWORD}\n").as_bytes()).unwrap();
-    assert!(add_user.wait().unwrap().success());
+    add_user_by_command(&sqlite_url, "anna", "admin", CONSOLE_PASSWORD);
 
     let database = fresh_database(dir.path());
     let output = Command::new(TestProcess::BINARY)
@@ -199,8 +194,7 @@ async fn store_copy_moves_every_lead_with_its_history_to_postgres() {
     let browser =
         reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let form = browser.get(format!("{moved_base}/admin/login")).send().await.unwrap().text().await.unwrap();
-    let marker = r#"name="csrf" value=""#;
-    let csrf = form[form.find(marker).unwrap() + marker.len()..].split('"').next().unwrap().to_owned();
+    let csrf = csrf_of(&form);
     let logged_in = browser
         .post(format!("{moved_base}/admin/login"))
         .form(&[("csrf", csrf.as_str()), ("username", "anna"), ("password", CONSOLE_PASSWORD)])
